@@ -1,0 +1,67 @@
+"""movierec: movie recommenders from pluggable models, on the MovieLens data.
+
+Light parts are imported here; the Spark, Surprise and SageMaker adapters are imported on first
+use, so ``import movierec`` loads none of pyspark, surprise, boto3 or sagemaker.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from movierec._version import __version__
+from movierec.base import Recommender
+from movierec.baseline import BiasedBaseline
+from movierec.datasets import Fold, MovieLens, download_movielens, load_movielens, official_folds
+from movierec.ensemble import WeightedEnsemble
+from movierec.exceptions import (
+    BackendError,
+    ChecksumError,
+    DatasetError,
+    DataValidationError,
+    MovieRecError,
+    MovieRecWarning,
+    NotFittedError,
+)
+from movierec.split import random_split, stratified_split, temporal_split
+
+_LAZY = {
+    "SparkALS": "movierec.adapters.spark_als",
+    "SurpriseSVD": "movierec.adapters.surprise_svd",
+    "SageMakerFM": "movierec.adapters.sagemaker_fm",
+}
+
+__all__ = [
+    "__version__",
+    "Recommender",
+    "BiasedBaseline",
+    "WeightedEnsemble",
+    *_LAZY,
+    "MovieLens",
+    "Fold",
+    "load_movielens",
+    "official_folds",
+    "download_movielens",
+    "random_split",
+    "stratified_split",
+    "temporal_split",
+    "MovieRecError",
+    "NotFittedError",
+    "DataValidationError",
+    "DatasetError",
+    "ChecksumError",
+    "BackendError",
+    "MovieRecWarning",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'movierec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,135 @@
+"""Boundary checks for ratings frames and common arguments.
+
+Every check raises a :class:`DataValidationError` whose message names the column and shows one bad
+row, and none of them modifies or drops the caller's data.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from movierec.exceptions import DataValidationError
+
+USER, ITEM, RATING, TIMESTAMP = "userId", "movieId", "rating", "timestamp"
+RATINGS_COLUMNS = (USER, ITEM, RATING, TIMESTAMP)
+
+
+def _example(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
+    mask = np.asarray(mask, dtype=bool)
+    count = int(mask.sum())
+    label = frame.index[np.flatnonzero(mask)[0]]
+    row = frame.loc[label]
+    row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+    return f"{count} row(s), e.g. row {label!r}: {row.to_dict()}"
+
+
+def _check_frame(frame: Any, name: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise DataValidationError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    if frame.empty:
+        raise DataValidationError(f"{name} is empty: it needs at least one row")
+
+
+def _check_ids(frame: pd.DataFrame, column: str, name: str) -> None:
+    values = frame[column]
+    if values.isna().any():
+        raise DataValidationError(f"{name}.{column} has missing ids in {_example(frame, values.isna())}")
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
+        raise DataValidationError(
+            f"{name}.{column} must hold integer or string ids, got dtype {dtype} "
+            f"in {_example(frame, np.ones(len(frame), dtype=bool))}"
+        )
+    if pd.api.types.is_integer_dtype(dtype) or (pd.api.types.is_string_dtype(dtype) and dtype != object):
+        return
+    bad = ~values.map(lambda v: isinstance(v, (str, numbers.Integral)) and not isinstance(v, bool))
+    if bad.any():
+        raise DataValidationError(
+            f"{name}.{column} must hold integer or string ids; bad values in {_example(frame, bad)}"
+        )
+
+
+def _check_numeric(frame: pd.DataFrame, column: str, name: str) -> None:
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(values.dtype):
+        raise DataValidationError(
+            f"{name}.{column} must be numeric, got dtype {values.dtype} "
+            f"in {_example(frame, np.ones(len(frame), dtype=bool))}"
+        )
+    bad = ~np.isfinite(values.to_numpy(dtype=float))
+    if bad.any():
+        raise DataValidationError(f"{name}.{column} has NaN or infinite values in {_example(frame, bad)}")
+
+
+def check_ratings(ratings: Any, *, name: str = "ratings") -> pd.DataFrame:
+    """Return ``ratings`` unchanged after checking it is a valid ratings frame.
+
+    Columns must be ``userId, movieId, rating`` and optionally ``timestamp``; ids integers or
+    strings; ratings finite numbers; no duplicate (userId, movieId) pair; at least one row.
+    """
+    _check_frame(ratings, name)
+    missing = [c for c in (USER, ITEM, RATING) if c not in ratings.columns]
+    if missing:
+        raise DataValidationError(
+            f"{name} is missing column(s) {missing}; it has {list(ratings.columns)} "
+            f"(expected {list(RATINGS_COLUMNS[:3])} and optionally 'timestamp')"
+        )
+    extra = [c for c in ratings.columns if c not in RATINGS_COLUMNS]
+    if extra:
+        raise DataValidationError(
+            f"{name} has unexpected column(s) {extra}; allowed are {list(RATINGS_COLUMNS)}"
+        )
+    _check_ids(ratings, USER, name)
+    _check_ids(ratings, ITEM, name)
+    _check_numeric(ratings, RATING, name)
+    if TIMESTAMP in ratings.columns and ratings[TIMESTAMP].isna().any():
+        raise DataValidationError(
+            f"{name}.{TIMESTAMP} has missing values in {_example(ratings, ratings[TIMESTAMP].isna())}"
+        )
+    dup = ratings.duplicated([USER, ITEM], keep="first")
+    if dup.any():
+        raise DataValidationError(f"{name} has duplicate (userId, movieId) pairs in {_example(ratings, dup)}")
+    return ratings
+
+
+def check_pairs(pairs: Any, *, name: str = "pairs") -> pd.DataFrame:
+    """Return ``pairs`` unchanged after checking it has valid ``userId`` and ``movieId`` columns.
+
+    Other columns (a ``rating`` to compare against, say) are allowed and ignored.
+    """
+    _check_frame(pairs, name)
+    missing = [c for c in (USER, ITEM) if c not in pairs.columns]
+    if missing:
+        raise DataValidationError(
+            f"{name} is missing column(s) {missing}; it has {list(pairs.columns)}"
+        )
+    _check_ids(pairs, USER, name)
+    _check_ids(pairs, ITEM, name)
+    return pairs
+
+
+def check_n(n: Any, name: str = "n") -> int:
+    """Return ``n`` after checking it is a positive int."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+        raise DataValidationError(f"{name} must be a positive int, got {n!r}")
+    return int(n)
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """Return ``value`` after checking it lies strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise DataValidationError(f"{name} must be a float strictly between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """Return ``value`` after checking it is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise DataValidationError(f"{name} must be one of {choices}, got {value!r}")
+    return value

@@ -1,0 +1,1 @@
+"""Adapters that wrap outside libraries as movierec Recommenders (imported lazily)."""

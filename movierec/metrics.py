@@ -1,0 +1,146 @@
+"""Rating metrics (RMSE, MAE) and top-N ranking metrics at k.
+
+Ranking metrics follow Microsoft Recommenders' ``python_evaluation``: binary relevance (a movie
+is relevant to a user when the (user, movie) pair is in the test frame, or its rating is at least
+``threshold``), averaged over users that have both recommendations and at least one relevant
+movie; nDCG uses a log2 discount, ``1 / log2(rank + 1)``; MAP@k divides each user's sum of
+precisions at hits by ``min(n_relevant, k)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_pairs
+from movierec.exceptions import DataValidationError
+
+__all__ = [
+    "rmse",
+    "mae",
+    "precision_at_k",
+    "recall_at_k",
+    "ndcg_at_k",
+    "map_at_k",
+    "coverage",
+    "ranking_metrics",
+]
+
+
+def _paired(y_true: Any, y_pred: Any, missing: str) -> tuple[np.ndarray, np.ndarray]:
+    check_choice(missing, "missing", ("error", "drop"))
+    true = np.asarray(y_true, dtype=np.float64).ravel()
+    pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    if true.shape != pred.shape:
+        raise DataValidationError(f"y_true has {true.size} values but y_pred has {pred.size}")
+    if not np.isfinite(true).all():
+        raise DataValidationError("y_true has NaN or infinite values")
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        if missing == "error":
+            raise DataValidationError(
+                f"y_pred has {int(bad.sum())} NaN or infinite values (first at position "
+                f"{int(np.flatnonzero(bad)[0])}); pass missing='drop' to skip them"
+            )
+        true, pred = true[~bad], pred[~bad]
+    if true.size == 0:
+        raise DataValidationError("no (y_true, y_pred) values to score")
+    return true, pred
+
+
+def rmse(y_true: Any, y_pred: Any, *, missing: Literal["error", "drop"] = "error") -> float:
+    """Return the root mean squared error; NaN predictions raise unless ``missing="drop"``."""
+    true, pred = _paired(y_true, y_pred, missing)
+    return float(np.sqrt(np.mean((true - pred) ** 2)))
+
+
+def mae(y_true: Any, y_pred: Any, *, missing: Literal["error", "drop"] = "error") -> float:
+    """Return the mean absolute error; NaN predictions raise unless ``missing="drop"``."""
+    true, pred = _paired(y_true, y_pred, missing)
+    return float(np.mean(np.abs(true - pred)))
+
+
+def _hits(recommendations: pd.DataFrame, test: pd.DataFrame, k: int, threshold: float | None):
+    """Return per-user (hit ranks frame, relevant counts) over the users the metrics average."""
+    k = check_n(k, "k")
+    check_pairs(recommendations, name="recommendations")
+    check_pairs(test, name="test")
+    recs = recommendations
+    if "rank" not in recs.columns:
+        if "score" not in recs.columns:
+            raise DataValidationError("recommendations need a 'rank' or a 'score' column")
+        recs = recs.sort_values([USER, "score", ITEM], ascending=[True, False, True], kind="stable")
+        recs = recs.assign(rank=recs.groupby(USER, sort=False).cumcount() + 1)
+    recs = recs.loc[recs["rank"] <= k, [USER, ITEM, "rank"]]
+    relevant = test
+    if threshold is not None:
+        if RATING not in test.columns:
+            raise DataValidationError("threshold needs a 'rating' column in test")
+        relevant = test[test[RATING] >= threshold]
+    relevant = relevant[[USER, ITEM]].drop_duplicates()
+    n_relevant = relevant.groupby(USER).size()
+    users = n_relevant.index.intersection(pd.Index(recs[USER].unique()))
+    if len(users) == 0:
+        raise DataValidationError("no user has both recommendations and relevant test movies")
+    hits = recs.merge(relevant, on=[USER, ITEM], how="inner")
+    hits = hits[hits[USER].isin(users)]
+    return hits, n_relevant.loc[users], k
+
+
+def _per_user(values: pd.Series, users: pd.Index) -> float:
+    return float(values.reindex(users).fillna(0.0).mean())
+
+
+def precision_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
+    """Return the mean over users of (relevant movies in the top ``k``) / ``k``."""
+    hits, n_relevant, k = _hits(recommendations, test, k, threshold)
+    return _per_user(hits.groupby(USER).size() / k, n_relevant.index)
+
+
+def recall_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
+    """Return the mean over users of (relevant movies in the top ``k``) / (relevant movies)."""
+    hits, n_relevant, _ = _hits(recommendations, test, k, threshold)
+    return _per_user(hits.groupby(USER).size() / n_relevant, n_relevant.index)
+
+
+def ndcg_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
+    """Return the mean normalized discounted cumulative gain at ``k`` (binary gains, log2 discount)."""
+    hits, n_relevant, k = _hits(recommendations, test, k, threshold)
+    dcg = (1.0 / np.log2(hits["rank"] + 1)).groupby(hits[USER]).sum()
+    discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    idcg = pd.Series(discounts[np.minimum(n_relevant.to_numpy(), k) - 1], index=n_relevant.index)
+    return _per_user(dcg / idcg, n_relevant.index)
+
+
+def map_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
+    """Return the mean average precision at ``k`` (sum of precision at each hit / min(relevant, k))."""
+    hits, n_relevant, k = _hits(recommendations, test, k, threshold)
+    hits = hits.sort_values([USER, "rank"])
+    precision_at_hit = (hits.groupby(USER).cumcount() + 1) / hits["rank"]
+    total = precision_at_hit.groupby(hits[USER]).sum()
+    return _per_user(total / np.minimum(n_relevant, k), n_relevant.index)
+
+
+def coverage(recommendations: pd.DataFrame, catalogue: Iterable[Any] | pd.DataFrame) -> float:
+    """Return the share of the catalogue's movies that appear in at least one recommendation list.
+
+    ``catalogue`` is an iterable of movie ids or a frame with a ``movieId`` column.
+    """
+    check_pairs(recommendations, name="recommendations")
+    movies = pd.Index(catalogue[ITEM] if isinstance(catalogue, pd.DataFrame) else list(catalogue)).unique()
+    if len(movies) == 0:
+        raise DataValidationError("catalogue is empty")
+    return float(movies.isin(recommendations[ITEM].unique()).mean())
+
+
+def ranking_metrics(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> dict[str, float]:
+    """Return precision, recall, nDCG and MAP at ``k`` in one dict."""
+    return {
+        f"precision@{k}": precision_at_k(recommendations, test, k, threshold=threshold),
+        f"recall@{k}": recall_at_k(recommendations, test, k, threshold=threshold),
+        f"ndcg@{k}": ndcg_at_k(recommendations, test, k, threshold=threshold),
+        f"map@{k}": map_at_k(recommendations, test, k, threshold=threshold),
+    }

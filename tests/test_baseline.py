@@ -1,0 +1,61 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from movierec import BiasedBaseline
+from movierec.testing import RecommenderContract
+
+
+class TestBiasedBaselineContract(RecommenderContract):
+    def make_model(self):
+        return BiasedBaseline()
+
+
+def test_biases_solve_the_damped_least_squares_problem():
+    # One sweep with no item damping on a tiny frame, checked by hand.
+    ratings = pd.DataFrame({"userId": [1, 1, 2], "movieId": [1, 2, 1], "rating": [5.0, 3.0, 1.0]})
+    model = BiasedBaseline(damping=(0.0, 0.0), n_iter=1).fit(ratings)
+    mu = 3.0
+    assert model.global_mean_ == mu
+    np.testing.assert_allclose(model.user_bias_, [1.0, -2.0])  # (2+0)/2, (-2)/1
+    np.testing.assert_allclose(model.item_bias_, [(5 - 3 - 1 + 1 - 3 + 2) / 2, 3 - 3 - 1])
+
+
+def test_damping_shrinks_biases():
+    from movierec.testing import synthetic_ratings
+
+    ratings = synthetic_ratings()
+    loose = BiasedBaseline(damping=0.0).fit(ratings)
+    tight = BiasedBaseline(damping=100.0).fit(ratings)
+    assert np.abs(tight.item_bias_).sum() < np.abs(loose.item_bias_).sum()
+
+
+def test_bad_damping_raises():
+    from movierec.exceptions import DataValidationError
+    from movierec.testing import synthetic_ratings
+
+    with pytest.raises(DataValidationError, match="damping"):
+        BiasedBaseline(damping=-1.0).fit(synthetic_ratings())
+
+
+def test_string_ids_work(rng):
+    ratings = pd.DataFrame(
+        {"userId": ["ann", "ann", "bob", "cy"], "movieId": ["m1", "m2", "m1", "m3"], "rating": [4.0, 2.0, 5.0, 3.0]}
+    )
+    model = BiasedBaseline().fit(ratings)
+    top = model.top_n(n=2)
+    assert set(top.userId) == {"ann", "bob", "cy"}
+    assert top[top.userId == "ann"].movieId.tolist() == ["m3"]
+
+
+@pytest.mark.realdata
+def test_u1_rmse_close_to_surprise_baseline_only(u1):
+    rmse = BiasedBaseline().fit(u1.train).rmse(u1.test)
+    assert rmse <= 0.965
+    surprise = pytest.importorskip("surprise")
+    reader = surprise.Reader(rating_scale=(1, 5))
+    train = surprise.Dataset.load_from_df(u1.train[["userId", "movieId", "rating"]], reader).build_full_trainset()
+    algo = surprise.BaselineOnly(verbose=False).fit(train)
+    predictions = algo.test(list(u1.test[["userId", "movieId", "rating"]].itertuples(index=False)))
+    reference = surprise.accuracy.rmse(predictions, verbose=False)
+    assert abs(rmse - reference) < 0.01

@@ -1,0 +1,252 @@
+"""WeightedEnsemble: the contract, the formula by hand, and the properties of ARCHITECTURE.md section 4."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from movierec import BiasedBaseline, Recommender, WeightedEnsemble
+from movierec.exceptions import DataValidationError
+from movierec.split import stratified_split
+from movierec.testing import RecommenderContract, synthetic_ratings
+
+
+class TableModel(Recommender):
+    """A user-written Recommender, built on the public interface only: scores from a fixed table.
+
+    ``table`` is an (n_users, n_items) array; user ``u`` is id ``u + 1``, movie ``i`` is ``100 + i``.
+    """
+
+    def __init__(self, table, scale: float = 1.0, shift: float = 0.0):
+        self.table = table
+        self.scale = scale
+        self.shift = shift
+
+    def fit(self, ratings):
+        self.seen_ = set(zip(ratings.userId, ratings.movieId))
+        self.users_ = sorted(ratings.userId.unique())
+        self.items_ = sorted(ratings.movieId.unique())
+        return self
+
+    def predict(self, pairs):
+        u = pairs.userId.to_numpy() - 1
+        i = pairs.movieId.to_numpy() - 100
+        known = pairs.userId.isin(self.users_).to_numpy() & pairs.movieId.isin(self.items_).to_numpy()
+        out = np.full(len(pairs), np.nan)
+        out[known] = np.asarray(self.table)[u[known], i[known]] * self.scale + self.shift
+        return pd.Series(out, index=pairs.index)
+
+    def top_n(self, users=None, n=5, *, exclude_seen=True):
+        users = self.users_ if users is None else [u for u in users if u in self.users_]
+        pairs = pd.DataFrame([(u, i) for u in users for i in self.items_], columns=["userId", "movieId"])
+        if exclude_seen:
+            pairs = pairs[[p not in self.seen_ for p in zip(pairs.userId, pairs.movieId)]]
+        pairs = pairs.assign(score=self.predict(pairs))
+        pairs = pairs.sort_values(["userId", "score", "movieId"], ascending=[True, False, True])
+        pairs["rank"] = pairs.groupby("userId").cumcount() + 1
+        return pairs[pairs["rank"] <= n].reset_index(drop=True)
+
+
+def table_ratings(n_users: int, n_items: int, seed: int) -> pd.DataFrame:
+    """Every movie rated by someone, every user rated something, about a third of the grid."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_users, n_items)) < 0.3
+    mask[0, :] = True
+    mask[:, 0] = True
+    mask[0, -1] = False
+    u, i = np.nonzero(mask)
+    return pd.DataFrame({"userId": u + 1, "movieId": i + 100, "rating": rng.integers(1, 6, len(u)).astype(float)})
+
+
+def ranking(top: pd.DataFrame) -> list[tuple]:
+    return list(zip(top.userId, top.movieId, top["rank"]))
+
+
+tables = st.integers(0, 2**32 - 1).map(lambda seed: np.random.default_rng(seed).normal(size=(6, 9)))
+modes = st.sampled_from([None, 3])
+positive = st.floats(0.05, 20.0)
+
+
+class TestEnsembleContract(RecommenderContract):
+    def make_model(self):
+        return WeightedEnsemble([BiasedBaseline(), BiasedBaseline(damping=2.0)], random_state=0)
+
+    def test_top_n_scores_match_predict(self, fitted):
+        # Ensemble scores are standardized sums, not ratings: recompute them from the members.
+        top = fitted.top_n(n=4)
+        expected = sum(
+            (member.predict(top) - fitted.score_mean_[m]) / fitted.score_std_[m] / fitted.errors_[m]
+            for m, member in enumerate(fitted.models)
+        )
+        np.testing.assert_allclose(top.score, expected, rtol=1e-9)
+
+
+class TestCandidateEnsembleContract(TestEnsembleContract):
+    def make_model(self):
+        return WeightedEnsemble([BiasedBaseline(), BiasedBaseline(damping=2.0)], candidates=60, random_state=0)
+
+
+def test_score_is_sum_of_standardized_scores_over_errors():
+    ratings = table_ratings(4, 5, seed=1)
+    a, b = np.arange(20.0).reshape(4, 5), np.arange(20.0)[::-1].reshape(4, 5) ** 2
+    ensemble = WeightedEnsemble([TableModel(a), TableModel(b)], errors=[0.5, 2.0], random_state=0).fit(ratings)
+    top = ensemble.top_n(n=5)
+    for position, member in enumerate([TableModel(a).fit(ratings), TableModel(b).fit(ratings)]):
+        assert ensemble.score_mean_[position] == pytest.approx(member.predict(_reference(ensemble)).mean())
+    z = [
+        (table[top.userId - 1, top.movieId - 100] - ensemble.score_mean_[m]) / ensemble.score_std_[m]
+        for m, table in enumerate((a, b))
+    ]
+    np.testing.assert_allclose(top.score, z[0] / 0.5 + z[1] / 2.0)
+
+
+def _reference(ensemble: WeightedEnsemble) -> pd.DataFrame:
+    from movierec.ensemble import REFERENCE_PAIRS
+
+    rng = np.random.default_rng(ensemble.random_state)
+    size = min(REFERENCE_PAIRS, len(ensemble.users_) * len(ensemble.items_))
+    return pd.DataFrame(
+        {
+            "userId": ensemble.users_.ids[rng.integers(len(ensemble.users_), size=size)],
+            "movieId": ensemble.items_.ids[rng.integers(len(ensemble.items_), size=size)],
+        }
+    )
+
+
+def test_predict_is_the_rating_scale_blend_over_members_that_can_score():
+    ratings = table_ratings(4, 5, seed=2)
+    a, b = np.full((4, 5), 4.0), np.full((4, 5), 2.0)
+    ensemble = WeightedEnsemble([TableModel(a), TableModel(b)], errors=[1.0, 3.0])
+    with pytest.warns(UserWarning, match="same score"):
+        ensemble.fit(ratings)
+    pairs = pd.DataFrame({"userId": [1, 99], "movieId": [100, 100]})
+    predicted = ensemble.predict(pairs)
+    assert predicted.iloc[0] == pytest.approx((4 / 1 + 2 / 3) / (1 + 1 / 3))
+    assert np.isnan(predicted.iloc[1])
+
+
+def test_errors_come_from_a_holdout_of_the_training_data():
+    ratings = synthetic_ratings()
+    members = [BiasedBaseline(), BiasedBaseline(damping=0.0)]
+    ensemble = WeightedEnsemble(members, validation_size=0.2, random_state=7).fit(ratings)
+    train, holdout = stratified_split(ratings, 0.2, random_state=7)
+    expected = [BiasedBaseline().fit(train).rmse(holdout), BiasedBaseline(damping=0.0).fit(train).rmse(holdout)]
+    np.testing.assert_allclose(ensemble.errors_, expected)
+    np.testing.assert_allclose(ensemble.weights_, 1 / np.array(expected))
+    # members end up fitted on all the data
+    np.testing.assert_allclose(members[0].item_bias_, BiasedBaseline().fit(ratings).item_bias_)
+
+
+def test_bad_parameters_raise():
+    ratings = synthetic_ratings()
+    with pytest.raises(DataValidationError):
+        WeightedEnsemble([]).fit(ratings)
+    with pytest.raises(DataValidationError):
+        WeightedEnsemble([BiasedBaseline()], errors=[0.0]).fit(ratings)
+    with pytest.raises(DataValidationError):
+        WeightedEnsemble([BiasedBaseline()], errors=[1.0, 2.0]).fit(ratings)
+    with pytest.raises(DataValidationError):
+        WeightedEnsemble([object()]).fit(ratings)
+    with pytest.raises(DataValidationError):
+        WeightedEnsemble([BiasedBaseline()], candidates=0).fit(ratings)
+
+
+# -- the five properties -------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(tables, tables, positive, st.floats(-50, 50), modes, st.integers(0, 3))
+def test_positive_affine_change_of_a_member_changes_nothing(a, b, scale, shift, candidates, seed):
+    ratings = table_ratings(6, 9, seed)
+    errors = [0.9, 1.1]
+    before = WeightedEnsemble([TableModel(a), TableModel(b)], errors=errors, candidates=candidates, random_state=seed)
+    after = WeightedEnsemble(
+        [TableModel(a), TableModel(b, scale=scale, shift=shift)], errors=errors, candidates=candidates, random_state=seed
+    )
+    x, y = before.fit(ratings).top_n(n=4), after.fit(ratings).top_n(n=4)
+    assert ranking(x) == ranking(y)
+    np.testing.assert_allclose(x.score, y.score, rtol=1e-7, atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tables, tables, tables, st.permutations([0, 1, 2]), modes, st.integers(0, 3))
+def test_member_order_changes_nothing(a, b, c, order, candidates, seed):
+    ratings = table_ratings(6, 9, seed)
+    tabs, errors = [a, b, c], [0.8, 1.0, 1.3]
+    first = WeightedEnsemble([TableModel(t) for t in tabs], errors=errors, candidates=candidates, random_state=seed)
+    second = WeightedEnsemble(
+        [TableModel(tabs[k]) for k in order], errors=[errors[k] for k in order], candidates=candidates, random_state=seed
+    )
+    x, y = first.fit(ratings).top_n(n=4), second.fit(ratings).top_n(n=4)
+    assert ranking(x) == ranking(y)
+    np.testing.assert_allclose(x.score, y.score, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tables, tables, positive, modes, st.integers(0, 3))
+def test_scaling_every_error_changes_nothing(a, b, factor, candidates, seed):
+    ratings = table_ratings(6, 9, seed)
+    first = WeightedEnsemble([TableModel(a), TableModel(b)], errors=[0.9, 1.2], candidates=candidates, random_state=seed)
+    second = WeightedEnsemble(
+        [TableModel(a), TableModel(b)], errors=[0.9 * factor, 1.2 * factor], candidates=candidates, random_state=seed
+    )
+    assert ranking(first.fit(ratings).top_n(n=4)) == ranking(second.fit(ratings).top_n(n=4))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.1, 5.0), modes, st.booleans())
+def test_one_member_ensemble_ranks_exactly_as_its_member(seed, error, candidates, exclude_seen):
+    # Integer scores make ties frequent: both break them by movieId.
+    table = np.random.default_rng(seed).integers(0, 4, size=(6, 9)).astype(float)
+    ratings = table_ratings(6, 9, seed % 4)
+    member = TableModel(table)
+    ensemble = WeightedEnsemble([member], errors=[error], candidates=candidates, random_state=0).fit(ratings)
+    n = 3 if candidates else 9
+    assert ranking(ensemble.top_n(n=n, exclude_seen=exclude_seen)) == ranking(member.top_n(n=n, exclude_seen=exclude_seen))
+
+
+class Affine(Recommender):
+    """A user-written wrapper that multiplies a fitted member's scores by ``scale`` and adds ``shift``."""
+
+    def __init__(self, member, scale, shift):
+        self.member, self.scale, self.shift = member, scale, shift
+
+    def fit(self, ratings):
+        self.member.fit(ratings)
+        self.fitted_ = True
+        return self
+
+    def predict(self, pairs):
+        return self.member.predict(pairs) * self.scale + self.shift
+
+    def top_n(self, users=None, n=5, *, exclude_seen=True):
+        top = self.member.top_n(users, n, exclude_seen=exclude_seen)
+        return top.assign(score=top.score * self.scale + self.shift)
+
+
+@pytest.mark.parametrize("candidates", [None, 10])
+def test_one_member_ensemble_ranks_as_biased_baseline_and_affine_member_too(candidates):
+    ratings = synthetic_ratings()
+    member = BiasedBaseline().fit(ratings)
+    alone = WeightedEnsemble([BiasedBaseline()], errors=[1.0], candidates=candidates).fit(ratings)
+    assert ranking(alone.top_n(n=5)) == ranking(member.top_n(n=5))
+    shifted = WeightedEnsemble([Affine(BiasedBaseline(), 3.0, -7.0)], errors=[1.0], candidates=candidates).fit(ratings)
+    assert ranking(shifted.top_n(n=5)) == ranking(member.top_n(n=5))
+    pair = WeightedEnsemble([BiasedBaseline(), BiasedBaseline(damping=0.0)], errors=[0.9, 1.0], candidates=candidates)
+    pair_shifted = WeightedEnsemble(
+        [Affine(BiasedBaseline(), 3.0, -7.0), BiasedBaseline(damping=0.0)], errors=[0.9, 1.0], candidates=candidates
+    )
+    assert ranking(pair.fit(ratings).top_n(n=5)) == ranking(pair_shifted.fit(ratings).top_n(n=5))
+
+
+@settings(max_examples=40, deadline=None)
+@given(tables, st.floats(0.2, 0.9), modes, st.integers(0, 3))
+def test_member_with_smaller_error_gets_larger_weight_and_wins(a, small, candidates, seed):
+    ratings = table_ratings(6, 9, seed)
+    # Two members that disagree completely: the one with the smaller error decides the ranking.
+    good, bad = TableModel(a), TableModel(-a)
+    ensemble = WeightedEnsemble([bad, good], errors=[1.0, small], candidates=candidates, random_state=seed).fit(ratings)
+    assert ensemble.weights_[1] > ensemble.weights_[0]
+    if candidates is None:
+        assert ranking(ensemble.top_n(n=3)) == ranking(good.top_n(n=3))

@@ -1,0 +1,176 @@
+"""Train/test splits of a ratings frame: random, stratified per user, and temporal.
+
+Every function returns ``(train, test)``: two frames with the input's columns and index labels,
+each sorted by index, disjoint, and together holding exactly the input's rows. Nothing is dropped.
+
+The per-user functions follow one count rule: a user with ``n >= 2`` ratings puts
+``round(test_size * n)`` of them in test, clipped to ``[1, n - 1]`` so that every such user keeps at
+least one rating on each side; a user with a single rating stays in train. ``round`` is Python's
+(halves go to the even number), so ``test_size=0.25`` puts 2 of 10 ratings in test, 2 of 6.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from movierec._validation import TIMESTAMP, USER, check_fraction, check_ratings
+from movierec.exceptions import DataValidationError
+
+__all__ = ["random_split", "stratified_split", "temporal_split"]
+
+RandomState = int | np.random.Generator | np.random.SeedSequence | None
+
+
+def _rng(random_state: Any) -> np.random.Generator:
+    """Return a Generator for ``random_state`` (None, an int, a SeedSequence or a Generator)."""
+    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.SeedSequence)):
+        return np.random.default_rng(random_state)
+    is_int = isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+    if is_int and random_state >= 0:
+        return np.random.default_rng(int(random_state))
+    raise DataValidationError(
+        f"random_state must be None, a non-negative int or a numpy Generator, got {random_state!r}"
+    )
+
+
+def _test_counts(n: np.ndarray, test_size: float) -> np.ndarray:
+    """Return how many of ``n`` ratings go to test: round(test_size * n) clipped to [1, n - 1]."""
+    k = np.rint(test_size * n).astype(np.int64)  # rint rounds halves to even, as Python's round
+    return np.where(n >= 2, np.clip(k, 1, n - 1), 0)
+
+
+def _split(ratings: pd.DataFrame, in_test: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train = ratings.iloc[np.flatnonzero(~in_test)]
+    test = ratings.iloc[np.flatnonzero(in_test)]
+    return train.sort_index(kind="stable"), test.sort_index(kind="stable")
+
+
+def _per_user_test(users: pd.Series, order: np.ndarray, test_size: float) -> np.ndarray:
+    """Mark as test the last k_u rows of each user, "last" meaning latest in ``order``.
+
+    ``order`` is a permutation of the row positions; rows are grouped by user with a stable sort, so
+    within a user they keep the order ``order`` gives them.
+    """
+    codes, _ = pd.factorize(users, sort=False)
+    counts = np.bincount(codes)
+    grouped = order[np.argsort(codes[order], kind="stable")]
+    ends = np.cumsum(counts)  # one past each user's last row in ``grouped``
+    from_end = ends[codes[grouped]] - 1 - np.arange(len(grouped))  # 0 for each user's last row
+    in_test = np.zeros(len(users), dtype=bool)
+    in_test[grouped] = from_end < _test_counts(counts, test_size)[codes[grouped]]
+    return in_test
+
+
+def random_split(ratings: pd.DataFrame, test_size: float = 0.2,
+                 random_state: RandomState = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return ``(train, test)`` with a uniformly random ``test_size`` fraction of the rows in test.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        A ratings frame (``userId, movieId, rating`` and optionally ``timestamp``).
+    test_size : float
+        Fraction of rows in test, strictly between 0 and 1. The test set has
+        ``round(test_size * n)`` rows clipped to ``[1, n - 1]`` (none if the frame has one row).
+    random_state : int, numpy.random.Generator or None
+        Seed or generator; an int gives the same split every time. The global numpy RNG is never used.
+
+    Returns
+    -------
+    train, test : pandas.DataFrame
+        Disjoint frames whose union is ``ratings``, each sorted by index.
+
+    Raises
+    ------
+    DataValidationError
+        If ``ratings`` is not a valid ratings frame or ``test_size`` is not in (0, 1).
+
+    Examples
+    --------
+    >>> train, test = random_split(ratings, test_size=0.2, random_state=0)  # doctest: +SKIP
+    """
+    check_ratings(ratings)
+    test_size = check_fraction(test_size, "test_size")
+    rng = _rng(random_state)
+    n = len(ratings)
+    in_test = np.zeros(n, dtype=bool)
+    in_test[rng.permutation(n)[: int(_test_counts(np.array([n]), test_size)[0])]] = True
+    return _split(ratings, in_test)
+
+
+def stratified_split(ratings: pd.DataFrame, test_size: float = 0.25,
+                     random_state: RandomState = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return ``(train, test)`` with a random ``test_size`` share of each user's ratings in test.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        A ratings frame (``userId, movieId, rating`` and optionally ``timestamp``).
+    test_size : float
+        Share of each user's ratings in test, strictly between 0 and 1. A user with ``n >= 2`` ratings
+        puts ``round(test_size * n)`` of them, clipped to ``[1, n - 1]``, in test; a user with one
+        rating stays in train. Every user is therefore in train.
+    random_state : int, numpy.random.Generator or None
+        Seed or generator; an int gives the same split every time. The global numpy RNG is never used.
+
+    Returns
+    -------
+    train, test : pandas.DataFrame
+        Disjoint frames whose union is ``ratings``, each sorted by index.
+
+    Raises
+    ------
+    DataValidationError
+        If ``ratings`` is not a valid ratings frame or ``test_size`` is not in (0, 1).
+    """
+    check_ratings(ratings)
+    test_size = check_fraction(test_size, "test_size")
+    order = _rng(random_state).permutation(len(ratings))
+    return _split(ratings, _per_user_test(ratings[USER], order, test_size))
+
+
+def temporal_split(ratings: pd.DataFrame, test_size: float = 0.2,
+                   per_user: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return ``(train, test)`` with the latest ratings, by ``timestamp``, in test.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        A ratings frame with a ``timestamp`` column (numbers or datetimes).
+    test_size : float
+        Strictly between 0 and 1. With ``per_user=True``, each user with ``n >= 2`` ratings puts their
+        latest ``round(test_size * n)``, clipped to ``[1, n - 1]``, in test, and a user with one rating
+        stays in train. With ``per_user=False``, the globally latest ``round(test_size * n)`` rows,
+        clipped the same way, go to test.
+    per_user : bool
+        Split each user's history (leave-latest-out) or the whole frame at one point in time.
+
+    Returns
+    -------
+    train, test : pandas.DataFrame
+        Disjoint frames whose union is ``ratings``, each sorted by index. Equal timestamps are ordered
+        by row position: of two tied rows, the one further down the input counts as later.
+
+    Raises
+    ------
+    DataValidationError
+        If ``ratings`` is not a valid ratings frame, has no ``timestamp`` column, or ``test_size`` is
+        not in (0, 1).
+    """
+    check_ratings(ratings)
+    test_size = check_fraction(test_size, "test_size")
+    if TIMESTAMP not in ratings.columns:
+        raise DataValidationError(
+            f"temporal_split needs a {TIMESTAMP!r} column; ratings has {list(ratings.columns)}"
+        )
+    by_time = np.argsort(ratings[TIMESTAMP].to_numpy(), kind="stable")
+    if per_user:
+        return _split(ratings, _per_user_test(ratings[USER], by_time, test_size))
+    n = len(ratings)
+    in_test = np.zeros(n, dtype=bool)
+    in_test[by_time[n - int(_test_counts(np.array([n]), test_size)[0]):]] = True
+    return _split(ratings, in_test)

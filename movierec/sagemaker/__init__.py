@@ -1,0 +1,1 @@
+"""Amazon SageMaker integration: RecordIO-protobuf data files and related helpers."""

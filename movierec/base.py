@@ -263,7 +263,11 @@ class ArrayRecommender(Recommender):
         user_idx = self.users_.lookup(ratings[USER])
         item_idx = self.items_.lookup(ratings[ITEM])
         self.seen_ = seen_matrix(user_idx, item_idx, (len(self.users_), len(self.items_)))
-        self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
+        try:
+            self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
+        except BaseException:
+            self._reset()  # a failed fit leaves the model unfitted, not half-fitted
+            raise
         return self
 
     def predict(self, pairs: pd.DataFrame) -> pd.Series:
@@ -281,7 +285,10 @@ class ArrayRecommender(Recommender):
     def top_n(
         self, users: Iterable[Any] | None = None, n: int = 5, *, exclude_seen: bool = True
     ) -> pd.DataFrame:
-        """Return the ``n`` highest-scored movies per user, ties broken by movieId.
+        """Return the ``n`` highest-scored movies per user, ties broken by item index order.
+
+        Item index order is movieId order unless a subclass keeps first-appearance order
+        (``_sort_item_ids = False``, as SurpriseSVD does to match Surprise's own ranking).
 
         Scores the whole catalogue in blocks of users with matrix products; movies rated in fit
         are left out unless ``exclude_seen=False``. Unknown users get no rows and one warning.

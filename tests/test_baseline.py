@@ -34,8 +34,13 @@ def test_bad_damping_raises():
     from movierec.exceptions import DataValidationError
     from movierec.testing import synthetic_ratings
 
+    from movierec.exceptions import NotFittedError
+
+    model = BiasedBaseline(damping=-1.0)
     with pytest.raises(DataValidationError, match="damping"):
-        BiasedBaseline(damping=-1.0).fit(synthetic_ratings())
+        model.fit(synthetic_ratings())
+    with pytest.raises(NotFittedError):  # a failed fit leaves nothing half-fitted behind
+        model.predict(synthetic_ratings())
 
 
 def test_string_ids_work(rng):

@@ -1,0 +1,172 @@
+"""Benchmark SurpriseSVD against Surprise itself on the official ml-100k folds.
+
+Measures, in one run on one machine:
+
+* fit time of ``SurpriseSVD(random_state=0)`` on u1.base;
+* top-5 for all 943 users: movierec's vectorized ``top_n`` versus Surprise's FAQ ``get_top_n``
+  recipe (``build_anti_testset`` + ``algo.test`` + a sort per user), median of 3 runs each, their
+  ratio and the share of users whose top-5 *sets* agree;
+* RMSE on u1..u5 of movierec's model and of Surprise's own ``SVD`` with the same seed, and means.
+
+Run from the repository root::
+
+    MOVIEREC_DATA=../shared/data python benchmarks/surprise_topn.py
+
+Writes ``benchmarks/results/surprise_svd.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import surprise
+from surprise import accuracy
+
+import movierec
+from movierec import SurpriseSVD, official_folds
+
+logger = logging.getLogger("benchmarks.surprise_topn")
+
+SEED, N, REPEATS = 0, 5, 3
+RESULTS = ROOT / "benchmarks" / "results" / "surprise_svd.json"
+
+
+def data_folder() -> Path:
+    """Return $MOVIEREC_DATA, else ../shared/data next to the repository."""
+    return Path(os.environ.get("MOVIEREC_DATA", ROOT.parent / "shared" / "data")).resolve()
+
+
+def surprise_fit(train) -> surprise.SVD:
+    """Return Surprise's own SVD with the library defaults movierec mirrors, fitted on ``train``."""
+    reader = surprise.Reader(rating_scale=(float(train.rating.min()), float(train.rating.max())))
+    trainset = surprise.Dataset.load_from_df(train[["userId", "movieId", "rating"]], reader).build_full_trainset()
+    return surprise.SVD(random_state=SEED).fit(trainset)
+
+
+def faq_get_top_n(algo: surprise.SVD, n: int = N) -> dict:
+    """Surprise's FAQ recipe: predict every unseen (user, movie) pair, sort each user's list."""
+    predictions = algo.test(algo.trainset.build_anti_testset())
+    top_n = defaultdict(list)
+    for uid, iid, _, est, _ in predictions:
+        top_n[uid].append((iid, est))
+    for uid, user_ratings in top_n.items():
+        user_ratings.sort(key=lambda x: x[1], reverse=True)
+        top_n[uid] = user_ratings[:n]
+    return top_n
+
+
+def timed(func, repeats: int = REPEATS) -> tuple[float, object]:
+    """Return (median seconds over ``repeats`` calls, last result)."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main() -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    folds = official_folds("ml-100k", which=("u1", "u2", "u3", "u4", "u5"), data_home=data_folder(), download=False)
+    u1 = folds[0]
+
+    start = time.perf_counter()
+    model = SurpriseSVD(random_state=SEED).fit(u1.train)
+    fit_seconds = time.perf_counter() - start
+    algo = surprise_fit(u1.train)
+
+    ours_seconds, ours = timed(lambda: model.top_n(n=N))
+    recipe_seconds, recipe = timed(lambda: faq_get_top_n(algo))
+    ours_sets = ours.groupby("userId")["movieId"].apply(frozenset).to_dict()
+    agree = sum(ours_sets.get(uid) == frozenset(i for i, _ in items) for uid, items in recipe.items())
+    agreement = agree / len(recipe)
+
+    rmse = {}
+    for fold in folds:
+        ours_model = model if fold is u1 else SurpriseSVD(random_state=SEED).fit(fold.train)
+        reference = algo if fold is u1 else surprise_fit(fold.train)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ours_rmse = ours_model.rmse(fold.test)
+        scorable = ours_model.predict(fold.test).notna().to_numpy()
+        test = fold.test[["userId", "movieId", "rating"]]
+        predictions = reference.test(list(test.itertuples(index=False)))
+        rmse[fold.name] = {
+            "movierec": ours_rmse,
+            # on the same pairs movierec scores (Surprise's fallback pairs left out)
+            "surprise": accuracy.rmse([p for p, ok in zip(predictions, scorable) if ok], verbose=False),
+            # every test pair, with Surprise's global-mean fallback for unseen users or movies
+            "surprise_all_pairs": accuracy.rmse(predictions, verbose=False),
+            "cold_start_pairs": int((~scorable).sum()),
+            "warnings": [str(w.message) for w in caught],
+        }
+    means = {key: float(np.mean([r[key] for r in rmse.values()])) for key in ("movierec", "surprise", "surprise_all_pairs")}
+
+    result = {
+        "benchmark": "SurpriseSVD top-N and RMSE vs Surprise's SVD and FAQ get_top_n recipe",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            # other work on the machine slows both sides; the ratio is measured in the same run
+            "load_average_1_5_15_min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
+        "versions": {
+            "movierec": movierec.__version__,
+            "surprise": surprise.__version__,
+            "numpy": np.__version__,
+            "pandas": __import__("pandas").__version__,
+        },
+        "params": {**model.get_params(), "n": N, "repeats": REPEATS, "dataset": "ml-100k u1..u5"},
+        "fit_seconds_u1": fit_seconds,
+        "top_n": {
+            "users": len(recipe),
+            "movierec_seconds_median": ours_seconds,
+            "faq_recipe_seconds_median": recipe_seconds,
+            "speedup": recipe_seconds / ours_seconds,
+            "top5_set_agreement": agreement,
+        },
+        "rmse": rmse,
+        "rmse_mean_u1_u5": means,
+    }
+
+    logger.info("fit on u1 (SurpriseSVD, random_state=0): %.2f s", fit_seconds)
+    logger.info(
+        "top-%d for %d users: movierec %.4f s, FAQ recipe %.3f s (median of %d) -> %.0fx faster",
+        N, len(recipe), ours_seconds, recipe_seconds, REPEATS, recipe_seconds / ours_seconds,
+    )
+    logger.info("top-%d sets agreeing with the recipe: %d / %d users (%.2f %%)", N, agree, len(recipe), 100 * agreement)
+    for name, r in rmse.items():
+        logger.info(
+            "%s RMSE: movierec %.5f  surprise %.5f  (surprise on all pairs %.5f, %d cold-start pairs)",
+            name, r["movierec"], r["surprise"], r["surprise_all_pairs"], r["cold_start_pairs"],
+        )
+    logger.info(
+        "mean RMSE u1-u5: movierec %.5f  surprise %.5f  (surprise on all pairs %.5f)",
+        means["movierec"], means["surprise"], means["surprise_all_pairs"],
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    logger.info("wrote %s", RESULTS.relative_to(ROOT))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+"""SurpriseSVD: Surprise's SVD (Funk-style matrix factorization by SGD) as a movierec Recommender.
+
+Surprise trains the model; right after ``fit`` the learned ``pu, qi, bu, bi`` and the id maps are
+copied into numpy arrays (as LensKit's adapters do), so prediction, the vectorized top-N and
+saving never touch the Surprise objects again and a loaded model needs no Surprise trainset.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Self
+
+import numpy as np
+import pandas as pd
+
+from movierec._validation import ITEM, RATING, USER, check_choice, check_ratings
+from movierec.adapters._extras import require
+from movierec.base import ArrayRecommender
+from movierec.exceptions import BackendError, DataValidationError
+
+surprise = require("surprise", "surprise")
+
+__all__ = ["SurpriseSVD"]
+
+logger = logging.getLogger(__name__)
+
+#: constructor arguments ``tune`` may search over (the others are fixed for a search)
+TUNABLE = ("n_factors", "n_epochs", "lr_all", "reg_all", "biased")
+#: accuracy measures Surprise's ``GridSearchCV`` knows; all but ``fcp`` are lower-is-better
+METRICS = ("rmse", "mae", "mse", "fcp")
+
+
+class SurpriseSVD(ArrayRecommender):
+    """Predicts ``mu + b_u + b_i + p_u . q_i`` learned by Surprise's ``SVD``, clipped to the scale.
+
+    ``fit`` builds Surprise's trainset from the ratings frame (rows in the order given) and runs
+    ``surprise.SVD``; predictions then equal Surprise's own ``algo.predict(u, i).est`` for the same
+    ``random_state`` and the same row order, **including Surprise's clipping of every estimate to
+    the rating scale** (so 5.3 is reported as 5.0 on a 1-5 scale). The one deliberate difference:
+    a user or movie unseen in ``fit`` gets NaN, where Surprise silently falls back to the global
+    mean (or to ``mu + b_i`` / ``mu + b_u``).
+
+    ``top_n`` scores the whole catalogue from the copied arrays with matrix products and ranks by
+    the clipped estimate, as Surprise's FAQ ``get_top_n`` recipe does over the anti-testset. Ties
+    (common at the top of the scale, where many estimates clip to the maximum) break by the
+    movie's order of first appearance in the training frame, which is Surprise's inner-id order and
+    so the recipe's order; unlike most movierec models, ties therefore do not break by movieId.
+
+    Parameters
+    ----------
+    n_factors : int, default 100
+        Number of latent factors.
+    n_epochs : int, default 20
+        SGD passes over the training ratings.
+    lr_all : float, default 0.005
+        Learning rate of every parameter (Surprise's ``lr_all``).
+    reg_all : float, default 0.02
+        L2 regularization of every parameter (Surprise's ``reg_all``).
+    biased : bool, default True
+        Learn ``mu + b_u + b_i`` as well as the factors; ``False`` gives plain ``p_u . q_i``.
+    random_state : int or None, default None
+        Seed of the factor initialization (Surprise's ``random_state``). ``None`` draws a fresh
+        seed from the operating system instead of using (and advancing) numpy's global RNG as
+        Surprise would.
+    rating_scale : (float, float) or None, default None
+        ``(lowest, highest)`` rating, the range estimates are clipped to. ``None`` takes the
+        smallest and largest rating in the training data. Training ratings outside a given scale
+        raise.
+
+    Attributes
+    ----------
+    global_mean_ : float
+        Mean training rating (Surprise's ``trainset.global_mean``); used only when ``biased``.
+    user_factors_, item_factors_ : ndarray of shape (n_users, n_factors), (n_items, n_factors)
+        Surprise's ``pu`` and ``qi``, rows in movierec's index order (``users_``, ``items_``).
+    user_bias_, item_bias_ : ndarray
+        Surprise's ``bu`` and ``bi`` (zeros when ``biased=False``).
+    rating_scale_ : (float, float)
+        The scale used for clipping.
+
+    Notes
+    -----
+    Surprise's SGD visits ratings user by user in order of first appearance, so the learned model
+    (as Surprise's own) depends on the row order of the training frame, not only on its content.
+
+    Examples
+    --------
+    >>> from movierec import SurpriseSVD, official_folds
+    >>> fold = official_folds("ml-100k", which=("u1",))[0]
+    >>> model = SurpriseSVD(random_state=0).fit(fold.train)  # doctest: +SKIP
+    >>> round(model.rmse(fold.test), 3)  # doctest: +SKIP
+    0.951
+    >>> model.top_n(users=[1], n=5)  # doctest: +SKIP
+    """
+
+    # Item index order = first appearance = Surprise's inner ids, so top_k's tie-break by column
+    # reproduces the FAQ recipe's stable sort over the anti-testset.
+    _sort_item_ids = False
+
+    def __init__(
+        self,
+        n_factors: int = 100,
+        n_epochs: int = 20,
+        lr_all: float = 0.005,
+        reg_all: float = 0.02,
+        biased: bool = True,
+        random_state: int | None = None,
+        rating_scale: tuple[float, float] | None = None,
+    ) -> None:
+        self.n_factors = n_factors
+        self.n_epochs = n_epochs
+        self.lr_all = lr_all
+        self.reg_all = reg_all
+        self.biased = biased
+        self.random_state = random_state
+        self.rating_scale = rating_scale
+
+    # -- validation -----------------------------------------------------------------------------
+    def _checked_params(self) -> dict[str, Any]:
+        """Return Surprise ``SVD`` keyword arguments after checking every hyperparameter."""
+        for name in ("n_factors", "n_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise DataValidationError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(self.lr_all, bool) or not isinstance(self.lr_all, numbers.Real) or not (
+            np.isfinite(self.lr_all) and self.lr_all > 0
+        ):
+            raise DataValidationError(f"lr_all must be a finite float > 0, got {self.lr_all!r}")
+        if isinstance(self.reg_all, bool) or not isinstance(self.reg_all, numbers.Real) or not (
+            np.isfinite(self.reg_all) and self.reg_all >= 0
+        ):
+            raise DataValidationError(f"reg_all must be a finite float >= 0, got {self.reg_all!r}")
+        if not isinstance(self.biased, (bool, np.bool_)):
+            raise DataValidationError(f"biased must be True or False, got {self.biased!r}")
+        seed = self.random_state
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise DataValidationError(f"random_state must be None or an int >= 0, got {seed!r}")
+        return {
+            "n_factors": int(self.n_factors),
+            "n_epochs": int(self.n_epochs),
+            "lr_all": float(self.lr_all),
+            "reg_all": float(self.reg_all),
+            "biased": bool(self.biased),
+        }
+
+    def _checked_scale(self) -> tuple[float, float] | None:
+        """Return ``rating_scale`` as two floats (None stays None) after checking its shape."""
+        scale = self.rating_scale
+        if scale is None:
+            return None
+        if (
+            isinstance(scale, (str, bytes))
+            or not isinstance(scale, Sequence)
+            or len(scale) != 2
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) for v in scale)
+            or not scale[0] < scale[1]
+        ):
+            raise DataValidationError(f"rating_scale must be None or (low, high) with low < high, got {scale!r}")
+        return float(scale[0]), float(scale[1])
+
+    def _scale(self, ratings: np.ndarray, frame: pd.DataFrame) -> tuple[float, float]:
+        """Return the rating scale: the given one (checked against the data) or the data's range."""
+        scale = self._checked_scale()
+        if scale is None:
+            return float(ratings.min()), float(ratings.max())
+        low, high = scale
+        outside = (ratings < low) | (ratings > high)
+        if outside.any():
+            label = frame.index[np.flatnonzero(outside)[0]]
+            raise DataValidationError(
+                f"ratings.{RATING} has {int(outside.sum())} value(s) outside rating_scale={scale!r}, "
+                f"e.g. row {label!r}: {frame.loc[label].to_dict()}"
+            )
+        return low, high
+
+    def _seed(self) -> int | np.random.RandomState:
+        # Surprise's None means numpy's global RNG; a fresh OS-seeded state keeps that untouched.
+        return np.random.RandomState() if self.random_state is None else int(self.random_state)
+
+    # -- fit ------------------------------------------------------------------------------------
+    def fit(self, ratings: pd.DataFrame) -> Self:
+        """Train Surprise's SVD on ``ratings`` (rows in their order) and return self.
+
+        Raises
+        ------
+        DataValidationError
+            If ``ratings`` breaks the ratings-frame contract or a hyperparameter is invalid.
+        BackendError
+            If Surprise fails or its SGD diverges (NaN or infinite factors).
+        """
+        # Invalid hyperparameters (like invalid ratings, in the base class) raise before any
+        # fitted state changes; a failure during training leaves the model unfitted.
+        self._checked_params()
+        self._checked_scale()
+        return super().fit(ratings)
+
+    def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
+        try:
+            self._train(ratings, frame)
+        except Exception:
+            self._reset()  # the base class has already stored users_, items_, seen_
+            raise
+
+    def _train(self, ratings: np.ndarray, frame: pd.DataFrame) -> None:
+        params = self._checked_params()
+        scale = self._scale(ratings, frame)
+        trainset = _trainset(frame, scale)
+        algo = surprise.SVD(**params, random_state=self._seed(), verbose=False)
+        logger.debug("fitting surprise.SVD(%s) on %d ratings", params, len(frame))
+        try:
+            algo.fit(trainset)
+        except Exception as err:  # a failure inside the wrapped library, not in our input checks
+            raise BackendError(f"surprise.SVD failed to fit: {err}") from err
+        # Surprise numbers users and movies by first appearance; movierec's indices are its own.
+        inner_users = [trainset.to_raw_uid(u) for u in range(trainset.n_users)]
+        inner_items = [trainset.to_raw_iid(i) for i in range(trainset.n_items)]
+        users = self.users_.lookup(pd.Series(inner_users, dtype=frame[USER].dtype))
+        items = self.items_.lookup(pd.Series(inner_items, dtype=frame[ITEM].dtype))
+        if (users < 0).any() or (items < 0).any():  # pragma: no cover - Surprise keeps raw ids as given
+            raise BackendError("surprise.SVD returned ids that are not in the training data")
+        user_factors = np.empty_like(algo.pu)
+        item_factors = np.empty_like(algo.qi)
+        user_bias, item_bias = np.empty_like(algo.bu), np.empty_like(algo.bi)
+        user_factors[users], user_bias[users] = algo.pu, algo.bu
+        item_factors[items], item_bias[items] = algo.qi, algo.bi
+        if not all(np.isfinite(a).all() for a in (user_factors, item_factors, user_bias, item_bias)):
+            raise BackendError(
+                f"NaN or infinite values in the learned factors: SGD diverged (lr_all={self.lr_all!r} "
+                "is probably too large)"
+            )
+        self.global_mean_ = float(trainset.global_mean)
+        self.rating_scale_ = scale
+        self.user_factors_, self.item_factors_ = np.ascontiguousarray(user_factors), np.ascontiguousarray(item_factors)
+        self.user_bias_, self.item_bias_ = user_bias, item_bias
+
+    # -- scoring --------------------------------------------------------------------------------
+    def _clip(self, estimates: np.ndarray) -> np.ndarray:
+        """Clip ``estimates`` to the rating scale in place, as Surprise's ``predict(clip=True)``."""
+        low, high = self.rating_scale_
+        return np.clip(estimates, low, high, out=estimates)
+
+    def _score_pairs(self, user_idx, item_idx):
+        # Same summation order as Surprise's estimate(): ((mu + b_u) + b_i) + q_i . p_u
+        dot = np.einsum("ij,ij->i", self.item_factors_[item_idx], self.user_factors_[user_idx])
+        if not self.biased:
+            return self._clip(dot)
+        return self._clip(self.global_mean_ + self.user_bias_[user_idx] + self.item_bias_[item_idx] + dot)
+
+    def _score_users(self, user_idx):
+        dot = self.user_factors_[user_idx] @ self.item_factors_.T
+        if not self.biased:
+            return self._clip(dot)
+        scores = self.global_mean_ + self.user_bias_[user_idx][:, None] + self.item_bias_[None, :]
+        scores += dot  # after the biases: Surprise's summation order, so equal to _score_pairs
+        return self._clip(scores)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _get_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "user_bias": self.user_bias_,
+            "item_bias": self.item_bias_,
+        }
+
+    def _get_extra(self) -> dict[str, Any]:
+        return {"global_mean": self.global_mean_, "rating_scale": list(self.rating_scale_)}
+
+    def _set_arrays(self, arrays, extra) -> None:
+        self.user_factors_, self.item_factors_ = arrays["user_factors"], arrays["item_factors"]
+        self.user_bias_, self.item_bias_ = arrays["user_bias"], arrays["item_bias"]
+        self.global_mean_ = float(extra["global_mean"])
+        low, high = extra["rating_scale"]
+        self.rating_scale_ = (float(low), float(high))
+
+    # -- tuning ---------------------------------------------------------------------------------
+    def tune(
+        self,
+        ratings: pd.DataFrame,
+        grid: Mapping[str, Sequence[Any]],
+        *,
+        folds: int = 3,
+        metric: Literal["rmse", "mae", "mse", "fcp"] = "rmse",
+    ) -> dict[str, Any]:
+        """Return the best grid point found by Surprise's ``GridSearchCV``, after refitting on it.
+
+        Every combination of ``grid`` is scored by ``folds``-fold cross-validation on ``ratings``
+        (Surprise's ``KFold``, shuffled with ``random_state``; the same folds for every
+        combination). Parameters not in ``grid`` keep their current values. The best values are
+        then set on this model (``set_params``) and it is fitted on all of ``ratings``.
+
+        Parameters
+        ----------
+        ratings : DataFrame
+            Training ratings (userId, movieId, rating[, timestamp]).
+        grid : mapping of str to sequence
+            Candidate values per parameter, e.g. ``{"n_factors": [50, 100], "reg_all": [0.02, 0.05]}``;
+            keys among ``n_factors, n_epochs, lr_all, reg_all, biased``. Not modified.
+        folds : int, default 3
+            Number of cross-validation folds (>= 2).
+        metric : {"rmse", "mae", "mse", "fcp"}, default "rmse"
+            The measure to select on; ``fcp`` is maximized, the others minimized.
+
+        Returns
+        -------
+        dict
+            ``{"params": best values of the grid's keys, metric: their mean cross-validated score}``.
+
+        Raises
+        ------
+        DataValidationError
+            If ``ratings``, ``grid``, ``folds`` or ``metric`` is invalid, or a grid value is not a
+            valid value of its parameter.
+        """
+        check_ratings(ratings)
+        check_choice(metric, "metric", METRICS)
+        if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
+            raise DataValidationError(f"folds must be an int >= 2, got {folds!r}")
+        candidates = _checked_grid(grid)
+        for name, values in candidates.items():  # fail here, not deep inside a joblib worker
+            for value in values:
+                type(self)(**{**self.get_params(), name: value})._checked_params()
+        fixed = self._checked_params()
+        scale = self._scale(ratings[RATING].to_numpy(dtype=np.float64), ratings)
+        seed = self.random_state if self.random_state is not None else int(np.random.default_rng().integers(2**31))
+        param_grid = {key: [value] for key, value in fixed.items()}
+        param_grid.update(candidates)
+        param_grid["random_state"] = [int(seed)]
+        param_grid["verbose"] = [False]
+
+        model_selection = require("surprise.model_selection", "surprise")
+        data = surprise.Dataset.load_from_df(ratings[[USER, ITEM, RATING]], surprise.Reader(rating_scale=scale))
+        search = model_selection.GridSearchCV(
+            surprise.SVD,
+            param_grid,
+            measures=[metric],
+            cv=model_selection.KFold(n_splits=int(folds), random_state=int(seed), shuffle=True),
+        )
+        logger.info("tuning SurpriseSVD over %s with %d-fold CV on %s", candidates, folds, metric)
+        try:
+            search.fit(data)
+        except Exception as err:
+            raise BackendError(f"surprise GridSearchCV failed: {err}") from err
+        best = {name: _plain(search.best_params[metric][name]) for name in candidates}
+        score = float(search.best_score[metric])
+        logger.info("best %s = %.5f with %s", metric, score, best)
+        self.set_params(**best)
+        self.fit(ratings)
+        return {"params": best, metric: score}
+
+
+def _trainset(frame: pd.DataFrame, scale: tuple[float, float]) -> Any:
+    """Return Surprise's full trainset of the validated ratings frame, rows in their order."""
+    reader = surprise.Reader(rating_scale=scale)
+    return surprise.Dataset.load_from_df(frame[[USER, ITEM, RATING]], reader).build_full_trainset()
+
+
+def _checked_grid(grid: Any) -> dict[str, list[Any]]:
+    """Return a new dict of lists from ``grid`` after checking its keys and values."""
+    if not isinstance(grid, Mapping) or not grid:
+        raise DataValidationError(f"grid must be a non-empty dict of parameter -> list of values, got {grid!r}")
+    checked = {}
+    for name, values in grid.items():
+        if name not in TUNABLE:
+            raise DataValidationError(f"grid key {name!r} cannot be tuned; tunable are {list(TUNABLE)}")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+            raise DataValidationError(f"grid[{name!r}] must be a non-empty list of values, got {values!r}")
+        checked[name] = list(values)
+    return checked
+
+
+def _plain(value: Any) -> Any:
+    """Return numpy scalars as Python scalars so the result is JSON-friendly."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 TOP_N_COLUMNS = [USER, ITEM, "score", "rank"]
 PARAMS_FILE, ARRAYS_FILE = "params.json", "arrays.npz"
+_DATACLASS_KEY = "__dataclass__"
 # Users scored per block in top_n: keeps one block's score matrix near 32 MB.
 _BLOCK_CELLS = 4_000_000
 
@@ -383,9 +385,28 @@ class ArrayRecommender(Recommender):
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, tuple):
-        return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # Config objects (SageMakerConfig) are saved by class name and fields, rebuilt on load.
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
+        return {_DATACLASS_KEY: f"{type(value).__module__}.{type(value).__qualname__}", "fields": fields}
     raise TypeError(f"parameter value {value!r} of type {type(value).__name__} cannot be saved as JSON")
+
+
+def _import(qualified: str) -> Any:
+    module, _, name = qualified.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _rebuild(value: Any) -> Any:
+    if isinstance(value, dict) and _DATACLASS_KEY in value:
+        cls = _import(value[_DATACLASS_KEY])
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        fields = {
+            k: tuple(v) if isinstance(v, list) and isinstance(defaults.get(k), tuple) else v
+            for k, v in value["fields"].items()
+        }
+        return cls(**fields)
+    return value
 
 
 def write_params(path: Path, model: Recommender, *, params: dict[str, Any] | None = None, extra: dict | None = None) -> None:
@@ -408,8 +429,7 @@ def read_params(path: Path, cls: type[Recommender], *, build: bool = True) -> tu
     if not file.is_file():
         raise FileNotFoundError(f"{file} not found: {path} is not a saved movierec model")
     document = json.loads(file.read_text())
-    module, _, name = document["class"].rpartition(".")
-    saved_cls = getattr(importlib.import_module(module), name)
+    saved_cls = _import(document["class"])
     if not issubclass(saved_cls, cls):
         raise DataValidationError(f"{path} holds a {document['class']}, not a {cls.__name__}")
     if document.get("movierec_version") != __version__:
@@ -418,7 +438,7 @@ def read_params(path: Path, cls: type[Recommender], *, build: bool = True) -> tu
             MovieRecWarning,
             stacklevel=3,
         )
-    params = document["params"]
+    params = {key: _rebuild(value) for key, value in document["params"].items()}
     signature = inspect.signature(saved_cls.__init__).parameters
     for key, value in params.items():
         if isinstance(value, list) and isinstance(signature[key].default, tuple):

@@ -67,10 +67,10 @@ def _local_backend(hyperparameters: dict[str, Any], random_state: Any, config: A
 
 
 def _sagemaker_backend(hyperparameters: dict[str, Any], random_state: Any, config: Any) -> _fm.FMBackend:
-    raise BackendError(
-        "backend='sagemaker' is not available yet in this version of movierec "
-        "(training on SageMaker is being added); use backend='local'"
-    )
+    # its fit(X, y) returns the training job's name; the weights stay in its artifact until needed
+    from movierec.sagemaker.backend import SageMakerBackend
+
+    return SageMakerBackend(config, random_state=random_state, hyperparameters=hyperparameters)
 
 
 #: backend name -> factory(hyperparameters, random_state, sagemaker_config) -> FMBackend
@@ -93,7 +93,10 @@ class SageMakerFM(ArrayRecommender):
     ``eps`` hyperparameter belongs to), MXNet semantics for ``rescale_grad``, ``*_wd`` and
     ``clip_gradient`` (``grad = rescale_grad * grad + wd * weight``, then clipped), and, as MXNet's
     sparse ``lazy_update``, only the rows of ``w`` and ``V`` a mini-batch touches are decayed and
-    updated. ``backend="sagemaker"`` is not available yet and raises :class:`BackendError` in fit.
+    updated. ``backend="sagemaker"`` runs SageMaker's own algorithm instead (docs/sagemaker.md):
+    ``fit`` uploads RecordIO-protobuf to S3 and runs a training job; ``predict`` / ``top_n``
+    download its ``model.tar.gz`` once and score locally, or, after :meth:`deploy`, go through the
+    endpoint; :meth:`close` (or leaving a ``with`` block) deletes the endpoint.
 
     Parameters
     ----------
@@ -143,7 +146,7 @@ class SageMakerFM(ArrayRecommender):
         known ids and 0.87 on movies unseen in training. Larger values favour cold start, smaller
         ones known pairs.
     backend : {"local", "sagemaker"}, default "local"
-        Who trains: numpy here, or (later) a SageMaker training job.
+        Who trains: numpy here, or a SageMaker training job (needs ``sagemaker``).
     sagemaker : movierec.sagemaker.SageMakerConfig or None
         Bucket, prefix, region, role, instance types and endpoint of ``backend="sagemaker"``;
         ignored by ``backend="local"``.
@@ -163,6 +166,9 @@ class SageMakerFM(ArrayRecommender):
         Every user and movie the model can score.
     user_rows_, item_rows_ : scipy.sparse.csr_matrix
         Each user's and movie's part of the feature row (a pair's row is their sum), by index.
+    training_job_ : str
+        With ``backend="sagemaker"``: the training job whose model this is (the best job of a tuning
+        job after :meth:`tune`). ``w0_``, ``w_``, ``V_`` are read from its artifact on first use.
 
     Cold start
     ----------
@@ -259,7 +265,7 @@ class SageMakerFM(ArrayRecommender):
         """
         hp = self._resolved_hyperparameters()
         if self._is_fitted():
-            hp["feature_dim"] = len(self.w_)
+            hp["feature_dim"] = len(self.feature_names_)
         return hp
 
     def _resolved_hyperparameters(self) -> dict[str, Any]:
@@ -299,6 +305,14 @@ class SageMakerFM(ArrayRecommender):
             needed = {"uniform": f"{group}_init_scale", "constant": f"{group}_init_value"}.get(method)
             if needed and getattr(self, needed) is None:
                 raise DataValidationError(f"{group}_init_method={method!r} needs {needed}, which is None")
+        if self.backend == "sagemaker":
+            from movierec.sagemaker import SageMakerConfig
+
+            if not isinstance(self.sagemaker, SageMakerConfig):
+                raise DataValidationError(
+                    "backend='sagemaker' needs sagemaker=movierec.sagemaker.SageMakerConfig(bucket, role_arn, ...), "
+                    f"got {self.sagemaker!r}"
+                )
         rs = self.random_state
         if not (
             rs is None
@@ -345,7 +359,9 @@ class SageMakerFM(ArrayRecommender):
             raise
         return self
 
-    def _fit_all(self, ratings: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None) -> None:
+    def _fit_all(
+        self, ratings: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None, *, train: bool = True
+    ) -> None:
         user_ids = (
             ratings[USER] if users is None else pd.concat([ratings[USER], users[USER]], ignore_index=True)
         )
@@ -356,7 +372,8 @@ class SageMakerFM(ArrayRecommender):
         user_idx, item_idx = self.users_.lookup(ratings[USER]), self.items_.lookup(ratings[ITEM])
         self.seen_ = seen_matrix(user_idx, item_idx, (len(self.users_), len(self.items_)))
         self._build_design(user_idx, item_idx, users, items)
-        self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
+        if train:  # train=False: ids, seen pairs and design only (a SageMaker tuning job trains)
+            self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
 
     def _check_side_frames(self, users: Any, items: Any) -> None:
         given = [name for name, frame in (("users", users), ("items", items)) if frame is not None]
@@ -418,6 +435,12 @@ class SageMakerFM(ArrayRecommender):
             if isinstance(err, MovieRecError):
                 raise
             raise BackendError(f"the {self.backend!r} backend failed to train: {err}") from err
+        if isinstance(weights, str):  # a SageMaker training job: weights read on first use
+            self.training_job_ = weights
+            return
+        self._set_weights(weights)
+
+    def _set_weights(self, weights: Any) -> None:
         w, V = np.asarray(weights.w, dtype=np.float64), np.asarray(weights.V, dtype=np.float64)
         if not (np.isfinite(weights.w0) and np.isfinite(w).all() and np.isfinite(V).all()):
             raise BackendError(
@@ -425,6 +448,20 @@ class SageMakerFM(ArrayRecommender):
             )
         self.w0_, self.w_, self.V_ = float(weights.w0), w, V
         self._prepare_scoring()
+
+    def _ensure_weights(self) -> None:
+        """Read ``w0, w, V`` from the SageMaker job's ``model.tar.gz`` the first time they are needed."""
+        if "V_" in self.__dict__:
+            return
+        trainer = self.__dict__.get("_trainer")
+        if not hasattr(trainer, "load_artifact"):
+            raise BackendError(f"the weights of {self.training_job_!r} cannot be read: fit again")
+        self._set_weights(trainer.load_artifact(feature_dim=len(self.feature_names_)))
+
+    def _endpoint(self) -> Any:
+        """Return the SageMaker backend when it has a live endpoint (after :meth:`deploy`), else None."""
+        trainer = self.__dict__.get("_trainer")
+        return trainer if getattr(trainer, "endpoint_name", None) else None
 
     def _prepare_scoring(self) -> None:
         self._user_bias, self._user_vec = _fm.block_terms(self.user_rows_, self.w_, self.V_)
@@ -435,10 +472,18 @@ class SageMakerFM(ArrayRecommender):
         return _fm.sigmoid(scores) if self.predictor_type == "binary_classifier" else scores
 
     def _score_pairs(self, user_idx, item_idx):
+        if (endpoint := self._endpoint()) is not None:  # FM's endpoint gives probabilities itself
+            return endpoint.invoke((self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr())
+        self._ensure_weights()
         dot = np.einsum("nk,nk->n", self._user_vec[user_idx], self._item_vec[item_idx])
         return self._link(self.w0_ + self._user_bias[user_idx] + self._item_bias[item_idx] + dot)
 
     def _score_users(self, user_idx):
+        if (endpoint := self._endpoint()) is not None:
+            n_items = self.item_rows_.shape[0]
+            rows = self.user_rows_[np.repeat(user_idx, n_items)] + self.item_rows_[np.tile(np.arange(n_items), len(user_idx))]
+            return endpoint.invoke(rows.tocsr()).reshape(len(user_idx), n_items)
+        self._ensure_weights()
         scores = self._user_vec[user_idx] @ self._item_vec.T
         scores += self.w0_ + self._user_bias[user_idx][:, None] + self._item_bias[None, :]
         return self._link(scores)
@@ -529,6 +574,8 @@ class SageMakerFM(ArrayRecommender):
                 np.random.default_rng(s) for s in np.random.SeedSequence(self.random_state).spawn(2)
             )
         train, valid = stratified_split(ratings, validation_size, random_state=split_rng)
+        if self.backend == "sagemaker":
+            return self._tune_on_sagemaker(ratings, train, valid, ranges, objective, max_jobs, users, items)
         jobs, rows = [], []
         for job in range(max_jobs):
             drawn = {
@@ -556,10 +603,69 @@ class SageMakerFM(ArrayRecommender):
             "results": results,
         }
 
+    def _tune_on_sagemaker(self, ratings, train, valid, ranges, objective, max_jobs, users, items) -> dict[str, Any]:
+        """One SageMaker tuning job (train part: train channel, validation part: test channel).
+
+        Its best training job becomes this model as it is (trained on the training part; call
+        ``fit(ratings)`` to retrain on everything); ``results`` holds that job only.
+        """
+        self._check_side_frames(users, items)
+        self.close()
+        self._reset()
+        try:
+            self._fit_all(ratings, users, items, train=False)
+            (X_train, y_train), (X_valid, y_valid) = self._design(train), self._design(valid)
+            hyperparameters = dict(self._resolved_hyperparameters(), feature_dim=X_train.shape[1])
+            self._trainer = trainer = _sagemaker_backend(hyperparameters, self.random_state, self.sagemaker)
+            search = {
+                name: (tuple((int if name in _POSITIVE_INTS else float)(v) for v in spec) if isinstance(spec, tuple) else spec)
+                for name, spec in ranges.items()
+            }
+            self.training_job_ = trainer.tune(
+                X_train, y_train, X_valid, y_valid, ranges=search, objective=objective,
+                max_jobs=max_jobs, max_parallel_jobs=min(2, max_jobs),
+            )
+        except BaseException:
+            self.close()
+            self._reset()
+            raise
+        params = {k: _from_string(v) for k, v in trainer.best_hyperparameters.items() if k in ranges}
+        self.set_params(**params)
+        value = trainer.best_objective_value
+        return {
+            "params": params,
+            "objective": objective,
+            "value": float("nan") if value is None else value,
+            "results": pd.DataFrame([{**params, objective: value, "training_job": self.training_job_}]),
+        }
+
+    def _design(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
+        """Return the design rows and labels of ``frame``'s ratings (ids known to the model)."""
+        X = (self.user_rows_[self.users_.lookup(frame[USER])] + self.item_rows_[self.items_.lookup(frame[ITEM])]).tocsr()
+        ratings = frame[RATING].to_numpy(dtype=np.float64)
+        return X, ratings if self.predictor_type == "regressor" else (ratings >= _fm.LIKE_THRESHOLD).astype(np.float64)
+
     # -- lifecycle and persistence ---------------------------------------------------------------
+    def deploy(self) -> str:
+        """Serve the model from a SageMaker endpoint (``backend="sagemaker"``); return its name.
+
+        Creates model, endpoint config and endpoint and waits for ``InService``; ``predict`` and
+        ``top_n`` then call the endpoint (``invoke_batch_size`` rows a request) until :meth:`close`,
+        which deletes all three. A full ``top_n`` asks the endpoint for every (user, movie) pair.
+        """
+        self._check_fitted()
+        trainer = self.__dict__.get("_trainer")
+        if not hasattr(trainer, "deploy"):
+            raise BackendError("deploy() needs a model fitted with backend='sagemaker' in this session")
+        return trainer.deploy()
+
     def close(self) -> None:
-        """Release what the backend created (nothing for ``backend="local"``); safe to call twice."""
-        trainer = self.__dict__.pop("_trainer", None)
+        """Release what the backend created (nothing for ``backend="local"``); safe to call twice.
+
+        With ``backend="sagemaker"`` it deletes the endpoint, its config and the model of
+        :meth:`deploy`; the fitted model still scores, from the training job's artifact.
+        """
+        trainer = self.__dict__.get("_trainer")
         if trainer is not None:
             trainer.close()
 
@@ -570,6 +676,7 @@ class SageMakerFM(ArrayRecommender):
         self.close()
 
     def _get_arrays(self) -> dict[str, np.ndarray]:
+        self._ensure_weights()
         arrays = {"w": self.w_, "V": self.V_}
         for name in ("user_rows", "item_rows"):
             matrix = getattr(self, f"{name}_")
@@ -583,6 +690,7 @@ class SageMakerFM(ArrayRecommender):
         return arrays
 
     def _get_extra(self) -> dict[str, Any]:
+        self._ensure_weights()
         return {"w0": self.w0_, "feature_names": self.feature_names_}
 
     def _set_arrays(self, arrays, extra) -> None:
@@ -597,3 +705,13 @@ class SageMakerFM(ArrayRecommender):
             )
             setattr(self, f"{name}_", matrix)
         self._prepare_scoring()
+
+
+def _from_string(value: str) -> Any:
+    """Return a tuned hyperparameter SageMaker reports as a string as int, float or str."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value

@@ -188,9 +188,15 @@ def test_init_methods_uniform_and_constant(ratings):
     assert np.isfinite(model.w_).all()
 
 
-def test_sagemaker_backend_is_not_available_yet(ratings):
-    with pytest.raises(BackendError, match="not available yet"):
-        SageMakerFM(backend="sagemaker", **FAST).fit(ratings)
+def test_config_survives_save_and_load(ratings, tmp_path):
+    from movierec.sagemaker import SageMakerConfig
+
+    config = SageMakerConfig("movierec-test-bucket", "arn:aws:iam::123456789012:role/fm", endpoint_url="http://127.0.0.1:1")
+    model = SageMakerFM(**FAST, sagemaker=config).fit(ratings)
+    model.save(tmp_path / "fm")
+    loaded = SageMakerFM.load(tmp_path / "fm")
+    assert loaded.get_params()["sagemaker"] == config
+    np.testing.assert_allclose(loaded.predict(ratings), model.predict(ratings))
 
 
 def test_divergence_raises_backend_error(ratings):

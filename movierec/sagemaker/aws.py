@@ -1,0 +1,207 @@
+"""The AWS calls of the SageMaker backend: S3 objects, training and tuning jobs, endpoints.
+
+Everything goes through boto3's low-level clients (``s3``, ``sagemaker``, ``sagemaker-runtime``),
+which moto's server also answers; :class:`AwsClients` builds the three of them for one
+:class:`~movierec.sagemaker.SageMakerConfig` and records the name of every operation they call,
+in order (``calls``), through botocore's ``before-call`` event. Credentials come from boto3's own
+chain and are never read, stored or logged here.
+
+Request bodies are built by the pure functions of ``_requests.py``, so they can be checked
+without AWS. Failures become :class:`~movierec.exceptions.BackendError` naming the operation and
+AWS's error code and message, with the boto error chained.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from movierec.adapters._extras import require
+from movierec.exceptions import BackendError
+from movierec.sagemaker.config import SageMakerConfig
+
+__all__ = ["AwsClients", "aws_errors", "split_s3_uri", "unique_name", "wait_for"]
+
+logger = logging.getLogger(__name__)
+
+_NOT_FOUND = ("404", "NoSuchBucket", "NotFound", "NoSuchKey")
+
+
+def unique_name(prefix: str) -> str:
+    """Return ``{prefix}-{yymmdd-HHMMSS}-{4 hex}`` (UTC): at most 32 characters for a 13-character prefix."""
+    return f"{prefix}-{time.strftime('%y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+
+
+def _error_code(err: Exception) -> str:
+    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def aws_errors(action: str) -> Iterator[None]:
+    """Turn botocore errors raised inside the block into ``BackendError("{action}: ...")``."""
+    botocore_exceptions = require("botocore.exceptions", "sagemaker")
+    try:
+        yield
+    except botocore_exceptions.NoCredentialsError as err:
+        raise BackendError(
+            f"{action}: boto3 found no AWS credentials (environment, ~/.aws files, SSO or an instance "
+            "role); configure them as for the AWS CLI"
+        ) from err
+    except botocore_exceptions.ClientError as err:
+        error = err.response.get("Error", {})
+        raise BackendError(
+            f"{action}: {error.get('Code', 'error')}: {error.get('Message', str(err))}"
+        ) from err
+    except botocore_exceptions.BotoCoreError as err:
+        raise BackendError(f"{action}: {err}") from err
+
+
+class AwsClients:
+    """The S3, SageMaker and SageMaker runtime clients of one config, and the calls they made.
+
+    Attributes
+    ----------
+    calls : list of str
+        ``"service:Operation"`` of every API call, in order (``"s3:PutObject"``,
+        ``"sagemaker:CreateTrainingJob"``, ``"sagemaker-runtime:InvokeEndpoint"`` ...).
+    """
+
+    def __init__(self, config: SageMakerConfig) -> None:
+        boto3 = require("boto3", "sagemaker")
+        botocore_config = require("botocore.config", "sagemaker")
+        self.config = config
+        self.calls: list[str] = []
+        session = boto3.session.Session(region_name=config.region)
+        options: dict[str, Any] = {"retries": {"max_attempts": 5, "mode": "standard"}}
+        if config.endpoint_url is not None:
+            options["s3"] = {"addressing_style": "path"}  # emulators answer on one host
+        client_config = botocore_config.Config(**options)
+        self.s3 = self._client(session, "s3", client_config)
+        self.sagemaker = self._client(session, "sagemaker", client_config)
+        self.runtime = self._client(session, "sagemaker-runtime", client_config)
+
+    def _client(self, session: Any, service: str, client_config: Any) -> Any:
+        client = session.client(
+            service, region_name=self.config.region, endpoint_url=self.config.endpoint_url, config=client_config
+        )
+
+        def record(model: Any, **_: Any) -> None:
+            self.calls.append(f"{service}:{model.name}")
+
+        client.meta.events.register_first(f"before-call.{client.meta.service_model.service_id.hyphenize()}.*", record)
+        return client
+
+    # -- S3 ----------------------------------------------------------------------------------
+    def check_bucket(self) -> None:
+        """Raise a clear error when the bucket does not exist or is not ours to use (HeadBucket)."""
+        bucket = self.config.bucket
+        try:
+            with aws_errors(f"checking bucket {bucket!r}"):
+                self.s3.head_bucket(Bucket=bucket)
+        except BackendError as err:
+            code = _error_code(err.__cause__) if err.__cause__ else ""
+            if code in _NOT_FOUND:
+                raise BackendError(
+                    f"S3 bucket {bucket!r} does not exist in {self.config.region}: create it first (console: "
+                    "S3 > Create bucket, Block all public access on; or `aws s3 mb`); see docs/sagemaker.md"
+                ) from err.__cause__
+            if code in ("403", "AccessDenied", "Forbidden"):
+                raise BackendError(
+                    f"S3 bucket {bucket!r} exists but these credentials may not use it (403): it belongs to "
+                    "another account, or the policy lacks s3:ListBucket on it"
+                ) from err.__cause__
+            raise
+
+    def put_object(self, key: str, body: bytes) -> str:
+        """Upload ``body`` to ``s3://bucket/key`` with server-side encryption; return the URI."""
+        extra: dict[str, str] = {"ServerSideEncryption": "AES256"}
+        if self.config.kms_key_id:
+            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.config.kms_key_id}
+        with aws_errors(f"uploading s3://{self.config.bucket}/{key}"):
+            self.s3.put_object(Bucket=self.config.bucket, Key=key, Body=body, **extra)
+        return self.config.s3_uri(key)
+
+    def get_object(self, uri: str) -> bytes:
+        """Return the bytes of the object at ``s3://bucket/key``."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            with aws_errors(f"downloading {uri}"):
+                return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except BackendError as err:
+            if err.__cause__ is not None and _error_code(err.__cause__) in _NOT_FOUND:
+                raise BackendError(f"{uri} does not exist (did the training job write its model?)") from err.__cause__
+            raise
+
+    # -- deletion that tolerates "already gone" ----------------------------------------------
+    def delete_quietly(self, kind: str, name: str) -> bool:
+        """Delete a SageMaker ``endpoint``, ``endpoint_config`` or ``model``; True unless it failed.
+
+        A resource that is already gone counts as deleted. Other failures are logged, not raised,
+        so cleanup goes on with the next resource.
+        """
+        method = {"endpoint": "delete_endpoint", "endpoint_config": "delete_endpoint_config", "model": "delete_model"}[kind]
+        argument = {"endpoint": "EndpointName", "endpoint_config": "EndpointConfigName", "model": "ModelName"}[kind]
+        try:
+            with aws_errors(f"deleting {kind} {name}"):
+                getattr(self.sagemaker, method)(**{argument: name})
+        except BackendError as err:
+            cause = err.__cause__
+            message = str(getattr(cause, "response", {}).get("Error", {}).get("Message", "")).lower()
+            if _error_code(cause) == "ResourceNotFound" or "could not find" in message:
+                logger.info("%s %s was already gone", kind, name)
+                return True
+            logger.error("could not delete %s %s: %s; delete it by hand to stop its cost", kind, name, err)
+            return False
+        logger.info("deleted %s %s", kind, name)
+        return True
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """Return ``(bucket, key)`` of ``s3://bucket/key``."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise BackendError(f"not an s3://bucket/key URI: {uri!r}")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+# -- waiting ---------------------------------------------------------------------------------
+def wait_for(
+    what: str,
+    describe: Callable[[], dict[str, Any]],
+    status_key: str,
+    *,
+    done: Sequence[str],
+    failed: Sequence[str],
+    timeout: float,
+    poll: float,
+    detail_key: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll ``describe()`` until ``status_key`` is in ``done``; return the last description.
+
+    Logs every change of status (and of ``detail_key``, e.g. ``SecondaryStatus``) with the time
+    elapsed, at INFO. A status in ``failed`` raises with SageMaker's ``FailureReason``; no final
+    status within ``timeout`` seconds raises ``TimeoutError`` (which callers turn into cleanup).
+    """
+    start = time.monotonic()
+    last = None
+    while True:
+        description = describe()
+        status = description.get(status_key)
+        state = (status, description.get(detail_key) if detail_key else None)
+        elapsed = time.monotonic() - start
+        if state != last:
+            logger.info("%s: %s after %.0f s", what, " / ".join(str(s) for s in state if s), elapsed)
+            last = state
+        if status in done:
+            return description
+        if status in failed:
+            reason = description.get("FailureReason") or "SageMaker gave no FailureReason"
+            raise BackendError(f"{what} ended with status {status}: {reason}")
+        if elapsed + poll > timeout:
+            raise TimeoutError(f"{what} is still {status} after {elapsed:.0f} s (timeout {timeout:g} s)")
+        sleep(poll)

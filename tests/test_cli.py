@@ -1,0 +1,230 @@
+"""The ``movierec`` command, driven end to end in a subprocess on the real ml-100k archive."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from movierec.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+CSV_COLUMNS = ["userId", "movieId", "title", "score", "rank"]
+ML100K_USERS = 943
+# Nothing listens on port 9 (discard): a "download" from it fails at once, offline.
+DEAD_MIRROR = "http://127.0.0.1:9/"
+
+pytestmark = pytest.mark.realdata
+
+
+def run_cli(*args: str, data: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -m movierec ARGS`` with MOVIEREC_DATA=data (and ``env``); return the finished process."""
+    environment = {key: value for key, value in os.environ.items() if key != "MOVIEREC_MIRROR"}
+    environment.update(MOVIEREC_DATA=str(data), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "movierec", *args],
+        check=False, capture_output=True, text=True, timeout=timeout, env=environment, cwd=ROOT,
+    )
+
+
+def assert_usage_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("usage: movierec"), result.stderr
+    assert fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def read_recommendations(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    assert list(frame.columns) == CSV_COLUMNS
+    return frame
+
+
+def check_recommendations(frame: pd.DataFrame, train: pd.DataFrame, n: int = 5) -> None:
+    assert len(frame) == ML100K_USERS * n
+    assert frame["userId"].nunique() == ML100K_USERS
+    assert frame.groupby("userId")["rank"].apply(list).map(lambda r: r == list(range(1, n + 1))).all()
+    assert frame["title"].notna().all() and (frame["title"].str.len() > 0).all()
+    # Sorted by user, then rank; scores do not increase down a user's list.
+    assert frame[["userId", "rank"]].equals(frame.sort_values(["userId", "rank"])[["userId", "rank"]])
+    assert (frame.groupby("userId")["score"].diff().dropna() <= 1e-12).all()
+    seen = frame.merge(train[["userId", "movieId"]], on=["userId", "movieId"])
+    assert seen.empty, "a recommended movie was already rated in train"
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """Return the Markdown table printed on stdout as {first cell: other cells}."""
+    rows = {}
+    for line in stdout.splitlines():
+        if line.startswith("| ") and not set(line) <= set("|-: "):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory, data_home):
+    out = tmp_path_factory.mktemp("baseline-run")
+    return run_cli("recommend", "--dataset", "ml-100k", "--models", "baseline", "--n", "5", "--out", str(out),
+                   "--quiet", data=data_home), out
+
+
+def test_recommend_writes_csv_and_report(baseline_run, u1):
+    result, out = baseline_run
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert list(rows) == ["model", "baseline", "ensemble"]
+    assert rows["model"][:2] == ["RMSE", "MAE"]
+    assert 0.9 < float(rows["baseline"][0]) < 1.0  # BiasedBaseline on u1: 0.9595
+    check_recommendations(read_recommendations(out / "recommendations.csv"), u1.train)
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert report.count('src="data:image/png;base64,') == 4
+    assert "recommendations.csv" in result.stdout and "report.html" in result.stdout
+
+
+def test_recommend_quiet_prints_no_info(baseline_run):
+    result, _ = baseline_run
+    assert "fitted baseline" not in result.stderr  # info messages are silenced
+    assert "\r" not in result.stderr  # no progress bar
+
+
+def test_recommend_other_model_lists_and_test_size(tmp_path, data_home):
+    result = run_cli("recommend", "--models", "baseline", "--test-size", "0.2", "--seed", "3", "--n", "3",
+                     "--recommender", "baseline", "--ensemble", "full", "--out", str(tmp_path), data=data_home)
+    assert result.returncode == 0, result.stderr
+    assert "stratified 0.2" in result.stdout
+    frame = read_recommendations(tmp_path / "recommendations.csv")
+    assert len(frame) == ML100K_USERS * 3
+    assert "fitted baseline" in result.stderr  # info messages without --quiet
+
+
+def test_python_m_and_console_script_agree(data_home):
+    script = Path(sys.executable).with_name("movierec")
+    if not script.exists():
+        pytest.fail(f"the console script {script} is missing: pip install -e . installs it")
+    version = subprocess.run([str(script), "--version"], check=False, capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("movierec ")
+    assert run_cli("--version", data=data_home).stdout == version.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--n", "-1"], "argument --n: must be a positive integer, got '-1'"),
+        (["--n", "0"], "argument --n"),
+        (["--n", "five"], "argument --n"),
+        (["--models", "baseline,nope"], "unknown model(s) nope"),
+        (["--models", "baseline,baseline"], "named twice"),
+        (["--dataset", "ml-9k"], "argument --dataset: invalid choice: 'ml-9k'"),
+        (["--fold", "u9"], "argument --fold: invalid choice"),
+        (["--test-size", "1.5"], "argument --test-size"),
+        (["--fold", "u2", "--test-size", "0.2"], "not allowed with argument"),
+        (["--dataset", "ml-1m", "--fold", "u1"], "only ml-100k has official folds"),
+        (["--models", "baseline", "--recommender", "svd"], "argument --recommender"),
+        (["--candidates", "3"], "argument --candidates"),
+        (["--no-such-option"], "unrecognized arguments"),
+    ],
+)
+def test_recommend_bad_arguments_exit_2_with_usage(args, fragment, tmp_path, data_home):
+    result = run_cli("recommend", *args, "--out", str(tmp_path / "out"), data=data_home)
+    assert_usage_error(result, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_command_and_bad_evaluate_arguments_exit_2(data_home):
+    assert_usage_error(run_cli(data=data_home), "the following arguments are required: COMMAND")
+    assert_usage_error(run_cli("evaluate", "--folds", "u0-u9", data=data_home), "must lie within u1-u5")
+    assert_usage_error(run_cli("evaluate", "--dataset", "ml-1m", data=data_home), "only ml-100k has official folds")
+    assert_usage_error(run_cli("download", "ml-9k", data=data_home), "argument NAME: invalid choice")
+
+
+@pytest.mark.parametrize("command", ["recommend", "download", "evaluate"])
+def test_missing_archive_offline_exits_1_with_url_and_path(command, tmp_path):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    args = {
+        "recommend": ["recommend", "--models", "baseline", "--out", str(tmp_path / "out")],
+        "download": ["download", "ml-100k"],
+        "evaluate": ["evaluate", "--models", "baseline", "--folds", "u1"],
+    }[command]
+    result = run_cli(*args, data=empty, MOVIEREC_MIRROR=DEAD_MIRROR)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("movierec: error:")]
+    assert len(errors) == 1, result.stderr
+    assert f"{DEAD_MIRROR}ml-100k.zip" in errors[0]
+    assert str(empty / "ml-100k.zip") in errors[0]
+    assert "Traceback" not in result.stderr
+    assert list(empty.iterdir()) == []  # no partial download left behind
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_cli("download", "ml-100k", "--debug", data=tmp_path, MOVIEREC_MIRROR=DEAD_MIRROR)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "DatasetError" in result.stderr
+
+
+def test_datasets_and_download_when_present(tmp_path, data_home):
+    listed = run_cli("datasets", data=data_home)
+    assert listed.returncode == 0, listed.stderr
+    rows = table_rows(listed.stdout)
+    assert rows["ml-100k"][0] == "yes" and rows["ml-1m"][0] == "no"
+    assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in rows["ml-1m"][1]
+    assert f"data folder: {data_home}" in listed.stdout
+
+    empty = run_cli("datasets", "--data-home", str(tmp_path), data=data_home)
+    assert table_rows(empty.stdout)["ml-100k"][0] == "no"
+
+    present = run_cli("download", "ml-100k", data=data_home)
+    assert present.returncode == 0, present.stderr
+    assert present.stdout.strip() == f"ml-100k: {data_home / 'ml-100k.zip'} (already present)"
+
+
+def test_evaluate_prints_markdown_and_writes_csv(tmp_path, data_home):
+    out = tmp_path / "cv" / "table.csv"
+    result = run_cli("evaluate", "--dataset", "ml-100k", "--folds", "u1,u2", "--models", "baseline",
+                     "--out", str(out), "--quiet", data=data_home)
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert list(rows) == ["model", "baseline", "ensemble"]
+    assert re.fullmatch(r"0\.9\d{3} ± 0\.\d{4}", rows["baseline"][0])
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["model", "rmse_mean", "rmse_sd", "mae_mean", "mae_sd", "folds"]
+    assert table["folds"].tolist() == [2, 2]
+    assert 0.9 < table.loc[0, "rmse_mean"] < 1.0 and table.loc[0, "rmse_sd"] > 0
+
+
+def test_cli_reference_documents_every_option():
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        assert f"movierec {name}" in text, name
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert option in text, f"docs/cli.md does not mention {name} {option}"
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_recommend_with_spark_surprise_fm_and_the_ensemble(tmp_path, u1, data_home):
+    """The main job (what `make run` does): three real backends and their ensemble."""
+    result = run_cli("recommend", "--dataset", "ml-100k", "--models", "als,svd,fm", "--n", "5",
+                     "--out", str(tmp_path), data=data_home, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = table_rows(result.stdout)
+    assert list(rows) == ["model", "als", "svd", "fm", "ensemble"]
+    rmse = {name: float(cells[0]) for name, cells in rows.items() if name != "model"}
+    assert all(0.85 < value < 1.1 for value in rmse.values()), rmse
+    # The blend of three models is at least as good as their mean (it is usually better than each).
+    assert rmse["ensemble"] <= sum(rmse[m] for m in ("als", "svd", "fm")) / 3 + 1e-4, rmse
+    check_recommendations(read_recommendations(tmp_path / "recommendations.csv"), u1.train)
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert report.count('src="data:image/png;base64,') == 4
+    for name in ("SparkALS", "SurpriseSVD", "SageMakerFM"):
+        assert name in report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import numbers
 import warnings
 from collections.abc import Callable, Mapping
@@ -11,17 +10,15 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, RATING, USER, check_choice, check_fraction, check_n, check_ratings
-from movierec.adapters import _fm
+from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_ratings
+from movierec.adapters import _fm, _fm_features
 from movierec.base import ArrayRecommender, IdIndex, seen_matrix
-from movierec.exceptions import BackendError, DataValidationError, MovieRecError, MovieRecWarning
+from movierec.exceptions import BackendError, DataValidationError, MovieRecError
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.sagemaker import SageMakerConfig
 
 __all__ = ["SageMakerFM"]
-
-logger = logging.getLogger(__name__)
 
 PredictorType = Literal["regressor", "binary_classifier"]
 InitMethod = Literal["normal", "uniform", "constant"]
@@ -54,12 +51,6 @@ _CHOICES = {
 _FACTORS_WD = {"regressor": 3e-4, "binary_classifier": 1.5e-4}
 #: parameters that are not SageMaker hyperparameters and are not sent to a backend
 _NOT_HYPERPARAMETERS = ("side_features", "side_feature_value", "backend", "sagemaker", "random_state")
-_NOT_TUNABLE = ("predictor_type", "feature_dim", "side_features", "backend", "sagemaker", "random_state")
-_OBJECTIVES = {  # SageMaker's metric name -> (predictor type, direction); see _fm.objective_value
-    "test:rmse": ("regressor", "minimize"),
-    "test:binary_classification_accuracy": ("binary_classifier", "maximize"),
-    "test:binary_classification_cross_entropy": ("binary_classifier", "minimize"),
-}
 
 
 def _local_backend(hyperparameters: dict[str, Any], random_state: Any, config: Any) -> _fm.FMBackend:
@@ -349,7 +340,7 @@ class SageMakerFM(ArrayRecommender):
         """
         check_ratings(ratings)
         self._check_params()
-        self._check_side_frames(users, items)
+        _fm_features.check_side_frames(self, users, items)
         self.close()
         self._reset()
         try:
@@ -371,52 +362,11 @@ class SageMakerFM(ArrayRecommender):
         self.users_, self.items_ = IdIndex(user_ids), IdIndex(item_ids)
         user_idx, item_idx = self.users_.lookup(ratings[USER]), self.items_.lookup(ratings[ITEM])
         self.seen_ = seen_matrix(user_idx, item_idx, (len(self.users_), len(self.items_)))
-        self._build_design(user_idx, item_idx, users, items)
+        self.user_rows_, self.item_rows_, self.feature_names_ = _fm_features.design(
+            self, user_idx, item_idx, users, items
+        )
         if train:  # train=False: ids, seen pairs and design only (a SageMaker tuning job trains)
             self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
-
-    def _check_side_frames(self, users: Any, items: Any) -> None:
-        given = [name for name, frame in (("users", users), ("items", items)) if frame is not None]
-        if given and not self.side_features:
-            raise DataValidationError(
-                f"{' and '.join(given)} given but side_features=False: pass side_features=True to use them"
-            )
-        if self.side_features and not given:
-            raise DataValidationError("side_features=True needs users=, items= or both in fit")
-
-    def _build_design(self, user_idx, item_idx, users, items) -> None:
-        rated_users = np.bincount(user_idx, minlength=len(self.users_)) > 0
-        rated_items = np.bincount(item_idx, minlength=len(self.items_)) > 0
-        user_side = user_names = item_side = item_names = None
-        if users is not None:
-            user_side, user_names = _fm.user_side_features(users, self.users_.ids)
-            user_side *= self.side_feature_value
-            self._warn_absent(users[USER], self.users_.ids[rated_users], "users")
-        if items is not None:
-            item_side, item_names = _fm.item_side_features(items, self.items_.ids)
-            item_side *= self.side_feature_value
-            self._warn_absent(items[ITEM], self.items_.ids[rated_items], "items")
-        self.user_rows_, self.item_rows_ = _fm.design_rows(rated_users, rated_items, user_side, item_side)
-        self.feature_names_ = (
-            [f"user={u}" for u in self.users_.ids[rated_users]]
-            + [f"movie={i}" for i in self.items_.ids[rated_items]]
-            + (user_names or [])
-            + (item_names or [])
-        )
-        dim = len(self.feature_names_)
-        if self.feature_dim is not None and self.feature_dim != dim:
-            raise DataValidationError(f"feature_dim={self.feature_dim!r} but the data gives {dim} features")
-
-    @staticmethod
-    def _warn_absent(side_ids: pd.Series, rated_ids: np.ndarray, frame_name: str) -> None:
-        absent = rated_ids[pd.Index(side_ids).get_indexer(pd.Index(rated_ids)) < 0]
-        if len(absent):
-            warnings.warn(
-                f"{len(absent)} rated ids are not in {frame_name}, e.g. {absent[:3].tolist()}: they "
-                "have no side features and are scored from their ratings alone",
-                MovieRecWarning,
-                stacklevel=5,
-            )
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
         X = (self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr()
@@ -546,104 +496,12 @@ class SageMakerFM(ArrayRecommender):
             ``params`` (the best drawn values), ``objective``, ``value`` (its validation score) and
             ``results`` (a DataFrame: one row per job, the drawn values and the score).
         """
-        check_ratings(ratings)
-        max_jobs = check_n(max_jobs, "max_jobs")
-        validation_size = check_fraction(validation_size, "validation_size")
-        self._check_params()
-        objective = objective or (
-            "test:rmse" if self.predictor_type == "regressor" else "test:binary_classification_accuracy"
+        from movierec.adapters import _fm_tune  # imported here: _fm_tune imports this module
+
+        return _fm_tune.tune(
+            self, ratings, ranges, max_jobs=max_jobs, objective=objective,
+            validation_size=validation_size, users=users, items=items,
         )
-        check_choice(objective, "objective", tuple(_OBJECTIVES))
-        kind, direction = _OBJECTIVES[objective]
-        if kind != self.predictor_type:
-            raise DataValidationError(
-                f"objective {objective!r} needs predictor_type={kind!r}, not {self.predictor_type!r}"
-            )
-        tunable = set(self._param_names()) - set(_NOT_TUNABLE)
-        unknown = sorted(set(ranges) - tunable)
-        if unknown or not ranges:
-            raise DataValidationError(
-                f"ranges must name hyperparameters among {sorted(tunable)}, got {sorted(ranges)}"
-            )
-        from movierec.split import stratified_split
-
-        if isinstance(self.random_state, np.random.Generator):
-            split_rng, draw = (np.random.default_rng(s) for s in self.random_state.integers(2**63, size=2))
-        else:
-            split_rng, draw = (
-                np.random.default_rng(s) for s in np.random.SeedSequence(self.random_state).spawn(2)
-            )
-        train, valid = stratified_split(ratings, validation_size, random_state=split_rng)
-        if self.backend == "sagemaker":
-            return self._tune_on_sagemaker(ratings, train, valid, ranges, objective, max_jobs, users, items)
-        jobs, rows = [], []
-        for job in range(max_jobs):
-            drawn = {
-                name: _fm.draw(draw, name, spec, integer=name in _POSITIVE_INTS)
-                for name, spec in ranges.items()
-            }
-            with type(self)(**{**self.get_params(), **drawn}) as candidate:
-                candidate.fit(train, users=users, items=items)
-                predicted = candidate.predict(valid).to_numpy()
-            value = _fm.objective_value(valid[RATING].to_numpy(dtype=np.float64), predicted, objective)
-            logger.info("tune job %d/%d: %s -> %s = %.5f", job + 1, max_jobs, drawn, objective, value)
-            jobs.append(drawn)
-            rows.append({**drawn, objective: value})
-        results = pd.DataFrame(rows)
-        scores = results[objective].to_numpy(dtype=float)
-        scores = np.where(np.isnan(scores), np.inf if direction == "minimize" else -np.inf, scores)
-        best = int(np.argmin(scores) if direction == "minimize" else np.argmax(scores))
-        params = jobs[best]
-        self.set_params(**params)
-        self.fit(ratings, users=users, items=items)
-        return {
-            "params": params,
-            "objective": objective,
-            "value": float(results[objective].iloc[best]),
-            "results": results,
-        }
-
-    def _tune_on_sagemaker(self, ratings, train, valid, ranges, objective, max_jobs, users, items) -> dict[str, Any]:
-        """One SageMaker tuning job (train part: train channel, validation part: test channel).
-
-        Its best training job becomes this model as it is (trained on the training part; call
-        ``fit(ratings)`` to retrain on everything); ``results`` holds that job only.
-        """
-        self._check_side_frames(users, items)
-        self.close()
-        self._reset()
-        try:
-            self._fit_all(ratings, users, items, train=False)
-            (X_train, y_train), (X_valid, y_valid) = self._design(train), self._design(valid)
-            hyperparameters = dict(self._resolved_hyperparameters(), feature_dim=X_train.shape[1])
-            self._trainer = trainer = _sagemaker_backend(hyperparameters, self.random_state, self.sagemaker)
-            search = {
-                name: (tuple((int if name in _POSITIVE_INTS else float)(v) for v in spec) if isinstance(spec, tuple) else spec)
-                for name, spec in ranges.items()
-            }
-            self.training_job_ = trainer.tune(
-                X_train, y_train, X_valid, y_valid, ranges=search, objective=objective,
-                max_jobs=max_jobs, max_parallel_jobs=min(2, max_jobs),
-            )
-        except BaseException:
-            self.close()
-            self._reset()
-            raise
-        params = {k: _from_string(v) for k, v in trainer.best_hyperparameters.items() if k in ranges}
-        self.set_params(**params)
-        value = trainer.best_objective_value
-        return {
-            "params": params,
-            "objective": objective,
-            "value": float("nan") if value is None else value,
-            "results": pd.DataFrame([{**params, objective: value, "training_job": self.training_job_}]),
-        }
-
-    def _design(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
-        """Return the design rows and labels of ``frame``'s ratings (ids known to the model)."""
-        X = (self.user_rows_[self.users_.lookup(frame[USER])] + self.item_rows_[self.items_.lookup(frame[ITEM])]).tocsr()
-        ratings = frame[RATING].to_numpy(dtype=np.float64)
-        return X, ratings if self.predictor_type == "regressor" else (ratings >= _fm.LIKE_THRESHOLD).astype(np.float64)
 
     # -- lifecycle and persistence ---------------------------------------------------------------
     def deploy(self) -> str:
@@ -706,12 +564,3 @@ class SageMakerFM(ArrayRecommender):
             setattr(self, f"{name}_", matrix)
         self._prepare_scoring()
 
-
-def _from_string(value: str) -> Any:
-    """Return a tuned hyperparameter SageMaker reports as a string as int, float or str."""
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value

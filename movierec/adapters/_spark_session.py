@@ -1,0 +1,193 @@
+"""The SparkSession a SparkALS runs on: a local one movierec starts and owns, or the caller's.
+
+A process holds at most one SparkContext, so the session movierec starts is shared by every
+SparkALS created with ``spark=None`` and stopped when the last of them is closed. A session the
+caller made (any master) is used as it is and never stopped or reconfigured.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from movierec.adapters._extras import require
+from movierec.exceptions import BackendError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["acquire", "is_alive", "local_session_builder", "quiet_pyspark_warnings", "release"]
+
+logger = logging.getLogger(__name__)
+
+# pyspark 4.x warns on every pandas conversion (and once at start-up, from a py4j converter that
+# imports pyspark.testing) when pandas >= 3 is installed. movierec moves data through Arrow tables,
+# never through pyspark's pandas code, so only the start-up warning can reach us; it is silenced
+# where movierec itself starts a session.
+_PANDAS_VERSION_WARNING = "PySpark does not yet fully support pandas"
+
+# Spark's driver logs go to log4j: only failures reach stderr. The netlib flags stop the
+# BLAS/LAPACK loaders from printing dlopen failures when no native library is installed (the
+# pure-Java implementations are used either way).
+_LOG4J_PROPERTIES = """\
+# pyspark counts as a shell: Spark then prints "Setting default log level to X" unless the level
+# of org.apache.spark (configured here, so Spark takes it as chosen) equals the root level.
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.spark.name = org.apache.spark
+logger.spark.level = error
+"""
+_NETLIB_FLAGS = " ".join(
+    f"-Ddev.ludovic.netlib.{lib}.allowNative=false" for lib in ("blas", "lapack", "arpack")
+)
+
+
+@contextlib.contextmanager
+def quiet_pyspark_warnings() -> Iterator[None]:
+    """Silence pyspark's "does not yet fully support pandas" FutureWarning inside the block."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PANDAS_VERSION_WARNING, category=FutureWarning)
+        yield
+
+
+def local_session_builder(
+    workdir: Path,
+    *,
+    master: str = "local[*]",
+    shuffle_partitions: int | None = None,
+    driver_memory: str = "2g",
+):
+    """Return a ``SparkSession.Builder`` for a quiet local session whose files live in ``workdir``.
+
+    UI and progress bars off, logs at ERROR, driver bound to 127.0.0.1, shuffle partitions sized
+    for data that fits one machine (twice the cores, at most 16), Arrow enabled for ``toPandas``.
+    """
+    require("pyspark", "spark")
+    from pyspark.sql import SparkSession
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    log4j = workdir / "log4j2.properties"
+    log4j.write_text(_LOG4J_PROPERTIES)
+    java_options = f"-Dlog4j2.configurationFile={log4j.as_uri()} {_NETLIB_FLAGS}"
+    if shuffle_partitions is None:
+        shuffle_partitions = max(2, min(16, 2 * (os.cpu_count() or 1)))
+    return (
+        SparkSession.builder.master(master)
+        .appName("movierec")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.driver.extraJavaOptions", java_options)
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.warehouse.dir", str(workdir / "warehouse"))
+        # spark.local.dir is left alone: the JVM caches it from its first SparkContext, so a later
+        # session would recreate this (by then deleted) folder; Spark cleans its own scratch space.
+    )
+
+
+def is_alive(session: SparkSession | None) -> bool:
+    """Return whether ``session``'s SparkContext is still running."""
+    if session is None:
+        return False
+    context = getattr(session, "_sc", None)
+    return context is not None and getattr(context, "_jsc", None) is not None
+
+
+class _Owned:
+    """The one local session movierec started in this process, and how many models use it."""
+
+    lock = threading.Lock()
+    session: SparkSession | None = None
+    users = 0
+    workdir: Path | None = None
+
+
+def _start_owned() -> SparkSession:
+    workdir = Path(tempfile.mkdtemp(prefix="movierec-spark-"))
+    try:
+        with quiet_pyspark_warnings():
+            session = local_session_builder(workdir).getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+        # ALS checkpoints its factor lineage every checkpointInterval iterations only when a
+        # checkpoint directory is set; without it long runs can overflow the stack.
+        session.sparkContext.setCheckpointDir(str(workdir / "checkpoints"))
+    except Exception as err:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise BackendError(f"could not start a local Spark session (is Java 17+ installed?): {err}") from err
+    _Owned.session, _Owned.users, _Owned.workdir = session, 0, workdir
+    logger.info("started local Spark session %s (files in %s)", session.sparkContext.master, workdir)
+    return session
+
+
+def acquire(spark: SparkSession | None) -> tuple[SparkSession, bool]:
+    """Return ``(session, owned)``: ``spark`` itself, else movierec's own local session.
+
+    With ``spark=None`` the session movierec started is reused (one more user) or started; if the
+    caller already runs a SparkContext in this process that one is used, unowned, since a
+    process cannot hold two.
+    """
+    require("pyspark", "spark")
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    if spark is not None:
+        if not isinstance(spark, SparkSession):
+            raise TypeError(f"spark must be a pyspark.sql.SparkSession or None, got {type(spark).__name__}")
+        if not is_alive(spark):
+            raise BackendError("the SparkSession given as spark= has been stopped")
+        return spark, False
+    with _Owned.lock:
+        if not is_alive(_Owned.session):
+            _forget_owned()
+            if SparkContext._active_spark_context is not None:
+                logger.info("using the SparkContext already running in this process; it will not be stopped")
+                with quiet_pyspark_warnings():
+                    return SparkSession.builder.getOrCreate(), False
+            _start_owned()
+        _Owned.users += 1
+        return _Owned.session, True
+
+
+def release(session: SparkSession) -> None:
+    """Drop one user of movierec's own session, stopping it when none is left."""
+    with _Owned.lock:
+        if session is not _Owned.session:
+            return
+        _Owned.users -= 1
+        if _Owned.users > 0:
+            return
+        try:
+            session.stop()
+        finally:
+            _forget_owned()
+        logger.info("stopped movierec's local Spark session")
+
+
+def _forget_owned() -> None:
+    if _Owned.workdir is not None:
+        shutil.rmtree(_Owned.workdir, ignore_errors=True)
+    _Owned.session, _Owned.users, _Owned.workdir = None, 0, None
+
+
+@atexit.register
+def _remove_workdir_at_exit() -> None:
+    # A model nobody closed leaves the session to die with the process; its files go with it.
+    if _Owned.workdir is not None:
+        shutil.rmtree(_Owned.workdir, ignore_errors=True)

@@ -15,7 +15,6 @@ from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_pairs, check_ratings
 from movierec._version import __version__
@@ -25,11 +24,14 @@ __all__ = [
     "Recommender",
     "ArrayRecommender",
     "IdIndex",
+    "import_name",
     "TOP_N_COLUMNS",
     "rank_frame",
     "read_params",
     "resolve_users",
+    "restore_state",
     "seen_matrix",
+    "state_arrays",
     "top_k",
     "write_params",
 ]
@@ -183,12 +185,37 @@ class IdIndex:
         return cls(values, sort=False)
 
 
-def seen_matrix(user_idx: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+def seen_matrix(user_idx: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int]) -> Any:
     """Return a boolean CSR matrix marking the (user, item) index pairs that were rated."""
+    from scipy import sparse  # imported here so that `import movierec` stays fast
+
     data = np.ones(len(user_idx), dtype=bool)
     matrix = sparse.csr_matrix((data, (user_idx, item_idx)), shape=shape, dtype=bool)
     matrix.sort_indices()
     return matrix
+
+
+def state_arrays(users: IdIndex, items: IdIndex, seen: Any) -> dict[str, np.ndarray]:
+    """Return the id maps and seen matrix as plain arrays for ``np.savez`` (no pickle)."""
+    seen = seen.tocsr()
+    return {
+        "user_ids": users.to_array(),
+        "item_ids": items.to_array(),
+        "seen_indptr": seen.indptr,
+        "seen_indices": seen.indices,
+    }
+
+
+def restore_state(arrays: Any) -> tuple[IdIndex, IdIndex, Any]:
+    """Return ``(users, items, seen)`` from arrays written by :func:`state_arrays`."""
+    from scipy import sparse
+
+    users, items = IdIndex.from_array(arrays["user_ids"]), IdIndex.from_array(arrays["item_ids"])
+    indices = arrays["seen_indices"]
+    seen = sparse.csr_matrix(
+        (np.ones(len(indices), dtype=bool), indices, arrays["seen_indptr"]), shape=(len(users), len(items))
+    )
+    return users, items, seen
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -326,15 +353,9 @@ class ArrayRecommender(Recommender):
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        seen = self.seen_.tocsr()
-        arrays = {
-            "user_ids": self.users_.to_array(),
-            "item_ids": self.items_.to_array(),
-            "seen_indptr": seen.indptr,
-            "seen_indices": seen.indices,
-        }
+        arrays = state_arrays(self.users_, self.items_, self.seen_)
         arrays.update({f"model_{k}": np.asarray(v) for k, v in self._get_arrays().items()})
-        write_params(path, self, extra=self._get_extra())
+        write_params(path, self, params=self._saved_params(), extra=self._get_extra())
         np.savez(path / ARRAYS_FILE, **arrays)
 
     @classmethod
@@ -344,15 +365,13 @@ class ArrayRecommender(Recommender):
         model, extra = read_params(path, cls)
         with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-        model.users_ = IdIndex.from_array(arrays["user_ids"])
-        model.items_ = IdIndex.from_array(arrays["item_ids"])
-        shape = (len(model.users_), len(model.items_))
-        model.seen_ = sparse.csr_matrix(
-            (np.ones(len(arrays["seen_indices"]), dtype=bool), arrays["seen_indices"], arrays["seen_indptr"]),
-            shape=shape,
-        )
+        model.users_, model.items_, model.seen_ = restore_state(arrays)
         model._set_arrays({k[6:]: v for k, v in arrays.items() if k.startswith("model_")}, extra)
         return model
+
+    def _saved_params(self) -> dict[str, Any]:
+        """Return the constructor arguments to write; subclasses leave out live objects (sessions)."""
+        return self.get_params()
 
     # -- for subclasses -----------------------------------------------------------------------
     @abstractmethod
@@ -392,14 +411,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"parameter value {value!r} of type {type(value).__name__} cannot be saved as JSON")
 
 
-def _import(qualified: str) -> Any:
+def import_name(qualified: str) -> Any:
+    """Return the object named by a dotted ``module.name`` string."""
     module, _, name = qualified.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
 
 def _rebuild(value: Any) -> Any:
     if isinstance(value, dict) and _DATACLASS_KEY in value:
-        cls = _import(value[_DATACLASS_KEY])
+        cls = import_name(value[_DATACLASS_KEY])
         defaults = {f.name: f.default for f in dataclasses.fields(cls)}
         fields = {
             k: tuple(v) if isinstance(v, list) and isinstance(defaults.get(k), tuple) else v
@@ -429,7 +449,7 @@ def read_params(path: Path, cls: type[Recommender], *, build: bool = True) -> tu
     if not file.is_file():
         raise FileNotFoundError(f"{file} not found: {path} is not a saved movierec model")
     document = json.loads(file.read_text())
-    saved_cls = _import(document["class"])
+    saved_cls = import_name(document["class"])
     if not issubclass(saved_cls, cls):
         raise DataValidationError(f"{path} holds a {document['class']}, not a {cls.__name__}")
     if document.get("movierec_version") != __version__:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -10,18 +9,20 @@ from typing import Any, Self
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from movierec._validation import ITEM, USER, check_fraction, check_n, check_pairs, check_ratings
 from movierec.base import (
     ARRAYS_FILE,
     TOP_N_COLUMNS,
     IdIndex,
+    import_name,
     Recommender,
     rank_frame,
     read_params,
     resolve_users,
+    restore_state,
     seen_matrix,
+    state_arrays,
     write_params,
 )
 from movierec.exceptions import DataValidationError, MovieRecWarning
@@ -244,16 +245,10 @@ class WeightedEnsemble(Recommender):
         params, extra = read_params(path, cls, build=False)
         members = []
         for position, qualified in enumerate(extra["members"]):
-            module, _, name = qualified.rpartition(".")
-            members.append(getattr(importlib.import_module(module), name).load(path / f"member_{position}"))
+            members.append(import_name(qualified).load(path / f"member_{position}"))
         model = cls(members, **params)
         with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
-            model.users_ = IdIndex.from_array(data["user_ids"])
-            model.items_ = IdIndex.from_array(data["item_ids"])
-            model.seen_ = sparse.csr_matrix(
-                (np.ones(len(data["seen_indices"]), dtype=bool), data["seen_indices"], data["seen_indptr"]),
-                shape=(len(model.users_), len(model.items_)),
-            )
+            model.users_, model.items_, model.seen_ = restore_state(data)
             model.errors_ = data["errors"]
             model.score_mean_, model.score_std_ = data["score_mean"], data["score_std"]
         model.weights_ = 1.0 / model.errors_
@@ -273,13 +268,9 @@ def _save_ensemble(model: WeightedEnsemble, path: Path) -> None:
         member.save(path / f"member_{position}")
         members.append(f"{type(member).__module__}.{type(member).__qualname__}")
     write_params(path, model, params=params, extra={"members": members})
-    seen = model.seen_.tocsr()
     np.savez(
         path / ARRAYS_FILE,
-        user_ids=model.users_.to_array(),
-        item_ids=model.items_.to_array(),
-        seen_indptr=seen.indptr,
-        seen_indices=seen.indices,
+        **state_arrays(model.users_, model.items_, model.seen_),
         errors=model.errors_,
         score_mean=model.score_mean_,
         score_std=model.score_std_,

@@ -28,7 +28,7 @@ from movierec.adapters._spark_params import (
 from movierec.adapters._spark_session import acquire, is_alive, release
 from movierec.adapters._spark_top_n import spark_top_n
 from movierec.adapters._spark_tune import check_folds, check_grid, cross_validate
-from movierec.base import ARRAYS_FILE, ArrayRecommender, IdIndex, resolve_users, write_params
+from movierec.base import ArrayRecommender, IdIndex, resolve_users
 from movierec.exceptions import BackendError, DataValidationError
 
 require("pyspark", "spark")
@@ -318,16 +318,10 @@ class SparkALS(ArrayRecommender):
         path.mkdir(parents=True, exist_ok=True)
         with backend_errors("save the ALS model"):
             self.model_.write().overwrite().save(_uri(path / SPARK_MODEL_DIR))
-        seen = self.seen_.tocsr()
-        arrays = {
-            "user_ids": self.users_.to_array(),
-            "item_ids": self.items_.to_array(),
-            "seen_indptr": seen.indptr,
-            "seen_indices": seen.indices,
-        }
-        arrays.update({f"model_{k}": np.asarray(v) for k, v in self._get_arrays().items()})
-        write_params(path, self, params={**self.get_params(), "spark": None}, extra=self._get_extra())
-        np.savez(path / ARRAYS_FILE, **arrays)
+        super().save(path)
+
+    def _saved_params(self) -> dict[str, Any]:
+        return {**self.get_params(), "spark": None}  # a session cannot be saved; load takes one
 
     @classmethod
     def load(cls, path: str | Path, spark: SparkSession | None = None) -> Self:

@@ -29,6 +29,7 @@ _LAZY = {
     "SparkALS": "movierec.adapters.spark_als",
     "SurpriseSVD": "movierec.adapters.surprise_svd",
     "SageMakerFM": "movierec.adapters.sagemaker_fm",
+    "MyFMBayes": "movierec.adapters.myfm_bayes",
 }
 
 __all__ = [

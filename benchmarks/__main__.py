@@ -1,0 +1,80 @@
+"""``python -m benchmarks [--suite accuracy,ranking,speed,scale] [--quick]``: run suites, then render.
+
+Each suite writes ``benchmarks/results/<suite>.json`` (``--quick``: ``benchmarks/results/quick/``,
+tiny versions for checking the harness) and ``docs/benchmarks.md`` is regenerated from every
+result file present (``--quick``: ``benchmarks/results/quick/benchmarks.md``). A failing suite is
+logged and the others still run; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+
+from benchmarks import SUITES
+from benchmarks._common import RESULTS_DIR, ROOT, command_line, machine, results_dir, write_result
+
+logger = logging.getLogger("benchmarks")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--suite",
+        default=",".join(SUITES),
+        help=f"comma-separated suites among {', '.join(SUITES)} (default: all)",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny versions, written to results/quick/")
+    parser.add_argument("--no-render", action="store_true", help="do not regenerate the markdown page")
+    args = parser.parse_args(argv)
+    suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown or not suites:
+        parser.error(f"--suite must name suites among {', '.join(SUITES)}, got {args.suite!r}")
+    args.suites = suites
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("py4j", "pyspark"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    failed = []
+    total = time.perf_counter()
+    for suite in args.suites:
+        started = time.perf_counter()
+        machine_info = machine()
+        command = command_line(["--suite", suite, *(["--quick"] if args.quick else [])])
+        logger.info("suite %s: starting (%s)", suite, command)
+        try:
+            results, notes = importlib.import_module(f"benchmarks.{suite}").run(quick=args.quick)
+        except Exception:
+            logger.exception("suite %s failed", suite)
+            failed.append(suite)
+            continue
+        write_result(suite, results, quick=args.quick, command=command, started=started,
+                     machine_info=machine_info, notes=notes)
+        logger.info("suite %s: done in %.0f s", suite, time.perf_counter() - started)
+        if not args.no_render:
+            _render(args.quick)
+    logger.info("all suites done in %.0f s%s", time.perf_counter() - total,
+                f"; failed: {', '.join(failed)}" if failed else "")
+    return 1 if failed else 0
+
+
+def _render(quick: bool) -> None:
+    from benchmarks import render
+
+    folder = results_dir(quick)
+    output = folder / "benchmarks.md" if quick else ROOT / "docs" / "benchmarks.md"
+    render.write(folder, output)
+    logger.info("rendered %s from %s", output.relative_to(ROOT), folder.relative_to(ROOT) if folder != RESULTS_DIR
+                else "benchmarks/results")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

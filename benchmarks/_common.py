@@ -1,0 +1,285 @@
+"""What every suite shares: machine and versions, timing, child processes for peak memory, JSON output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import importlib.metadata
+import json
+import logging
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+QUICK_DIR = RESULTS_DIR / "quick"
+
+logger = logging.getLogger("benchmarks")
+
+# Distributions whose versions go into every result file (absent ones are left out).
+_DISTRIBUTIONS = {
+    "movierec": "movierec",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "scipy": "scipy",
+    "pyspark": "pyspark",
+    "pyarrow": "pyarrow",
+    "surprise": "scikit-surprise",
+    "myfm": "myfm",
+}
+
+
+def data_home() -> Path:
+    """Return the MovieLens folder: $MOVIEREC_DATA, else ../shared/data next to the repository."""
+    return Path(os.environ.get("MOVIEREC_DATA", ROOT.parent / "shared" / "data")).resolve()
+
+
+def results_dir(quick: bool) -> Path:
+    """Return where a suite writes: ``results/`` for real runs, ``results/quick/`` for ``--quick``."""
+    return QUICK_DIR if quick else RESULTS_DIR
+
+
+def memory_total_gb() -> float | None:
+    """Return the machine's memory in GiB from /proc/meminfo (None where there is no /proc)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict[str, Any]:
+    """Return the platform, CPU count, memory and the load average when the suite started."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_gb": memory_total_gb(),
+    }
+    try:
+        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    return info
+
+
+def java_version() -> str | None:
+    """Return the first line of ``java -version`` (Spark's JVM), or None without Java."""
+    try:
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (out.stderr or out.stdout).strip().splitlines()
+    return lines[0] if lines else None
+
+
+def versions() -> dict[str, Any]:
+    """Return Python's and the installed libraries' versions (read from metadata: nothing is imported)."""
+    found: dict[str, Any] = {"python": platform.python_version()}
+    for key, dist in _DISTRIBUTIONS.items():
+        try:
+            found[key] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    found["java"] = java_version()
+    return found
+
+
+def timed(func: Callable[[], Any], repeats: int = 1) -> tuple[float, list[float], Any]:
+    """Return (median seconds, every run's seconds, the last result) of ``repeats`` calls of ``func``."""
+    times, result = [], None
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        result = func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, result
+
+
+def mean_sd(values: list[float]) -> dict[str, float]:
+    """Return the mean and sample standard deviation (0 for a single value)."""
+    values = [float(v) for v in values]
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident memory in MiB.
+
+    Read from /proc (VmHWM), not ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``execve``, so a
+    spawned child would report the parent's size at fork time whenever that is larger than its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def current_rss_mb() -> float:
+    """Return this process's resident memory now, in MiB (from /proc; the peak where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Return the process ids below ``pid`` (Linux /proc; empty elsewhere)."""
+    out, stack = [], [pid]
+    while stack:
+        for child in _children(stack.pop()):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def _status(pid: int) -> dict[str, str]:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def jvm_peak_rss_mb(root: int | None = None) -> float | None:
+    """Return the largest peak RSS (VmHWM, MiB) of the java processes below ``root`` (default: this one).
+
+    Spark's driver JVM is a child of the Python process that started the session, so its memory is
+    not in the Python process's ``ru_maxrss``; read it here before the session stops.
+    """
+    peaks = []
+    for pid in descendants(root or os.getpid()):
+        status = _status(pid)
+        if status.get("Name", "").strip() == "java" and "VmHWM" in status:
+            peaks.append(int(status["VmHWM"].split()[0]) / 1024)
+    return max(peaks) if peaks else None
+
+
+def _child_main(target: str, kwargs: dict[str, Any], conn) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    warnings.simplefilter("ignore")
+    try:
+        module, _, name = target.partition(":")
+        result = getattr(importlib.import_module(module), name)(**kwargs)
+        result = dict(result or {})
+        result.setdefault("peak_rss_mb", peak_rss_mb())
+        conn.send(("ok", result))
+    except BaseException as err:  # noqa: BLE001 - every failure goes to the parent, which carries on
+        conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()
+
+
+def run_isolated(target: str, *, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run ``module:function(**kwargs)`` in a fresh (spawned) process and return its dict.
+
+    The child adds ``peak_rss_mb`` (its own peak RSS, VmHWM) unless the function set it, so each
+    model's memory is measured alone. A failure or a timeout gives ``{"error": message}`` instead
+    of raising, so one broken model does not stop a suite.
+    """
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe(duplex=False)
+    process = context.Process(target=_child_main, args=(target, kwargs, child), daemon=False)
+    start = time.perf_counter()
+    process.start()
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            process.kill()
+            process.join()
+            return {"error": f"timed out after {timeout:.0f} s"}
+        status, payload = parent.recv()
+    except EOFError:
+        status, payload = "error", f"the child process died (exit code {process.exitcode})"
+    process.join()
+    if status == "error":
+        logger.error("%s(%s) failed: %s", target, kwargs, payload)
+        return {"error": payload.strip().splitlines()[0] if payload else "failed", "traceback": payload}
+    payload["wall_seconds"] = time.perf_counter() - start
+    return payload
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """Return the command that reproduces this run, as typed from the repository root."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python -m benchmarks", *map(shlex.quote, args)]).strip()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if hasattr(value, "to_dict") and callable(value.to_dict):  # pandas frames from tune()
+        return _jsonable(value.to_dict(orient="records"))
+    return value
+
+
+def write_result(suite: str, results: dict[str, Any], *, quick: bool, command: str, started: float,
+                 machine_info: dict[str, Any] | None = None, notes: list[str] | None = None) -> Path:
+    """Write ``<results dir>/<suite>.json`` with the machine, versions, date, command and duration."""
+    document = {
+        "suite": suite,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "quick": quick,
+        "duration_seconds": round(time.perf_counter() - started, 1),
+        "machine": machine_info or machine(),
+        "versions": versions(),
+        "notes": notes or [],
+        "results": _jsonable(results),
+    }
+    folder = results_dir(quick)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{suite}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    tmp.replace(path)
+    logger.info("wrote %s", path.relative_to(ROOT))
+    return path
+
+
+def quiet() -> None:
+    """Silence the warnings the suites trigger on purpose (cold-start drops, pyspark on pandas 3)."""
+    warnings.simplefilter("ignore")

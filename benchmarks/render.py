@@ -1,0 +1,318 @@
+"""Regenerate ``docs/benchmarks.md`` from the suites' ``benchmarks/results/*.json``.
+
+``python -m benchmarks.render [--results DIR] [--output FILE]``. Only files present are rendered;
+a missing suite gets a line saying how to produce it. Nothing here runs a benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmarks import SUITES
+from benchmarks._common import RESULTS_DIR, ROOT
+
+# Targets of issue 8 (goals to report against, not test thresholds).
+ENSEMBLE_MEAN_MAX = 0.905
+ENSEMBLE_U1_MAX = 0.915
+NDCG_MIN = 0.40
+SPEEDUP_MIN = 50.0
+# Reference RMSEs on ml-100k (u1-u5 mean / u1): Surprise SVD as measured here; published models on u1.
+REFERENCES = [
+    ("Surprise SVD defaults (this machine, benchmarks/surprise_topn.py)", 0.938, 0.951),
+    ("GC-MC (Berg et al. 2017, published)", None, 0.910),
+    ("GLocal-K (Han et al. 2021, published)", None, 0.889),
+]
+RECOMMENDERS_NDCG = {"SVD": 0.096, "ALS": 0.044, "BPR": 0.442}
+ENSEMBLE3 = "WeightedEnsemble (SVD+ALS+FM)"
+ENSEMBLE4 = "WeightedEnsemble (SVD+ALS+FM+MyFMBayes)"
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Return ``value`` rounded for a table cell; a dash for missing values."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """Return the lines of a markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell if isinstance(cell, str) else fmt(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def load(folder: Path) -> dict[str, dict[str, Any]]:
+    """Return {suite: document} for every suite JSON file in ``folder``."""
+    found = {}
+    for suite in SUITES:
+        path = folder / f"{suite}.json"
+        if path.is_file():
+            found[suite] = json.loads(path.read_text())
+    return found
+
+
+def provenance(doc: dict[str, Any]) -> list[str]:
+    """Return the lines saying which command produced a result, when, where and with what."""
+    m = doc.get("machine", {})
+    v = doc.get("versions", {})
+    load_avg = m.get("load_average_at_start")
+    machine_text = (f"{m.get('platform', '?')}, {m.get('cpu_count', '?')} CPUs, {m.get('memory_gb', '?')} GiB"
+                    + (f", load average {load_avg[0]:.1f} at start (machine shared)" if load_avg else ""))
+    versions_text = ", ".join(f"{k} {val}" for k, val in v.items() if val)
+    lines = [
+        (f"Command: `{doc.get('command', 'python -m benchmarks')}` — run {doc.get('date', '?')}, "
+        f"took {fmt(doc.get('duration_seconds'), 0)} s{' (quick)' if doc.get('quick') else ''}."),
+        f"Machine: {machine_text}.",
+        f"Versions: {versions_text}.",
+    ]
+    notes = doc.get("notes") or []
+    if notes:
+        lines += ["", *[f"- {note}" for note in notes]]
+    return lines
+
+
+def _pm(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "–"
+    return f"{stats['mean']:.4f} ± {stats['sd']:.4f}"
+
+
+def _params(tuned: Any) -> str:
+    if not isinstance(tuned, dict):
+        return ""
+    params = tuned.get("params") or tuned.get("member_errors")
+    if not params:
+        return ""
+    text = ", ".join(f"{k}={fmt(v, 4) if isinstance(v, float) else v}" for k, v in params.items())
+    if "member_errors" in tuned:
+        text = "errors: " + text
+    if tuned.get("reused_from"):
+        text += f" (from {tuned['reused_from']})"
+    return text
+
+
+def accuracy_section(doc: dict[str, Any]) -> list[str]:
+    res = doc["results"]
+    summary, folds = res.get("summary", {}), res.get("folds", {})
+    lines = ["## 1. Rating accuracy (ml-100k official folds)", "", *provenance(doc), ""]
+    rows = []
+    for name, s in summary.items():
+        tuned = folds.get("u1", {}).get(name, {}).get("tuned")
+        rows.append([name, _pm(s.get("rmse")), _pm(s.get("mae")), s.get("u1_rmse"), s.get("u1_mae"), _params(tuned)])
+    lines += table(["model", f"RMSE mean ± sd ({len(folds)} folds)", "MAE mean ± sd", "RMSE u1", "MAE u1",
+                    "chosen on u1's training fold"], rows)
+    lines += ["", "RMSE per fold:", ""]
+    fold_names = list(folds)
+    rows = [[name, *[folds[f].get(name, {}).get("rmse") for f in fold_names]] for name in summary]
+    lines += table(["model", *fold_names], rows)
+    for ensemble in (ENSEMBLE3, ENSEMBLE4):
+        beats = summary.get(ensemble, {}).get("vs_best_member")
+        if not beats:
+            continue
+        lines += ["", f"{ensemble} against its best member on each fold (margin > 0: the ensemble is better):", ""]
+        rows = [[f, b["ensemble"], f"{b['best_member']} {b['best_member_rmse']:.4f}", f"{b['margin']:+.4f}"]
+                for f, b in beats.items()]
+        lines += table(["fold", "ensemble RMSE", "best member", "margin"], rows)
+    lines += ["", "Reference points (RMSE, u1–u5 mean / u1):", ""]
+    lines += table(["model", "mean", "u1"], [[name, mean, u1] for name, mean, u1 in REFERENCES])
+    return lines
+
+
+def ranking_section(doc: dict[str, Any]) -> list[str]:
+    res = doc["results"]
+    k = res.get("k", 10)
+    lines = [f"## 2. Top-{k} ranking (Microsoft Recommenders' protocol)", "", *provenance(doc), ""]
+    rows = []
+    for name, r in res.get("models", {}).items():
+        if "error" in r:
+            rows.append([name, "failed: " + r["error"][:80], "", "", "", "", "", ""])
+            continue
+        rows.append([name, r.get("precision"), r.get("recall"), r.get("ndcg"), r.get("map"), r.get("coverage"),
+                     fmt(r.get("fit_seconds"), 1), fmt(r.get("top_n_seconds"), 2)])
+    lines += table(["model", f"precision@{k}", f"recall@{k}", f"nDCG@{k}", f"MAP@{k}", "coverage", "fit s",
+                    "top_n s"], rows)
+    chosen = [(name, r["params"]) for name, r in res.get("models", {}).items() if r.get("params")]
+    if chosen:
+        lines += ["", "Implicit settings chosen on the validation split: "
+                  + "; ".join(f"{name}: {p}" for name, p in chosen) + "."]
+    published = ", ".join(f"{name} {value}" for name, value in RECOMMENDERS_NDCG.items())
+    lines += ["", f"Microsoft Recommenders publishes nDCG@10 on this protocol: {published}."]
+    return lines
+
+
+def speed_section(doc: dict[str, Any]) -> list[str]:
+    res = doc["results"]
+    lines = ["## 3. Speed (ml-100k u1.base)", "", *provenance(doc), ""]
+    rows = []
+    for name, r in res.get("models", {}).items():
+        if "error" in r:
+            rows.append([name, "failed: " + r["error"][:80], "", "", "", "", "", ""])
+            continue
+        recipe = f"{fmt(r.get('recipe_seconds'), 3)} s" if r.get("recipe_seconds") else "–"
+        own = f"{r['speedup_vs_recipe']:.0f}×" if r.get("speedup_vs_recipe") else "–"
+        vs_surprise = f"{r['speedup_vs_surprise_recipe']:.0f}×" if r.get("speedup_vs_surprise_recipe") else "–"
+        rows.append([name, fmt(r.get("fit_seconds"), 2), fmt(r.get("top_n_seconds"), 4), recipe, own, vs_surprise,
+                     fmt(r.get("peak_rss_mb"), 0), fmt(r.get("jvm_peak_rss_mb"), 0)])
+    lines += table(["model", "fit s (median)", "top_n all users s (median)", "reference recipe", "× faster than it",
+                    "× faster than Surprise's recipe", "peak RSS MiB (Python)", "peak RSS MiB (JVM)"], rows)
+    recipes = {name: r["recipe"] for name, r in res.get("models", {}).items() if r.get("recipe")}
+    if recipes:
+        lines += [""] + [f"- Reference for {name}: {text}." for name, text in recipes.items()]
+    svd = res.get("models", {}).get("SurpriseSVD", {})
+    if "recipe_set_agreement" in svd:
+        lines += [(f"- SurpriseSVD top-{res.get('n', 10)} sets equal to the recipe's for "
+                  f"{svd['recipe_set_agreement']:.1%} of users; the recipe's process peaked at "
+                  f"{fmt(svd.get('recipe_peak_rss_mb'), 0)} MiB.")]
+    return lines
+
+
+def scale_section(doc: dict[str, Any]) -> list[str]:
+    res = doc["results"]
+    lines = ["## 4. Scale (synthetic MovieLens-shaped data)", "", *provenance(doc), ""]
+    sizes = res.get("sizes", {})
+    lines += table(["ratings", "users", "movies", "min ratings per user", "mean rating", "generated in s"],
+                   [[f"{int(s):,}", f"{d['users']:,}", f"{d['movies']:,}", str(d["min_ratings_per_user"]),
+                     fmt(d["mean_rating"], 2), fmt(d["generate_seconds"], 1)] for s, d in sizes.items()])
+    lines += [""]
+    rows = []
+    for name, entries in res.get("models", {}).items():
+        if "error" in entries and isinstance(entries["error"], str):
+            rows.append([name, "–", "failed: " + entries["error"][:80], "", "", "", "", ""])
+            continue
+        for size, r in entries.items():
+            if "error" in r:
+                rows.append([name, f"{int(size):,}", "failed: " + r["error"][:80], "", "", "", "", ""])
+                continue
+            rows.append([name, f"{int(size):,}", fmt(r.get("fit_seconds"), 1), fmt(r.get("top_n_seconds"), 1),
+                         fmt(r.get("peak_rss_mb"), 0), fmt(r.get("rss_after_load_mb"), 0),
+                         fmt(r.get("jvm_peak_rss_mb"), 0), fmt(r.get("executor_peak_rss_mb"), 0)])
+    lines += table(["model", "ratings", "fit s", "top_n s (all users)", "peak RSS MiB (Python)",
+                    "RSS after loading the data MiB", "driver JVM peak RSS MiB", "executor JVM peak RSS MiB"], rows)
+    growth = res.get("growth", {})
+    if growth:
+        keys = list(sizes)
+        label = f"{int(keys[0]):,} → {int(keys[-1]):,}" if len(keys) >= 2 else ""
+        first, last = sizes[keys[0]], sizes[keys[-1]]
+        cells = (last["users"] * last["movies"]) / (first["users"] * first["movies"])
+        lines += ["", (f"Growth {label} ({int(keys[-1]) / int(keys[0]):g}× the ratings; top_n scores every "
+                  f"(user, movie) pair, {cells:.1f}× as many), as a factor:"), ""]
+        lines += table(["model", "fit time", "top_n time", "peak RSS", "JVM peak RSS"],
+                       [[n, _times(g.get("fit_seconds")), _times(g.get("top_n_seconds")), _times(g.get("peak_rss_mb")),
+                         _times(g.get("jvm_peak_rss_mb"))] for n, g in growth.items()])
+    return lines
+
+
+def _times(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}×"
+
+
+def _status(met: bool | None) -> str:
+    return "–" if met is None else ("**met**" if met else "**missed**")
+
+
+def targets(docs: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Return the rows of the Targets table: target, measured, met/missed, margin."""
+    rows: list[list[str]] = []
+    acc = docs.get("accuracy", {}).get("results", {}).get("summary", {})
+    for ensemble in (ENSEMBLE3, ENSEMBLE4):
+        s = acc.get(ensemble)
+        if not s:
+            continue
+        beats = s.get("vs_best_member", {})
+        if beats:
+            worst = min(beats.items(), key=lambda item: item[1]["margin"])
+            met = all(b["margin"] > 0 for b in beats.values())
+            rows.append([f"{ensemble}: RMSE below its best member on every fold",
+                         f"{sum(b['margin'] > 0 for b in beats.values())}/{len(beats)} folds",
+                         _status(met), f"worst fold {worst[0]}: {worst[1]['margin']:+.4f}"])
+        if len(beats) >= 5 or s["rmse"]["n"] >= 5:
+            mean = s["rmse"]["mean"]
+            rows.append([f"{ensemble}: u1–u5 mean RMSE <= {ENSEMBLE_MEAN_MAX}", fmt(mean), _status(mean <= ENSEMBLE_MEAN_MAX),
+                         f"{ENSEMBLE_MEAN_MAX - mean:+.4f}"])
+        u1 = s.get("u1_rmse")
+        if u1 is not None:
+            rows.append([f"{ensemble}: u1 RMSE <= {ENSEMBLE_U1_MAX}", fmt(u1), _status(u1 <= ENSEMBLE_U1_MAX),
+                         f"{ENSEMBLE_U1_MAX - u1:+.4f}"])
+    ranking = docs.get("ranking", {}).get("results", {}).get("models", {})
+    ensembles = {n: r["ndcg"] for n, r in ranking.items() if n.startswith("WeightedEnsemble") and "ndcg" in r}
+    if ensembles:
+        best = max(ensembles, key=ensembles.get)
+        rows.append([f"ensemble nDCG@10 >= {NDCG_MIN}", f"{ensembles[best]:.4f} ({best})",
+                     _status(ensembles[best] >= NDCG_MIN), f"{ensembles[best] - NDCG_MIN:+.4f}"])
+    speed = docs.get("speed", {}).get("results", {}).get("models", {}).get("SurpriseSVD", {})
+    if speed.get("speedup_vs_recipe"):
+        value = speed["speedup_vs_recipe"]
+        rows.append([f"top_n for all users >= {SPEEDUP_MIN:.0f}× faster than Surprise's recipe (SurpriseSVD)",
+                     f"{value:.0f}×", _status(value >= SPEEDUP_MIN), f"{value / SPEEDUP_MIN:.1f}× the target"])
+    return rows
+
+
+def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
+    """Return the markdown page for the suite documents ``docs`` ({suite: parsed JSON})."""
+    lines = [
+        "# Benchmarks",
+        "",
+        ("<!-- Generated by `python -m benchmarks` (benchmarks/render.py) from benchmarks/results/*.json: "
+        "do not edit by hand. -->"),
+        "",
+        ("Every table on this page is regenerated by `make bench` (`python -m benchmarks`), which runs the "
+        "four suites and writes one JSON file per suite under `benchmarks/results/` (machine, versions, "
+        "date and the command included); `python -m benchmarks.render` rebuilds the page from those files "
+        "alone. One suite: `python -m benchmarks --suite ranking`; a check of the harness in a minute: "
+        "`python -m benchmarks --quick` (written under `benchmarks/results/quick/`)."),
+        "",
+        ("The machine is small (2 cores) and was shared with other jobs while these ran: times are medians "
+        "where repeated, ratios are between numbers of one run, and absolute seconds are noisy."),
+        "",
+        "## Targets",
+        "",
+    ]
+    rows = targets(docs)
+    if rows:
+        lines += table(["target (goal of issue 8)", "measured", "status", "margin"], rows)
+    else:
+        lines += ["No suite results yet."]
+    sections = {"accuracy": accuracy_section, "ranking": ranking_section, "speed": speed_section,
+                "scale": scale_section}
+    for suite, section in sections.items():
+        lines.append("")
+        if suite in docs:
+            try:
+                lines += section(docs[suite])
+            except (KeyError, TypeError, ValueError) as err:
+                lines += [f"## {suite}", "", f"benchmarks/results/{suite}.json could not be rendered: {err!r}"]
+        else:
+            lines += [f"## {suite}", "", f"Not run yet: `python -m benchmarks --suite {suite}`."]
+    if folder is not None:
+        others = sorted(p.name for p in folder.glob("*.json") if p.stem not in SUITES)
+        if others:
+            lines += ["", "## Per-adapter scripts", "",
+                      "The adapters' own scripts (`benchmarks/spark_als.py`, `benchmarks/surprise_topn.py`, "
+                      "`benchmarks/sagemaker_fm.py`) run separately and write: "
+                      + ", ".join(f"`benchmarks/results/{name}`" for name in others) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write(folder: Path = RESULTS_DIR, output: Path = ROOT / "docs" / "benchmarks.md") -> Path:
+    """Render every suite JSON in ``folder`` into ``output``; return ``output``."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(load(folder), folder))
+    return output
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.render", description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args(argv)
+    print(write(args.results, args.output))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,16 +10,9 @@ from pyspark's ``bin/spark-class``) at the smallest size.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
-import socket
-import subprocess
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +21,7 @@ import pandas as pd
 
 from benchmarks._common import current_rss_mb, jvm_peak_rss_mb, peak_rss_mb, quiet, run_isolated
 from benchmarks.synthetic import generate
+from movierec.adapters._spark_cluster import standalone_cluster
 
 logger = logging.getLogger("benchmarks.scale")
 
@@ -121,75 +115,6 @@ def job(name: str, path: str, master: str | None = None, worker_pid: int | None 
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _alive_workers(ui_port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as response:
-            return int(json.load(response).get("aliveworkers", 0))
-    except (OSError, ValueError):
-        return 0
-
-
-@contextlib.contextmanager
-def standalone_cluster(workdir: Path, *, cores: int = 2, memory: str = "5g") -> Iterator[tuple[str, int]]:
-    """Start a Spark standalone master and one worker on 127.0.0.1; yield (master URL, worker pid).
-
-    As the Spark adapter's test fixture does: pyspark's own ``bin/spark-class``, free ports, wait
-    until the master sees the worker; both are stopped on exit (logs stay in ``workdir``).
-    """
-    import pyspark
-
-    home = Path(pyspark.__file__).resolve().parent
-    spark_class = home / "bin" / "spark-class"
-    workdir.mkdir(parents=True, exist_ok=True)
-    port, master_ui, worker_ui = _free_port(), _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(home),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "SPARK_LOG_DIR": str(workdir),
-        "SPARK_LOCAL_DIRS": str(workdir / "local"),
-        "SPARK_DAEMON_MEMORY": "256m",
-    }
-    url = f"spark://127.0.0.1:{port}"
-    commands = {
-        "master": [str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                   "--port", str(port), "--webui-port", str(master_ui)],
-        "worker": [str(spark_class), "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
-                   "--cores", str(cores), "--memory", memory, "--webui-port", str(worker_ui),
-                   "--work-dir", str(workdir / "work")],
-    }
-    processes: dict[str, subprocess.Popen] = {}
-    try:
-        for name, command in commands.items():
-            with open(workdir / f"{name}.log", "wb") as log:
-                processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                                   stdin=subprocess.DEVNULL, env=env, cwd=workdir)
-        deadline = time.monotonic() + 180
-        while _alive_workers(master_ui) < 1:
-            dead = [name for name, p in processes.items() if p.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                raise RuntimeError(f"standalone cluster did not start (exited: {dead}); logs in {workdir}")
-            time.sleep(0.5)
-        worker = processes["worker"].pid
-        # spark-class execs java, possibly through a shell: the worker JVM is that pid or below it
-        yield url, worker
-    finally:
-        for process in reversed(list(processes.values())):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
-
-
 def _growth(small: dict[str, Any], large: dict[str, Any]) -> dict[str, float]:
     out = {}
     for key in ("fit_seconds", "top_n_seconds", "peak_rss_mb", "jvm_peak_rss_mb"):
@@ -245,7 +170,8 @@ def run(*, quick: bool = False) -> tuple[dict[str, Any], list[str]]:
                             {k: v for k, v in entries[str(size)].items() if k != "traceback"})
             results["models"][name] = entries
         try:
-            with standalone_cluster(Path(folder) / "cluster") as (url, worker_pid):
+            cluster = standalone_cluster(Path(folder) / "cluster", cores=2, memory="5g", timeout=180)
+            with cluster as (url, worker_pid):
                 entries = {}
                 for size in cluster_sizes:
                     logger.info("scale: SparkALS on %s at %s ...", url, f"{size:,}")

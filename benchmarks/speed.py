@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from typing import Any
 
 from benchmarks._common import (
@@ -29,6 +28,7 @@ from benchmarks._common import (
     run_isolated,
     timed,
 )
+from benchmarks._reference import surprise_faq_top_n
 
 logger = logging.getLogger("benchmarks.speed")
 
@@ -62,17 +62,6 @@ def _build(name: str) -> Any:
     if name == "WeightedEnsemble":
         return WeightedEnsemble([_build("SurpriseSVD"), _build("SparkALS"), _build("SageMakerFM")], random_state=SEED)
     raise ValueError(f"unknown model {name!r}")
-
-
-def _faq_get_top_n(algo: Any, n: int) -> dict:
-    """Surprise's FAQ recipe, verbatim in substance: predict the anti-testset, sort each user's list."""
-    top_n = defaultdict(list)
-    for uid, iid, _, est, _ in algo.test(algo.trainset.build_anti_testset()):
-        top_n[uid].append((iid, est))
-    for uid, user_ratings in top_n.items():
-        user_ratings.sort(key=lambda x: x[1], reverse=True)
-        top_n[uid] = user_ratings[:n]
-    return top_n
 
 
 def _close(model: Any) -> None:
@@ -120,7 +109,7 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
             trainset = surprise.Dataset.load_from_df(train[["userId", "movieId", "rating"]], reader).build_full_trainset()
             algo = surprise.SVD(random_state=SEED).fit(trainset)
             out["recipe"] = "Surprise FAQ get_top_n (algo.test(build_anti_testset()) + sort per user)"
-            out["recipe_seconds"], out["recipe_seconds_all"], reference = timed(lambda: _faq_get_top_n(algo, N), repeats)
+            out["recipe_seconds"], out["recipe_seconds_all"], reference = timed(lambda: surprise_faq_top_n(algo, N), repeats)
             ours = top.groupby("userId")["movieId"].apply(frozenset).to_dict()
             same = sum(ours.get(uid) == frozenset(i for i, _ in items) for uid, items in reference.items())
             out["recipe_set_agreement"] = same / len(reference)

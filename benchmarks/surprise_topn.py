@@ -26,7 +26,6 @@ import statistics
 import sys
 import time
 import warnings
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ import surprise
 from surprise import accuracy
 
 import movierec
+from benchmarks._reference import surprise_faq_top_n
 from movierec import SurpriseSVD, official_folds
 
 logger = logging.getLogger("benchmarks.surprise_topn")
@@ -56,18 +56,6 @@ def surprise_fit(train) -> surprise.SVD:
     reader = surprise.Reader(rating_scale=(float(train.rating.min()), float(train.rating.max())))
     trainset = surprise.Dataset.load_from_df(train[["userId", "movieId", "rating"]], reader).build_full_trainset()
     return surprise.SVD(random_state=SEED).fit(trainset)
-
-
-def faq_get_top_n(algo: surprise.SVD, n: int = N) -> dict:
-    """Surprise's FAQ recipe: predict every unseen (user, movie) pair, sort each user's list."""
-    predictions = algo.test(algo.trainset.build_anti_testset())
-    top_n = defaultdict(list)
-    for uid, iid, _, est, _ in predictions:
-        top_n[uid].append((iid, est))
-    for uid, user_ratings in top_n.items():
-        user_ratings.sort(key=lambda x: x[1], reverse=True)
-        top_n[uid] = user_ratings[:n]
-    return top_n
 
 
 def timed(func, repeats: int = REPEATS) -> tuple[float, object]:
@@ -91,7 +79,7 @@ def main() -> dict:
     algo = surprise_fit(u1.train)
 
     ours_seconds, ours = timed(lambda: model.top_n(n=N))
-    recipe_seconds, recipe = timed(lambda: faq_get_top_n(algo))
+    recipe_seconds, recipe = timed(lambda: surprise_faq_top_n(algo, N))
     ours_sets = ours.groupby("userId")["movieId"].apply(frozenset).to_dict()
     agree = sum(ours_sets.get(uid) == frozenset(i for i, _ in items) for uid, items in recipe.items())
     agreement = agree / len(recipe)

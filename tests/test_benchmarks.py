@@ -6,16 +6,11 @@ No benchmark runs here: render is fed tiny hand-written result documents.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from benchmarks import render
 from benchmarks.ranking import Popularity, sample_negatives

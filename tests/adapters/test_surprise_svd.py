@@ -1,11 +1,10 @@
-from collections import defaultdict
-
 import numpy as np
 import pandas as pd
 import pytest
 
 surprise = pytest.importorskip("surprise")
 
+from benchmarks._reference import surprise_faq_top_n
 from movierec import SurpriseSVD
 from movierec.exceptions import BackendError, DataValidationError, NotFittedError
 from movierec.testing import RecommenderContract, synthetic_ratings
@@ -25,17 +24,6 @@ def surprise_svd(ratings, rating_scale=None, **params):
     scale = rating_scale or (ratings.rating.min(), ratings.rating.max())
     data = surprise.Dataset.load_from_df(ratings[["userId", "movieId", "rating"]], surprise.Reader(rating_scale=scale))
     return surprise.SVD(**params).fit(data.build_full_trainset())
-
-
-def faq_get_top_n(algo, n):
-    """Surprise's FAQ recipe: predict the anti-testset, sort each user's list by estimate."""
-    top_n = defaultdict(list)
-    for uid, iid, _, est, _ in algo.test(algo.trainset.build_anti_testset()):
-        top_n[uid].append((iid, est))
-    for uid, user_ratings in top_n.items():
-        user_ratings.sort(key=lambda x: x[1], reverse=True)
-        top_n[uid] = user_ratings[:n]
-    return top_n
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +77,7 @@ def test_top_n_equals_faq_recipe(shuffled, params):
     n = 5
     model = SurpriseSVD(**params).fit(shuffled)
     ours = model.top_n(n=n)
-    recipe = faq_get_top_n(surprise_svd(shuffled, **params), n)
+    recipe = surprise_faq_top_n(surprise_svd(shuffled, **params), n)
     assert set(ours.userId) == set(recipe)
     for uid, items in recipe.items():
         mine = ours[ours.userId == uid]
@@ -108,7 +96,7 @@ def test_ties_break_by_first_appearance_not_by_movie_id():
     top = model.top_n(users=[3], n=2)
     assert top.movieId.tolist() == [30, 20]
     assert (top.score == 5.0).all()
-    assert [i for i, _ in faq_get_top_n(surprise_svd(ratings, n_factors=2, n_epochs=5, random_state=0), 2)[3]] == [30, 20]
+    assert [i for i, _ in surprise_faq_top_n(surprise_svd(ratings, n_factors=2, n_epochs=5, random_state=0), 2)[3]] == [30, 20]
 
 
 # -- save / load ------------------------------------------------------------------------------------
@@ -237,7 +225,7 @@ def test_u1_rmse_equals_surprise_svd(u1):
 def test_u1_top5_sets_agree_with_faq_recipe(u1):
     model = SurpriseSVD(random_state=0).fit(u1.train)
     ours = model.top_n(n=5).groupby("userId")["movieId"].apply(frozenset)
-    recipe = faq_get_top_n(surprise_svd(u1.train, random_state=0), 5)
+    recipe = surprise_faq_top_n(surprise_svd(u1.train, random_state=0), 5)
     agree = np.mean([ours[uid] == frozenset(i for i, _ in items) for uid, items in recipe.items()])
     assert len(recipe) == 943
     assert agree >= 0.99

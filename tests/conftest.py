@@ -16,9 +16,13 @@ def shared_data_home() -> Path:
     return Path(os.environ.get("MOVIEREC_DATA", SHARED / "data")).resolve()
 
 
-def fixtures_home() -> Path:
-    """Return ../shared/fixtures (or $MOVIEREC_FIXTURES)."""
-    return Path(os.environ.get("MOVIEREC_FIXTURES", SHARED / "fixtures")).resolve()
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """Return the outside-software fixtures folder: $MOVIEREC_FIXTURES, else ../shared/fixtures."""
+    home = Path(os.environ.get("MOVIEREC_FIXTURES") or SHARED / "fixtures").resolve()
+    if not (home / "README.md").is_file():
+        pytest.fail(f"{home} holds no fixtures: set MOVIEREC_FIXTURES to the shared fixtures folder")
+    return home
 
 
 @pytest.fixture(scope="session")

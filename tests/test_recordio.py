@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -32,11 +31,6 @@ from movierec.sagemaker.recordio import (
     write_sparse,
 )
 
-FIXTURES = Path(
-    os.environ.get("MOVIEREC_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-)
-RECORDIO = FIXTURES / "recordio"
-README = RECORDIO / "README.json"
 
 FIXTURE_NAMES = [
     "dense_ratings.recordio",
@@ -47,14 +41,17 @@ FIXTURE_NAMES = [
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _meta() -> dict:
-    if not README.is_file():
-        pytest.fail(f"{README} not found: set MOVIEREC_FIXTURES to the shared fixtures folder")
-    return json.loads(README.read_text())
+@pytest.fixture(scope="module")
+def recordio_dir(shared_fixtures) -> Path:
+    return shared_fixtures / "recordio"
 
 
-def _fixture_inputs(name: str) -> tuple[object, np.ndarray | None, dict]:
-    meta = _meta()
+@pytest.fixture(scope="module")
+def meta(recordio_dir) -> dict:
+    return json.loads((recordio_dir / "README.json").read_text())
+
+
+def _fixture_inputs(meta: dict, name: str) -> tuple[object, np.ndarray | None, dict]:
     info = meta["files"][name]
     labels = None if info["labels"] is None else np.asarray(info["labels"], dtype=np.float32)
     if "dense_matrix" in info:
@@ -80,25 +77,25 @@ def _frame(payload: bytes, flag: int = 0) -> bytes:
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
-def test_fixture_written_byte_for_byte(name: str) -> None:
-    X, labels, info = _fixture_inputs(name)
+def test_fixture_written_byte_for_byte(name: str, meta, recordio_dir) -> None:
+    X, labels, info = _fixture_inputs(meta, name)
     buf = io.BytesIO()
     if sp.issparse(X):
         write_sparse(buf, X, labels)
     else:
         write_dense(buf, X, labels)
     data = buf.getvalue()
-    expected = (RECORDIO / name).read_bytes()
+    expected = (recordio_dir / name).read_bytes()
     assert len(data) == info["bytes"] == len(expected)
     assert hashlib.sha256(data).hexdigest() == info["sha256"]
     assert data == expected
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
-def test_fixture_read_back(name: str) -> None:
-    X, labels, _ = _fixture_inputs(name)
+def test_fixture_read_back(name: str, meta, recordio_dir) -> None:
+    X, labels, _ = _fixture_inputs(meta, name)
     expected = X.toarray() if sp.issparse(X) else X
-    path = RECORDIO / name
+    path = recordio_dir / name
 
     got_sparse, got_labels = read_sparse(path)
     assert isinstance(got_sparse, sp.csr_matrix)
@@ -121,15 +118,15 @@ def test_fixture_read_back(name: str) -> None:
     assert len(list(iter_records(str(path)))) == expected.shape[0]
 
 
-def test_fixture_readme_lists_the_files() -> None:
-    files = _meta()["files"]
+def test_fixture_readme_lists_the_files(meta, recordio_dir) -> None:
+    files = meta["files"]
     assert set(files) == set(FIXTURE_NAMES)
     for name in files:
-        assert (RECORDIO / name).stat().st_size == files[name]["bytes"]
+        assert (recordio_dir / name).stat().st_size == files[name]["bytes"]
 
 
-def test_fixture_sparse_formats_give_same_bytes() -> None:
-    X, labels, info = _fixture_inputs("sparse_labeled.recordio")
+def test_fixture_sparse_formats_give_same_bytes(meta) -> None:
+    X, labels, info = _fixture_inputs(meta, "sparse_labeled.recordio")
     for fmt in ("csr", "csc", "coo", "lil", "dok"):
         buf = io.BytesIO()
         write_sparse(buf, X.asformat(fmt), labels)

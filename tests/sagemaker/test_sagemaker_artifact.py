@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import struct
 import tarfile
 import zipfile
@@ -26,17 +25,16 @@ from movierec.sagemaker.artifact import (
     write_ndarray_list,
 )
 
-FIXTURES = Path(
-    os.environ.get("MOVIEREC_FIXTURES") or Path(__file__).resolve().parents[3] / "shared" / "fixtures"
-)
-KMEANS = FIXTURES / "sagemaker-artifact" / "kmeans-model.tar.gz"
 
 
 @pytest.fixture(scope="module")
-def kmeans_params() -> bytes:
-    if not KMEANS.is_file():
-        pytest.fail(f"{KMEANS} not found: set MOVIEREC_FIXTURES to the shared fixtures folder")
-    return read_model_tar(KMEANS)["model_algo-1"]
+def kmeans_path(shared_fixtures) -> Path:
+    return shared_fixtures / "sagemaker-artifact" / "kmeans-model.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def kmeans_params(kmeans_path) -> bytes:
+    return read_model_tar(kmeans_path)["model_algo-1"]
 
 
 def test_kmeans_fixture_reads_as_the_readme_says(kmeans_params):
@@ -71,9 +69,9 @@ def test_kmeans_fixture_writes_back_byte_for_byte(kmeans_params):
     assert write_ndarray_list(arrays, names) == kmeans_params
 
 
-def test_kmeans_artifact_is_not_an_fm_artifact():
+def test_kmeans_artifact_is_not_an_fm_artifact(kmeans_path):
     with pytest.raises(ArtifactError, match="not a zip"):
-        read_fm_artifact(KMEANS)
+        read_fm_artifact(kmeans_path)
 
 
 DTYPES = st.sampled_from(["<f4", "<f8", "<f2", "u1", "<i4", "i1", "<i8"])

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -23,13 +21,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import scipy
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import movierec
+from benchmarks._common import data_home, machine, versions
 from movierec import MovieRecWarning, SageMakerFM, official_folds
 
 RESULTS = ROOT / "benchmarks" / "results" / "sagemaker_fm.json"
@@ -42,21 +38,10 @@ def _timed(func):
     return value, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        # wall times grow with other work on the machine; CPU times much less
-        "load_average_1_5_15_min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data-home", default=os.environ.get("MOVIEREC_DATA", str(ROOT.parent / "shared" / "data"))
+        "--data-home", default=str(data_home())
     )
     parser.add_argument("--repeats", type=int, default=3, help="fits timed on u1 (median reported)")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -86,13 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "sagemaker_fm",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "versions": {
-            "movierec": movierec.__version__,
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
-            "pandas": pd.__version__,
-        },
+        # wall times grow with other work on the machine (its load average is in machine); CPU times much less
+        "machine": machine(),
+        "versions": versions(),
         "params": model.hyperparameters(),
         "figures": {
             "u1_fit_seconds_median": statistics.median(fit_times),

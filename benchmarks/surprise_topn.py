@@ -20,9 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import platform
-import statistics
 import sys
 import time
 import warnings
@@ -36,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import surprise
 from surprise import accuracy
 
-import movierec
+from benchmarks._common import data_home, machine, timed, versions
 from benchmarks._reference import surprise_faq_top_n
 from movierec import SurpriseSVD, official_folds
 
@@ -46,11 +43,6 @@ SEED, N, REPEATS = 0, 5, 3
 RESULTS = ROOT / "benchmarks" / "results" / "surprise_svd.json"
 
 
-def data_folder() -> Path:
-    """Return $MOVIEREC_DATA, else ../shared/data next to the repository."""
-    return Path(os.environ.get("MOVIEREC_DATA", ROOT.parent / "shared" / "data")).resolve()
-
-
 def surprise_fit(train) -> surprise.SVD:
     """Return Surprise's own SVD with the library defaults movierec mirrors, fitted on ``train``."""
     reader = surprise.Reader(rating_scale=(float(train.rating.min()), float(train.rating.max())))
@@ -58,19 +50,9 @@ def surprise_fit(train) -> surprise.SVD:
     return surprise.SVD(random_state=SEED).fit(trainset)
 
 
-def timed(func, repeats: int = REPEATS) -> tuple[float, object]:
-    """Return (median seconds over ``repeats`` calls, last result)."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def main() -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    folds = official_folds("ml-100k", which=("u1", "u2", "u3", "u4", "u5"), data_home=data_folder(), download=False)
+    folds = official_folds("ml-100k", which=("u1", "u2", "u3", "u4", "u5"), data_home=data_home(), download=False)
     u1 = folds[0]
 
     start = time.perf_counter()
@@ -78,8 +60,8 @@ def main() -> dict:
     fit_seconds = time.perf_counter() - start
     algo = surprise_fit(u1.train)
 
-    ours_seconds, ours = timed(lambda: model.top_n(n=N))
-    recipe_seconds, recipe = timed(lambda: surprise_faq_top_n(algo, N))
+    ours_seconds, _, ours = timed(lambda: model.top_n(n=N), REPEATS)
+    recipe_seconds, _, recipe = timed(lambda: surprise_faq_top_n(algo, N), REPEATS)
     ours_sets = ours.groupby("userId")["movieId"].apply(frozenset).to_dict()
     agree = sum(ours_sets.get(uid) == frozenset(i for i, _ in items) for uid, items in recipe.items())
     agreement = agree / len(recipe)
@@ -108,20 +90,9 @@ def main() -> dict:
     result = {
         "benchmark": "SurpriseSVD top-N and RMSE vs Surprise's SVD and FAQ get_top_n recipe",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            # other work on the machine slows both sides; the ratio is measured in the same run
-            "load_average_1_5_15_min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        },
-        "versions": {
-            "movierec": movierec.__version__,
-            "surprise": surprise.__version__,
-            "numpy": np.__version__,
-            "pandas": __import__("pandas").__version__,
-        },
+        # other work on the machine slows both sides; the ratio is measured in the same run
+        "machine": machine(),
+        "versions": versions(),
         "params": {**model.get_params(), "n": N, "repeats": REPEATS, "dataset": "ml-100k u1..u5"},
         "fit_seconds_u1": fit_seconds,
         "top_n": {

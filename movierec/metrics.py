@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_pairs
+from movierec.base import rank_frame
 from movierec.exceptions import DataValidationError
 
 __all__ = [
@@ -72,8 +73,7 @@ def _hits(recommendations: pd.DataFrame, test: pd.DataFrame, k: int, threshold: 
     if "rank" not in recs.columns:
         if "score" not in recs.columns:
             raise DataValidationError("recommendations need a 'rank' or a 'score' column")
-        recs = recs.sort_values([USER, "score", ITEM], ascending=[True, False, True], kind="stable")
-        recs = recs.assign(rank=recs.groupby(USER, sort=False).cumcount() + 1)
+        recs = rank_frame(recs, k)
     recs = recs.loc[recs["rank"] <= k, [USER, ITEM, "rank"]]
     relevant = test
     if threshold is not None:
@@ -94,34 +94,47 @@ def _per_user(values: pd.Series, users: pd.Index) -> float:
     return float(values.reindex(users).fillna(0.0).mean())
 
 
-def precision_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
-    """Return the mean over users of (relevant movies in the top ``k``) / ``k``."""
-    hits, n_relevant, k = _hits(recommendations, test, k, threshold)
+# Each metric from _hits' output, so ranking_metrics finds the hits once for all four.
+def _precision(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
     return _per_user(hits.groupby(USER).size() / k, n_relevant.index)
 
 
-def recall_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
-    """Return the mean over users of (relevant movies in the top ``k``) / (relevant movies)."""
-    hits, n_relevant, _ = _hits(recommendations, test, k, threshold)
+def _recall(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
     return _per_user(hits.groupby(USER).size() / n_relevant, n_relevant.index)
 
 
-def ndcg_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
-    """Return the mean normalized discounted cumulative gain at ``k`` (binary gains, log2 discount)."""
-    hits, n_relevant, k = _hits(recommendations, test, k, threshold)
+def _ndcg(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
     dcg = (1.0 / np.log2(hits["rank"] + 1)).groupby(hits[USER]).sum()
     discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
     idcg = pd.Series(discounts[np.minimum(n_relevant.to_numpy(), k) - 1], index=n_relevant.index)
     return _per_user(dcg / idcg, n_relevant.index)
 
 
-def map_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
-    """Return the mean average precision at ``k`` (sum of precision at each hit / min(relevant, k))."""
-    hits, n_relevant, k = _hits(recommendations, test, k, threshold)
+def _map(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
     hits = hits.sort_values([USER, "rank"])
     precision_at_hit = (hits.groupby(USER).cumcount() + 1) / hits["rank"]
     total = precision_at_hit.groupby(hits[USER]).sum()
     return _per_user(total / np.minimum(n_relevant, k), n_relevant.index)
+
+
+def precision_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
+    """Return the mean over users of (relevant movies in the top ``k``) / ``k``."""
+    return _precision(*_hits(recommendations, test, k, threshold))
+
+
+def recall_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
+    """Return the mean over users of (relevant movies in the top ``k``) / (relevant movies)."""
+    return _recall(*_hits(recommendations, test, k, threshold))
+
+
+def ndcg_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
+    """Return the mean normalized discounted cumulative gain at ``k`` (binary gains, log2 discount)."""
+    return _ndcg(*_hits(recommendations, test, k, threshold))
+
+
+def map_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:
+    """Return the mean average precision at ``k`` (sum of precision at each hit / min(relevant, k))."""
+    return _map(*_hits(recommendations, test, k, threshold))
 
 
 def coverage(recommendations: pd.DataFrame, catalogue: Iterable[Any] | pd.DataFrame) -> float:
@@ -138,9 +151,10 @@ def coverage(recommendations: pd.DataFrame, catalogue: Iterable[Any] | pd.DataFr
 
 def ranking_metrics(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> dict[str, float]:
     """Return precision, recall, nDCG and MAP at ``k`` in one dict."""
+    hits = _hits(recommendations, test, k, threshold)
     return {
-        f"precision@{k}": precision_at_k(recommendations, test, k, threshold=threshold),
-        f"recall@{k}": recall_at_k(recommendations, test, k, threshold=threshold),
-        f"ndcg@{k}": ndcg_at_k(recommendations, test, k, threshold=threshold),
-        f"map@{k}": map_at_k(recommendations, test, k, threshold=threshold),
+        f"precision@{k}": _precision(*hits),
+        f"recall@{k}": _recall(*hits),
+        f"ndcg@{k}": _ndcg(*hits),
+        f"map@{k}": _map(*hits),
     }

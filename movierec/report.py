@@ -25,7 +25,7 @@ from movierec._validation import ITEM, RATING, USER, check_n, check_pairs
 from movierec.base import Recommender
 from movierec.ensemble import WeightedEnsemble
 from movierec.exceptions import DataValidationError
-from movierec.metrics import mae, ndcg_at_k, precision_at_k, rmse
+from movierec.metrics import mae, ranking_metrics, rmse
 
 __all__ = ["ReportData", "evaluate", "render_report", "user_history", "write_report"]
 
@@ -86,8 +86,8 @@ def evaluate(
             "scored": int(scored.sum()),
         }
         if top is not None and name in top:
-            row[f"precision@{k}"] = precision_at_k(top[name], test, k, threshold=threshold)
-            row[f"ndcg@{k}"] = ndcg_at_k(top[name], test, k, threshold=threshold)
+            ranking = ranking_metrics(top[name], test, k, threshold=threshold)
+            row |= {key: ranking[key] for key in (f"precision@{k}", f"ndcg@{k}")}
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 

@@ -29,6 +29,7 @@ __all__ = [
     "rank_frame",
     "read_params",
     "resolve_users",
+    "sample_pairs",
     "restore_state",
     "seen_matrix",
     "state_arrays",
@@ -116,7 +117,11 @@ class Recommender(ABC):
             if missing.all():
                 raise DataValidationError(message + ": no pair can be scored")
             warnings.warn(message + "; they are left out of the RMSE", MovieRecWarning, stacklevel=2)
-        return rmse(test[RATING].to_numpy()[~missing], predicted.to_numpy()[~missing])
+        return rmse(self._rmse_targets(test[RATING].to_numpy()[~missing]), predicted.to_numpy()[~missing])
+
+    def _rmse_targets(self, ratings: np.ndarray) -> np.ndarray:
+        """Return what :meth:`rmse` compares predictions with: the ratings, unless a model predicts labels."""
+        return ratings
 
     def save(self, path: str | Path) -> None:
         """Write the fitted model to the directory ``path``."""
@@ -254,8 +259,17 @@ def rank_frame(frame: pd.DataFrame, n: int) -> pd.DataFrame:
     return result[TOP_N_COLUMNS].reset_index(drop=True)
 
 
+def sample_pairs(users: IdIndex, items: IdIndex, size: int, seed: Any) -> pd.DataFrame:
+    """Return ``size`` (userId, movieId) pairs drawn uniformly with replacement, at most users x items."""
+    rng = np.random.default_rng(seed)
+    size = min(size, len(users) * len(items))
+    return pd.DataFrame(
+        {USER: users.ids[rng.integers(len(users), size=size)], ITEM: items.ids[rng.integers(len(items), size=size)]}
+    )
+
+
 def resolve_users(users: Iterable[Any] | None, index: IdIndex) -> np.ndarray:
-    """Return the indices of ``users`` known to ``index`` (all when None), warning once on unknowns."""
+    """Return the sorted indices of ``users`` known to ``index`` (all when None), warning once on unknowns."""
     if users is None:
         return np.arange(len(index))
     if isinstance(users, (str, bytes)) or not isinstance(users, Iterable):
@@ -270,7 +284,7 @@ def resolve_users(users: Iterable[Any] | None, index: IdIndex) -> np.ndarray:
             MovieRecWarning,
             stacklevel=3,
         )
-    return idx[idx >= 0]
+    return np.sort(idx[idx >= 0])
 
 
 class ArrayRecommender(Recommender):
@@ -324,7 +338,7 @@ class ArrayRecommender(Recommender):
         """
         self._check_fitted()
         n = check_n(n)
-        user_idx = np.sort(resolve_users(users, self.users_))
+        user_idx = resolve_users(users, self.users_)
         block = max(1, _BLOCK_CELLS // max(1, len(self.items_)))
         parts = []
         for start in range(0, len(user_idx), block):
@@ -340,11 +354,13 @@ class ArrayRecommender(Recommender):
         else:
             u = i = np.zeros(0, dtype=np.int64)
             s = np.zeros(0)
-        rank = np.arange(len(u)) - np.searchsorted(u, u, side="left") + 1 if len(u) else u
+        return self._top_n_frame(u, i, s)
+
+    def _top_n_frame(self, u: np.ndarray, i: np.ndarray, s: np.ndarray) -> pd.DataFrame:
+        """Return the top-N frame of (user index, item index, score) triples grouped by user in order."""
+        rank = np.arange(len(u)) - np.searchsorted(u, u, side="left") + 1
         # Users come in index order, which is sorted id order when ids are comparable.
-        frame = pd.DataFrame(
-            {USER: self.users_.ids[u], ITEM: self.items_.ids[i], "score": s, "rank": rank}
-        )
+        frame = pd.DataFrame({USER: self.users_.ids[u], ITEM: self.items_.ids[i], "score": s, "rank": rank})
         return frame.astype({"rank": np.int64})
 
     # -- persistence --------------------------------------------------------------------------

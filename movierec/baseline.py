@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from movierec._validation import check_n
 from movierec.base import ArrayRecommender
 from movierec.exceptions import DataValidationError
 
@@ -56,14 +57,13 @@ class BiasedBaseline(ArrayRecommender):
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
         user_damping, item_damping = self._dampings()
-        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 1:
-            raise DataValidationError(f"n_iter must be a positive int, got {self.n_iter!r}")
+        n_iter = check_n(self.n_iter, "n_iter")
         n_users, n_items = len(self.users_), len(self.items_)
         mu = float(ratings.mean())
         user_count = np.bincount(user_idx, minlength=n_users)
         item_count = np.bincount(item_idx, minlength=n_items)
         user_bias, item_bias = np.zeros(n_users), np.zeros(n_items)
-        for _ in range(self.n_iter):
+        for _ in range(n_iter):
             residual = ratings - mu - item_bias[item_idx]
             user_bias = np.bincount(user_idx, residual, n_users) / (user_count + user_damping)
             residual = ratings - mu - user_bias[user_idx]

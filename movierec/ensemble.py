@@ -15,12 +15,13 @@ from movierec.base import (
     ARRAYS_FILE,
     TOP_N_COLUMNS,
     IdIndex,
-    import_name,
     Recommender,
+    import_name,
     rank_frame,
     read_params,
     resolve_users,
     restore_state,
+    sample_pairs,
     seen_matrix,
     state_arrays,
     write_params,
@@ -131,14 +132,7 @@ class WeightedEnsemble(Recommender):
         return self
 
     def _reference_stats(self, models: list[Recommender]) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(self.random_state)
-        size = min(REFERENCE_PAIRS, len(self.users_) * len(self.items_))
-        pairs = pd.DataFrame(
-            {
-                USER: self.users_.ids[rng.integers(len(self.users_), size=size)],
-                ITEM: self.items_.ids[rng.integers(len(self.items_), size=size)],
-            }
-        )
+        pairs = sample_pairs(self.users_, self.items_, REFERENCE_PAIRS, self.random_state)
         means, stds = [], []
         for position, model in enumerate(models):
             scores = model.predict(pairs).to_numpy(dtype=float)
@@ -193,7 +187,7 @@ class WeightedEnsemble(Recommender):
         """
         self._check_fitted()
         n = check_n(n)
-        user_idx = np.sort(resolve_users(users, self.users_))
+        user_idx = resolve_users(users, self.users_)
         if len(user_idx) == 0:
             return pd.DataFrame({c: pd.Series(dtype=float if c == "score" else object) for c in TOP_N_COLUMNS})
         if self.candidates is None:

@@ -13,6 +13,7 @@ import pandas as pd
 from movierec._report import _plots
 from movierec._validation import ITEM, RATING, USER
 from movierec._version import __version__
+from movierec.base import sample_pairs
 
 if TYPE_CHECKING:
     from movierec.report import ReportData
@@ -120,12 +121,7 @@ def _metrics_section(data: ReportData) -> str:
 
 
 def _reference_pairs(data: ReportData) -> pd.DataFrame:
-    ensemble = data.ensemble
-    rng = np.random.default_rng(data.seed)
-    users, items = ensemble.users_.ids, ensemble.items_.ids
-    size = min(SAMPLE_PAIRS, len(users) * len(items))
-    return pd.DataFrame({USER: users[rng.integers(len(users), size=size)],
-                         ITEM: items[rng.integers(len(items), size=size)]})
+    return sample_pairs(data.ensemble.users_, data.ensemble.items_, SAMPLE_PAIRS, data.seed)
 
 
 def _scores_section(data: ReportData) -> str:

@@ -135,9 +135,8 @@ def _tune_on_sagemaker(model, ratings, train, valid, ranges, objective, max_jobs
 
 def _design(model: SageMakerFM, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
     """Return the design rows and labels of ``frame``'s ratings (ids known to the model)."""
-    X = (model.user_rows_[model.users_.lookup(frame[USER])] + model.item_rows_[model.items_.lookup(frame[ITEM])]).tocsr()
-    ratings = frame[RATING].to_numpy(dtype=np.float64)
-    return X, ratings if model.predictor_type == "regressor" else (ratings >= _fm.LIKE_THRESHOLD).astype(np.float64)
+    X = model._design(model.users_.lookup(frame[USER]), model.items_.lookup(frame[ITEM]))
+    return X, model._rmse_targets(frame[RATING].to_numpy(dtype=np.float64))
 
 
 def _from_string(value: str) -> Any:

@@ -1,43 +1,17 @@
-"""Grid checks and Spark's CrossValidator run behind ``SparkALS.tune``."""
+"""Spark's CrossValidator run behind ``SparkALS.tune``."""
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from movierec.adapters._spark_arrow import RATING_COL
-from movierec.adapters._spark_params import TUNABLE, check_param, spark_name
-from movierec.exceptions import DataValidationError
+from movierec.adapters._spark_params import check_param, spark_name
 
 if TYPE_CHECKING:
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import DataFrame
 
-__all__ = ["check_folds", "check_grid", "cross_validate"]
-
-
-def check_folds(folds: Any) -> int:
-    """Return ``folds`` after checking it is an int >= 2."""
-    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
-        raise DataValidationError(f"folds must be an int >= 2, got {folds!r}")
-    return int(folds)
-
-
-def check_grid(grid: Any) -> dict[str, list[Any]]:
-    """Return ``grid`` as {parameter: checked values}; names are SparkALS's, values non-empty."""
-    if not isinstance(grid, Mapping) or not grid:
-        raise DataValidationError(f"grid must be a non-empty dict of parameter -> values, got {grid!r}")
-    candidates = {}
-    for name, values in grid.items():
-        if name not in TUNABLE:
-            raise DataValidationError(f"grid parameter {name!r} cannot be tuned; tunable: {list(TUNABLE)}")
-        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-            raise DataValidationError(f"grid[{name!r}] must be a non-empty list of values, got {values!r}")
-        candidates[name] = [check_param(name, v) for v in values]
-        if not candidates[name]:
-            raise DataValidationError(f"grid[{name!r}] must be a non-empty list of values, got {values!r}")
-    return candidates
+__all__ = ["cross_validate"]
 
 
 def cross_validate(

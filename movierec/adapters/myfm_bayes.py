@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from movierec._validation import check_bool, check_n, check_seed
 from movierec.adapters._extras import require
 from movierec.base import ArrayRecommender
 from movierec.exceptions import BackendError, DataValidationError
@@ -133,21 +134,17 @@ class MyFMBayes(ArrayRecommender):
     def _check_params(self) -> int:
         """Check the hyperparameters and return the number of samples to keep."""
         for name in ("rank", "n_iter"):
-            if not _positive_int(getattr(self, name)):
-                raise DataValidationError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+            check_n(getattr(self, name), name)
         kept = self.n_kept_samples
         if kept is None:
             kept = min(max(self.n_iter - 5, 5), self.n_iter)
         elif not _positive_int(kept) or kept > self.n_iter:
             raise DataValidationError(f"n_kept_samples must be None or an int in [1, n_iter], got {kept!r}")
-        if not isinstance(self.grouped, (bool, np.bool_)):
-            raise DataValidationError(f"grouped must be True or False, got {self.grouped!r}")
+        check_bool(self.grouped, "grouped")
         stdev = self.init_stdev
         if isinstance(stdev, bool) or not isinstance(stdev, numbers.Real) or not (np.isfinite(stdev) and stdev > 0):
             raise DataValidationError(f"init_stdev must be a finite float > 0, got {stdev!r}")
-        seed = self.random_state
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-            raise DataValidationError(f"random_state must be None or an int >= 0, got {seed!r}")
+        check_seed(self.random_state)
         return int(kept)
 
     def fit(self, ratings: pd.DataFrame):

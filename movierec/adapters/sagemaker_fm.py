@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numbers
-import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_ratings
+from movierec._validation import ITEM, RATING, USER, check_bool, check_choice, check_n, check_ratings
 from movierec.adapters import _fm, _fm_features
 from movierec.base import ArrayRecommender, IdIndex, seen_matrix
 from movierec.exceptions import BackendError, DataValidationError, MovieRecError
@@ -45,7 +44,6 @@ _CHOICES = {
     "linear_init_method": ("normal", "uniform", "constant"),
     "factors_init_method": ("normal", "uniform", "constant"),
     "backend": ("local", "sagemaker"),
-    "side_features": (False, True),
 }
 #: factors_wd=None resolves to this per predictor_type (chosen on validation splits of ml-100k).
 _FACTORS_WD = {"regressor": 3e-4, "binary_classifier": 1.5e-4}
@@ -286,11 +284,9 @@ class SageMakerFM(ArrayRecommender):
                 raise DataValidationError(
                     f"{name} must be {wanted}{' or None' if optional else ''}, got {value!r}"
                 )
+        check_bool(self.side_features, "side_features")
         for name, choices in _CHOICES.items():
-            value = getattr(self, name)
-            if name == "side_features" and not isinstance(value, (bool, np.bool_)):
-                raise DataValidationError(f"side_features must be True or False, got {value!r}")
-            check_choice(value, name, choices)
+            check_choice(getattr(self, name), name, choices)
         for group in ("bias", "linear", "factors"):
             method = getattr(self, f"{group}_init_method")
             needed = {"uniform": f"{group}_init_scale", "constant": f"{group}_init_value"}.get(method)
@@ -369,12 +365,7 @@ class SageMakerFM(ArrayRecommender):
             self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
-        X = (self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr()
-        y = (
-            ratings
-            if self.predictor_type == "regressor"
-            else (ratings >= _fm.LIKE_THRESHOLD).astype(np.float64)
-        )
+        X, y = self._design(user_idx, item_idx), self._rmse_targets(ratings)
         hyperparameters = dict(self._resolved_hyperparameters(), feature_dim=X.shape[1])
         trainer = _BACKENDS[self.backend](hyperparameters, self.random_state, self.sagemaker)
         self._trainer = trainer
@@ -438,24 +429,15 @@ class SageMakerFM(ArrayRecommender):
         scores += self.w0_ + self._user_bias[user_idx][:, None] + self._item_bias[None, :]
         return self._link(scores)
 
-    def rmse(self, test: pd.DataFrame, *, cold_start: Literal["drop", "error"] = "drop") -> float:
-        """Return the RMSE of :meth:`predict` on ``test``.
+    def _design(self, user_idx: np.ndarray, item_idx: np.ndarray) -> Any:
+        """Return the one-hot (plus side features) CSR rows of (user, movie) index pairs."""
+        return (self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr()
 
-        For ``binary_classifier`` it compares the predicted probabilities with the labels
-        ``rating >= 4`` (1) or not (0), not with the star ratings.
-        """
-        if (
-            self.predictor_type == "binary_classifier"
-            and isinstance(test, pd.DataFrame)
-            and RATING in test.columns
-        ):
-            test = test.assign(**{RATING: (test[RATING] >= _fm.LIKE_THRESHOLD).astype(np.float64)})
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            value = super().rmse(test, cold_start=cold_start)
-        for warning in caught:  # re-issued so that they point at the caller, not at this override
-            warnings.warn(warning.message, warning.category, stacklevel=2)
-        return value
+    def _rmse_targets(self, ratings: np.ndarray) -> np.ndarray:
+        """Return the training targets: the ratings, or for ``binary_classifier`` 1 for rating >= 4 else 0."""
+        if self.predictor_type == "regressor":
+            return ratings
+        return (np.asarray(ratings) >= _fm.LIKE_THRESHOLD).astype(np.float64)
 
     # -- tuning ------------------------------------------------------------------------------------
     def tune(

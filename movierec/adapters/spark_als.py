@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_ratings
+from movierec._validation import (
+    ITEM,
+    RATING,
+    USER,
+    check_choice,
+    check_folds,
+    check_grid,
+    check_n,
+    check_ratings,
+)
 from movierec.adapters._extras import require
 from movierec.adapters._spark_arrow import ITEM_COL, RATING_COL, USER_COL, collect_factors, to_spark
 from movierec.adapters._spark_params import (
@@ -27,7 +36,7 @@ from movierec.adapters._spark_params import (
 )
 from movierec.adapters._spark_session import acquire, is_alive, release
 from movierec.adapters._spark_top_n import spark_top_n
-from movierec.adapters._spark_tune import check_folds, check_grid, cross_validate
+from movierec.adapters._spark_tune import cross_validate
 from movierec.base import ArrayRecommender, IdIndex, resolve_users
 from movierec.exceptions import BackendError, DataValidationError
 
@@ -239,7 +248,7 @@ class SparkALS(ArrayRecommender):
         check_ratings(ratings)
         check_choice(metric, "metric", ("rmse",))
         folds = check_folds(folds)
-        candidates = check_grid(grid)
+        candidates = check_grid(grid, TUNABLE, check_param)
         params = self._checked_params()
         session = self._ensure_session()
         users, items = IdIndex(ratings[USER]), IdIndex(ratings[ITEM])
@@ -280,7 +289,7 @@ class SparkALS(ArrayRecommender):
         n_users = len(self.users_) if users is None else len(users) if isinstance(users, list) else 1
         if n_users * len(self.items_) <= self.spark_top_n_cells:
             return super().top_n(users, n, exclude_seen=exclude_seen)
-        user_idx = np.sort(resolve_users(users, self.users_))
+        user_idx = resolve_users(users, self.users_)
         if not is_alive(self._session):
             raise BackendError(
                 "top_n in Spark needs this model's Spark session, which was closed; fit or load again"
@@ -293,9 +302,7 @@ class SparkALS(ArrayRecommender):
         else:
             u = i = np.zeros(0, dtype=np.int64)
             s = np.zeros(0)
-        rank = np.arange(len(u)) - np.searchsorted(u, u, side="left") + 1
-        frame = pd.DataFrame({USER: self.users_.ids[u], ITEM: self.items_.ids[i], "score": s, "rank": rank})
-        return frame.astype({"rank": np.int64})
+        return self._top_n_frame(u, i, s)
 
     # -- persistence ---------------------------------------------------------------------------
     def _get_arrays(self) -> dict[str, np.ndarray]:

@@ -15,7 +15,19 @@ from typing import Any, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, RATING, USER, check_choice, check_ratings
+from movierec._validation import (
+    ITEM,
+    RATING,
+    USER,
+    _example,
+    check_bool,
+    check_choice,
+    check_folds,
+    check_grid,
+    check_n,
+    check_ratings,
+    check_seed,
+)
 from movierec.adapters._extras import require
 from movierec.base import ArrayRecommender
 from movierec.exceptions import BackendError, DataValidationError
@@ -121,9 +133,7 @@ class SurpriseSVD(ArrayRecommender):
     def _checked_params(self) -> dict[str, Any]:
         """Return Surprise ``SVD`` keyword arguments after checking every hyperparameter."""
         for name in ("n_factors", "n_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise DataValidationError(f"{name} must be a positive int, got {value!r}")
+            check_n(getattr(self, name), name)
         if isinstance(self.lr_all, bool) or not isinstance(self.lr_all, numbers.Real) or not (
             np.isfinite(self.lr_all) and self.lr_all > 0
         ):
@@ -132,11 +142,8 @@ class SurpriseSVD(ArrayRecommender):
             np.isfinite(self.reg_all) and self.reg_all >= 0
         ):
             raise DataValidationError(f"reg_all must be a finite float >= 0, got {self.reg_all!r}")
-        if not isinstance(self.biased, (bool, np.bool_)):
-            raise DataValidationError(f"biased must be True or False, got {self.biased!r}")
-        seed = self.random_state
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-            raise DataValidationError(f"random_state must be None or an int >= 0, got {seed!r}")
+        check_bool(self.biased, "biased")
+        check_seed(self.random_state)
         return {
             "n_factors": int(self.n_factors),
             "n_epochs": int(self.n_epochs),
@@ -168,10 +175,8 @@ class SurpriseSVD(ArrayRecommender):
         low, high = scale
         outside = (ratings < low) | (ratings > high)
         if outside.any():
-            label = frame.index[np.flatnonzero(outside)[0]]
             raise DataValidationError(
-                f"ratings.{RATING} has {int(outside.sum())} value(s) outside rating_scale={scale!r}, "
-                f"e.g. row {label!r}: {frame.loc[label].to_dict()}"
+                f"ratings.{RATING} has values outside rating_scale={scale!r} in {_example(frame, outside)}"
             )
         return low, high
 
@@ -197,13 +202,6 @@ class SurpriseSVD(ArrayRecommender):
         return super().fit(ratings)
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
-        try:
-            self._train(ratings, frame)
-        except Exception:
-            self._reset()  # the base class has already stored users_, items_, seen_
-            raise
-
-    def _train(self, ratings: np.ndarray, frame: pd.DataFrame) -> None:
         params = self._checked_params()
         scale = self._scale(ratings, frame)
         trainset = _trainset(frame, scale)
@@ -316,9 +314,8 @@ class SurpriseSVD(ArrayRecommender):
         """
         check_ratings(ratings)
         check_choice(metric, "metric", METRICS)
-        if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
-            raise DataValidationError(f"folds must be an int >= 2, got {folds!r}")
-        candidates = _checked_grid(grid)
+        folds = check_folds(folds)
+        candidates = check_grid(grid, TUNABLE)
         for name, values in candidates.items():  # fail here, not deep inside a joblib worker
             for value in values:
                 type(self)(**{**self.get_params(), name: value})._checked_params()
@@ -355,20 +352,6 @@ def _trainset(frame: pd.DataFrame, scale: tuple[float, float]) -> Any:
     """Return Surprise's full trainset of the validated ratings frame, rows in their order."""
     reader = surprise.Reader(rating_scale=scale)
     return surprise.Dataset.load_from_df(frame[[USER, ITEM, RATING]], reader).build_full_trainset()
-
-
-def _checked_grid(grid: Any) -> dict[str, list[Any]]:
-    """Return a new dict of lists from ``grid`` after checking its keys and values."""
-    if not isinstance(grid, Mapping) or not grid:
-        raise DataValidationError(f"grid must be a non-empty dict of parameter -> list of values, got {grid!r}")
-    checked = {}
-    for name, values in grid.items():
-        if name not in TUNABLE:
-            raise DataValidationError(f"grid key {name!r} cannot be tuned; tunable are {list(TUNABLE)}")
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-            raise DataValidationError(f"grid[{name!r}] must be a non-empty list of values, got {values!r}")
-        checked[name] = list(values)
-    return checked
 
 
 def _plain(value: Any) -> Any:

@@ -68,13 +68,8 @@ def open_binary(f: FileLike, mode: str) -> Iterator[IO[bytes]]:
 
 @dataclass(frozen=True)
 class Messages:
-    """The generated message classes of SageMaker's ``record.proto``."""
+    """The generated ``Record`` class of SageMaker's ``record.proto`` (the other messages are its fields)."""
 
-    Float32Tensor: Any
-    Float64Tensor: Any
-    Int32Tensor: Any
-    Bytes: Any
-    Value: Any
     Record: Any
     DecodeError: type[Exception]
 
@@ -86,7 +81,7 @@ def messages() -> Messages:
     Returns
     -------
     Messages
-        The message classes and protobuf's ``DecodeError``.
+        The ``Record`` class and protobuf's ``DecodeError``.
 
     Raises
     ------
@@ -171,15 +166,4 @@ def messages() -> Messages:
     if get_class is None:  # pragma: no cover - protobuf < 4.21
         get_class = message_factory.MessageFactory(pool).GetPrototype
 
-    def cls(name: str) -> Any:
-        return get_class(pool.FindMessageTypeByName("aialgs.data." + name))
-
-    return Messages(
-        Float32Tensor=cls("Float32Tensor"),
-        Float64Tensor=cls("Float64Tensor"),
-        Int32Tensor=cls("Int32Tensor"),
-        Bytes=cls("Bytes"),
-        Value=cls("Value"),
-        Record=cls("Record"),
-        DecodeError=DecodeError,
-    )
+    return Messages(Record=get_class(pool.FindMessageTypeByName("aialgs.data.Record")), DecodeError=DecodeError)

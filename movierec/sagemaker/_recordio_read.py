@@ -197,7 +197,7 @@ def parse(f: FileLike, dtype: npt.DTypeLike) -> Parsed:
             labels.append(lvalues[0])
 
     counts_arr = np.asarray(counts, dtype=np.int64)
-    keys_arr = np.asarray(keys, dtype=np.uint64) if keys else np.zeros(0, dtype=np.uint64)
+    keys_arr = np.asarray(keys, dtype=np.uint64)
     if n_cols is None:  # only sparse records without shape (or no records): infer
         n_cols = int(keys_arr.max()) + 1 if keys_arr.size else 0
     if n_cols > np.iinfo(np.int64).max:
@@ -215,7 +215,7 @@ def parse(f: FileLike, dtype: npt.DTypeLike) -> Parsed:
                 f"the {n_cols} columns"
             )
     return Parsed(
-        values=np.asarray(values, dtype=dtype) if values else np.zeros(0, dtype=dtype),
+        values=np.asarray(values, dtype=dtype),
         counts=counts_arr,
         sparse_keys=keys_arr.astype(np.int64),
         is_sparse=is_sparse_arr,

@@ -38,10 +38,17 @@ RECORDIO_CONTENT_TYPE = "application/x-recordio-protobuf"
 
 #: the seed's tuning ranges
 DEFAULT_RANGES: dict[str, tuple[int, int]] = {"mini_batch_size": (50, 3000), "epochs": (50, 500)}
-#: tuning objective per predictor_type: (metric, direction)
+#: default tuning metric per predictor_type (its direction is in OBJECTIVE_DIRECTIONS)
 OBJECTIVES = {
-    "regressor": ("test:rmse", "Minimize"),
-    "binary_classifier": ("test:binary_classification_accuracy", "Maximize"),
+    "regressor": "test:rmse",
+    "binary_classifier": "test:binary_classification_accuracy",
+}
+#: tuning objectives FM reports, and their direction
+OBJECTIVE_DIRECTIONS = {
+    "test:rmse": "Minimize",
+    "test:binary_classification_accuracy": "Maximize",
+    "test:binary_classification_cross_entropy": "Minimize",
+    "test:binary_f_beta": "Maximize",
 }
 
 
@@ -220,15 +227,6 @@ def as_csr(X: Any) -> Any:
     return csr
 
 
-#: tuning objectives FM reports, and their direction
-OBJECTIVE_DIRECTIONS = {
-    "test:rmse": "Minimize",
-    "test:binary_classification_accuracy": "Maximize",
-    "test:binary_classification_cross_entropy": "Minimize",
-    "test:binary_f_beta": "Maximize",
-}
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
@@ -264,7 +262,7 @@ def parameter_ranges(ranges: Mapping[str, Any]) -> dict[str, list[dict[str, Any]
 def tuning_objective(objective: str | tuple[str, str] | None, predictor_type: str) -> tuple[str, str]:
     """Return ``(metric, "Minimize" | "Maximize")``: the default of ``predictor_type`` when None."""
     if objective is None:
-        return OBJECTIVES[predictor_type]
+        objective = OBJECTIVES[predictor_type]
     if isinstance(objective, str):
         if objective not in OBJECTIVE_DIRECTIONS:
             raise ValueError(

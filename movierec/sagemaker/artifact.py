@@ -170,23 +170,16 @@ def _read_array(cur: _Cursor, index: int) -> np.ndarray:
         n_aux = _AUX_COUNT[stype]
         storage_shape = _read_shape(cur, f"{what} storage shape") if n_aux else None
         shape = _read_shape(cur, f"{what} shape")
-        if magic == V2_MAGIC and not shape:
-            return np.zeros(0, dtype=np.float32)
-    elif magic == V1_MAGIC:
+    elif magic == V1_MAGIC or magic <= _MAX_NDIM:  # V1 dense; legacy: the first word is ndim, dims are uint32
         stype, n_aux, storage_shape = _DENSE, 0, None
-        shape = _read_shape(cur, f"{what} shape")
-        if not shape:
-            return np.zeros(0, dtype=np.float32)
-    elif magic <= _MAX_NDIM:  # legacy: the first word is ndim, dims are uint32
-        stype, n_aux, storage_shape = _DENSE, 0, None
-        shape = _read_shape(cur, f"{what} shape", legacy_ndim=magic)
-        if not shape:
-            return np.zeros(0, dtype=np.float32)
+        shape = _read_shape(cur, f"{what} shape", legacy_ndim=None if magic == V1_MAGIC else magic)
     else:
         raise ArtifactError(
             f"{cur.where}: {what} at byte offset {start} has magic 0x{magic:08X}; expected an MXNet "
             f"NDArray (0x{V2_MAGIC:08X}, 0x{V3_MAGIC:08X}, 0x{V1_MAGIC:08X} or a legacy ndim)"
         )
+    if not shape and magic != V3_MAGIC:  # V2/V1/legacy: an empty array, nothing more follows
+        return np.zeros(0, dtype=np.float32)
     cur.unpack("ii", f"{what} context")
     dtype = _read_dtype(cur, what)
     aux: list[tuple[np.dtype[Any], tuple[int, ...]]] = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = ["AwsClients", "aws_errors", "split_s3_uri", "unique_name", "wait_for"
 logger = logging.getLogger(__name__)
 
 _NOT_FOUND = ("404", "NoSuchBucket", "NotFound", "NoSuchKey")
+_DENIED = ("403", "AccessDenied", "Forbidden")
 
 
 def unique_name(prefix: str) -> str:
@@ -36,13 +37,18 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{time.strftime('%y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
 
 
-def _error_code(err: Exception) -> str:
-    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+def _error_fields(err: BaseException | None) -> tuple[str, str]:
+    """Return AWS's error ``(Code, Message)`` of a botocore ``ClientError``; ``("", "")`` for anything else."""
+    error = getattr(err, "response", {}).get("Error", {})
+    return str(error.get("Code", "")), str(error.get("Message", ""))
 
 
 @contextmanager
-def aws_errors(action: str) -> Iterator[None]:
-    """Turn botocore errors raised inside the block into ``BackendError("{action}: ...")``."""
+def aws_errors(action: str, known: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Turn botocore errors raised inside the block into ``BackendError("{action}: ...")``.
+
+    ``known`` maps AWS error codes to the whole message to raise instead (``BackendError(known[code])``).
+    """
     botocore_exceptions = require("botocore.exceptions", "sagemaker")
     try:
         yield
@@ -52,6 +58,9 @@ def aws_errors(action: str) -> Iterator[None]:
             "role); configure them as for the AWS CLI"
         ) from err
     except botocore_exceptions.ClientError as err:
+        code, _ = _error_fields(err)
+        if known and code in known:
+            raise BackendError(known[code]) from err
         error = err.response.get("Error", {})
         raise BackendError(
             f"{action}: {error.get('Code', 'error')}: {error.get('Message', str(err))}"
@@ -99,42 +108,34 @@ class AwsClients:
     def check_bucket(self) -> None:
         """Raise a clear error when the bucket does not exist or is not ours to use (HeadBucket)."""
         bucket = self.config.bucket
-        try:
-            with aws_errors(f"checking bucket {bucket!r}"):
-                self.s3.head_bucket(Bucket=bucket)
-        except BackendError as err:
-            code = _error_code(err.__cause__) if err.__cause__ else ""
-            if code in _NOT_FOUND:
-                raise BackendError(
-                    f"S3 bucket {bucket!r} does not exist in {self.config.region}: create it first (console: "
-                    "S3 > Create bucket, Block all public access on; or `aws s3 mb`); see docs/sagemaker.md"
-                ) from err.__cause__
-            if code in ("403", "AccessDenied", "Forbidden"):
-                raise BackendError(
-                    f"S3 bucket {bucket!r} exists but these credentials may not use it (403): it belongs to "
-                    "another account, or the policy lacks s3:ListBucket on it"
-                ) from err.__cause__
-            raise
+        missing = (
+            f"S3 bucket {bucket!r} does not exist in {self.config.region}: create it first (console: "
+            "S3 > Create bucket, Block all public access on; or `aws s3 mb`); see docs/sagemaker.md"
+        )
+        denied = (
+            f"S3 bucket {bucket!r} exists but these credentials may not use it (403): it belongs to "
+            "another account, or the policy lacks s3:ListBucket on it"
+        )
+        known = dict.fromkeys(_NOT_FOUND, missing) | dict.fromkeys(_DENIED, denied)
+        with aws_errors(f"checking bucket {bucket!r}", known):
+            self.s3.head_bucket(Bucket=bucket)
 
     def put_object(self, key: str, body: bytes) -> str:
         """Upload ``body`` to ``s3://bucket/key`` with server-side encryption; return the URI."""
         extra: dict[str, str] = {"ServerSideEncryption": "AES256"}
         if self.config.kms_key_id:
             extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.config.kms_key_id}
-        with aws_errors(f"uploading s3://{self.config.bucket}/{key}"):
+        uri = self.config.s3_uri(key)
+        with aws_errors(f"uploading {uri}"):
             self.s3.put_object(Bucket=self.config.bucket, Key=key, Body=body, **extra)
-        return self.config.s3_uri(key)
+        return uri
 
     def get_object(self, uri: str) -> bytes:
         """Return the bytes of the object at ``s3://bucket/key``."""
         bucket, key = split_s3_uri(uri)
-        try:
-            with aws_errors(f"downloading {uri}"):
-                return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except BackendError as err:
-            if err.__cause__ is not None and _error_code(err.__cause__) in _NOT_FOUND:
-                raise BackendError(f"{uri} does not exist (did the training job write its model?)") from err.__cause__
-            raise
+        missing = f"{uri} does not exist (did the training job write its model?)"
+        with aws_errors(f"downloading {uri}", dict.fromkeys(_NOT_FOUND, missing)):
+            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
     # -- deletion that tolerates "already gone" ----------------------------------------------
     def delete_quietly(self, kind: str, name: str) -> bool:
@@ -149,9 +150,8 @@ class AwsClients:
             with aws_errors(f"deleting {kind} {name}"):
                 getattr(self.sagemaker, method)(**{argument: name})
         except BackendError as err:
-            cause = err.__cause__
-            message = str(getattr(cause, "response", {}).get("Error", {}).get("Message", "")).lower()
-            if _error_code(cause) == "ResourceNotFound" or "could not find" in message:
+            code, message = _error_fields(err.__cause__)
+            if code == "ResourceNotFound" or "could not find" in message.lower():
                 logger.info("%s %s was already gone", kind, name)
                 return True
             logger.error("could not delete %s %s: %s; delete it by hand to stop its cost", kind, name, err)

@@ -43,7 +43,7 @@ from movierec.sagemaker._requests import (
 )
 from movierec.sagemaker.artifact import FMParameters, read_fm_artifact
 from movierec.sagemaker.aws import AwsClients, aws_errors, unique_name, wait_for
-from movierec.sagemaker.config import SageMakerConfig
+from movierec.sagemaker.config import SageMakerConfig, check_positive
 
 __all__ = ["SageMakerBackend", "fm_image_uri"]
 
@@ -288,9 +288,8 @@ class SageMakerBackend:
         max_jobs, max_parallel_jobs : int
             SageMaker's ``ResourceLimits``.
         """
-        for value, label in ((max_jobs, "max_jobs"), (max_parallel_jobs, "max_parallel_jobs")):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{label} must be a positive int, got {value!r}")
+        check_positive(max_jobs, "max_jobs")
+        check_positive(max_parallel_jobs, "max_parallel_jobs")
         image = fm_image_uri(self.config.region)
         X, y, X_test, y_test = self._split(X_train, y_train, X_test, y_test)
         if X_test is None:
@@ -432,8 +431,7 @@ class SageMakerBackend:
         if self._created.endpoint is None:
             raise BackendError("no endpoint: call deploy() first")
         batch = self.config.invoke_batch_size if batch_size is None else batch_size
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch!r}")
+        check_positive(batch, "batch_size")
         csr = as_csr(X)
         endpoint = self._created.endpoint
         scores = np.empty(csr.shape[0], dtype=np.float64)

@@ -12,7 +12,7 @@ import re
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-__all__ = ["SageMakerConfig", "check_bucket_name"]
+__all__ = ["SageMakerConfig", "check_bucket_name", "check_positive"]
 
 _BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 # Prefixes and suffixes S3 reserves (access points, Object Lambda, directory and table buckets).
@@ -73,7 +73,8 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def _positive(value: Any, name: str, kind: type = int) -> None:
+def check_positive(value: Any, name: str, kind: type = int) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive ``kind`` (int; float also takes ints), never a bool."""
     ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
     if not ok or value <= 0:
         raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
@@ -178,9 +179,9 @@ class SageMakerConfig:
             "train_instance_count", "endpoint_instance_count", "volume_size_gb", "max_runtime_seconds",
             "invoke_batch_size",
         ):
-            _positive(getattr(self, name), name)
+            check_positive(getattr(self, name), name)
         for name in ("job_timeout_seconds", "endpoint_timeout_seconds"):
-            _positive(getattr(self, name), name, float)
+            check_positive(getattr(self, name), name, float)
         if isinstance(self.poll_seconds, bool) or not isinstance(self.poll_seconds, (int, float)) or self.poll_seconds < 0:
             raise ValueError(f"poll_seconds must be a number >= 0, got {self.poll_seconds!r}")
         if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, (int, float)) or not (
@@ -213,7 +214,7 @@ class SageMakerConfig:
     @property
     def output_uri(self) -> str:
         """Where training jobs write ``{job}/output/model.tar.gz``."""
-        return f"s3://{self.bucket}/{self.prefix}/output"
+        return self.s3_uri(f"{self.prefix}/output")
 
     def s3_uri(self, key: str) -> str:
         """Return ``s3://{bucket}/{key}``."""

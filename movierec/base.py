@@ -25,13 +25,13 @@ __all__ = [
     "ArrayRecommender",
     "IdIndex",
     "import_name",
+    "index_ratings",
     "TOP_N_COLUMNS",
     "rank_frame",
     "read_params",
     "resolve_users",
     "sample_pairs",
     "restore_state",
-    "seen_matrix",
     "state_arrays",
     "top_k",
     "write_params",
@@ -190,14 +190,24 @@ class IdIndex:
         return cls(values, sort=False)
 
 
-def seen_matrix(user_idx: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int]) -> Any:
-    """Return a boolean CSR matrix marking the (user, item) index pairs that were rated."""
+def index_ratings(
+    ratings: pd.DataFrame, user_ids: Any = None, item_ids: Any = None, *, sort_items: bool = True
+) -> tuple[IdIndex, IdIndex, np.ndarray, np.ndarray, Any]:
+    """Return ``(users, items, user_idx, item_idx, seen)`` for a validated ratings frame.
+
+    ``users``/``items`` index ``user_ids``/``item_ids`` (the frame's own ids by default; pass more to
+    cover ids with no rating), ``user_idx``/``item_idx`` are the rows' indices and ``seen`` is a
+    boolean CSR matrix marking the rated (user, item) pairs.
+    """
     from scipy import sparse  # imported here so that `import movierec` stays fast
 
+    users = IdIndex(ratings[USER] if user_ids is None else user_ids)
+    items = IdIndex(ratings[ITEM] if item_ids is None else item_ids, sort=sort_items)
+    user_idx, item_idx = users.lookup(ratings[USER]), items.lookup(ratings[ITEM])
     data = np.ones(len(user_idx), dtype=bool)
-    matrix = sparse.csr_matrix((data, (user_idx, item_idx)), shape=shape, dtype=bool)
-    matrix.sort_indices()
-    return matrix
+    seen = sparse.csr_matrix((data, (user_idx, item_idx)), shape=(len(users), len(items)), dtype=bool)
+    seen.sort_indices()
+    return users, items, user_idx, item_idx, seen
 
 
 def state_arrays(users: IdIndex, items: IdIndex, seen: Any) -> dict[str, np.ndarray]:
@@ -301,11 +311,9 @@ class ArrayRecommender(Recommender):
         """Learn from ``ratings`` and return self; a second call starts from scratch."""
         check_ratings(ratings)
         self._reset()
-        self.users_ = IdIndex(ratings[USER])
-        self.items_ = IdIndex(ratings[ITEM], sort=self._sort_item_ids)
-        user_idx = self.users_.lookup(ratings[USER])
-        item_idx = self.items_.lookup(ratings[ITEM])
-        self.seen_ = seen_matrix(user_idx, item_idx, (len(self.users_), len(self.items_)))
+        self.users_, self.items_, user_idx, item_idx, self.seen_ = index_ratings(
+            ratings, sort_items=self._sort_item_ids
+        )
         try:
             self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
         except BaseException:

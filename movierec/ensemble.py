@@ -14,15 +14,14 @@ from movierec._validation import ITEM, USER, check_fraction, check_n, check_pair
 from movierec.base import (
     ARRAYS_FILE,
     TOP_N_COLUMNS,
-    IdIndex,
     Recommender,
     import_name,
+    index_ratings,
     rank_frame,
     read_params,
     resolve_users,
     restore_state,
     sample_pairs,
-    seen_matrix,
     state_arrays,
     write_params,
 )
@@ -88,7 +87,8 @@ class WeightedEnsemble(Recommender):
         self.random_state = random_state
 
     # -- fit -----------------------------------------------------------------------------------
-    def _check_params(self) -> list[Recommender]:
+    def _check_params(self) -> tuple[list[Recommender], np.ndarray | None]:
+        """Return the members and the given errors as floats (None when they are to be measured)."""
         models = list(self.models)
         if not models:
             raise DataValidationError("models must hold at least one Recommender")
@@ -96,8 +96,8 @@ class WeightedEnsemble(Recommender):
             missing = [m for m in ("fit", "predict", "top_n", "rmse") if not callable(getattr(model, m, None))]
             if missing:
                 raise DataValidationError(f"member {model!r} lacks the Recommender method(s) {missing}")
-        if self.errors is not None:
-            errors = np.asarray(list(self.errors), dtype=float)
+        errors = None if self.errors is None else np.asarray(list(self.errors), dtype=float)
+        if errors is not None:
             if errors.shape != (len(models),):
                 raise DataValidationError(f"errors must give one float per model ({len(models)}), got {self.errors!r}")
             if not (np.isfinite(errors) & (errors > 0)).all():
@@ -105,31 +105,29 @@ class WeightedEnsemble(Recommender):
         check_fraction(self.validation_size, "validation_size")
         if self.candidates is not None:
             check_n(self.candidates, "candidates")
-        return models
+        return models, errors
 
     def fit(self, ratings: pd.DataFrame) -> Self:
         """Measure (or take) each member's error, fit every member on ``ratings``, fix mu and sigma."""
         from movierec.split import stratified_split
 
         check_ratings(ratings)
-        models = self._check_params()
+        models, errors = self._check_params()
         self._reset()
-        if self.errors is None:
+        if errors is None:
             train, holdout = stratified_split(ratings, self.validation_size, random_state=self.random_state)
             errors = np.array([model.fit(train).rmse(holdout) for model in models], dtype=float)
-        else:
-            errors = np.asarray(list(self.errors), dtype=float)
         for model in models:
             model.fit(ratings)
-        self.users_ = IdIndex(ratings[USER])
-        self.items_ = IdIndex(ratings[ITEM])
-        self.seen_ = seen_matrix(
-            self.users_.lookup(ratings[USER]), self.items_.lookup(ratings[ITEM]), (len(self.users_), len(self.items_))
-        )
+        self.users_, self.items_, _, _, self.seen_ = index_ratings(ratings)
         self.errors_ = errors
-        self.weights_ = 1.0 / errors
         self.score_mean_, self.score_std_ = self._reference_stats(models)
         return self
+
+    @property
+    def weights_(self) -> np.ndarray:
+        """``1 / errors_``: each member's weight."""
+        return 1.0 / self.errors_
 
     def _reference_stats(self, models: list[Recommender]) -> tuple[np.ndarray, np.ndarray]:
         pairs = sample_pairs(self.users_, self.items_, REFERENCE_PAIRS, self.random_state)
@@ -245,7 +243,6 @@ class WeightedEnsemble(Recommender):
             model.users_, model.items_, model.seen_ = restore_state(data)
             model.errors_ = data["errors"]
             model.score_mean_, model.score_std_ = data["score_mean"], data["score_std"]
-        model.weights_ = 1.0 / model.errors_
         return model
 
     def __repr__(self) -> str:

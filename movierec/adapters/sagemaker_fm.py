@@ -11,7 +11,7 @@ import pandas as pd
 
 from movierec._validation import ITEM, RATING, USER, check_bool, check_choice, check_n, check_ratings
 from movierec.adapters import _fm, _fm_features
-from movierec.base import ArrayRecommender, IdIndex, seen_matrix
+from movierec.base import ArrayRecommender, index_ratings
 from movierec.exceptions import BackendError, DataValidationError, MovieRecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -355,9 +355,7 @@ class SageMakerFM(ArrayRecommender):
         item_ids = (
             ratings[ITEM] if items is None else pd.concat([ratings[ITEM], items[ITEM]], ignore_index=True)
         )
-        self.users_, self.items_ = IdIndex(user_ids), IdIndex(item_ids)
-        user_idx, item_idx = self.users_.lookup(ratings[USER]), self.items_.lookup(ratings[ITEM])
-        self.seen_ = seen_matrix(user_idx, item_idx, (len(self.users_), len(self.items_)))
+        self.users_, self.items_, user_idx, item_idx, self.seen_ = index_ratings(ratings, user_ids, item_ids)
         self.user_rows_, self.item_rows_, self.feature_names_ = _fm_features.design(
             self, user_idx, item_idx, users, items
         )

@@ -133,8 +133,11 @@ class Recommender(ABC):
         raise NotImplementedError(f"{cls.__name__} cannot be loaded")
 
     # -- helpers for subclasses ---------------------------------------------------------------
+    def _fitted_keys(self) -> list[str]:
+        return [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
+
     def _is_fitted(self) -> bool:
-        return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
+        return bool(self._fitted_keys())
 
     def _check_fitted(self) -> None:
         if not self._is_fitted():
@@ -142,7 +145,7 @@ class Recommender(ABC):
 
     def _reset(self) -> None:
         """Forget every fitted attribute, so a second ``fit`` starts from scratch."""
-        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+        for key in self._fitted_keys():
             delattr(self, key)
 
 

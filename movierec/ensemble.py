@@ -203,7 +203,7 @@ class WeightedEnsemble(Recommender):
             u = np.repeat(chunk, n_items)
             i = np.tile(np.arange(n_items), len(chunk))
             if exclude_seen:
-                keep = ~np.asarray(self.seen_[chunk].toarray(), dtype=bool).ravel()
+                keep = ~self.seen_[chunk].toarray().ravel()
                 u, i = u[keep], i[keep]
             pairs = pd.DataFrame({USER: self.users_.ids[u], ITEM: self.items_.ids[i]})
             score = np.zeros(len(pairs))

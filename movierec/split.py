@@ -37,7 +37,7 @@ def _rng(random_state: Any) -> np.random.Generator:
     )
 
 
-def _test_counts(n: np.ndarray, test_size: float) -> np.ndarray:
+def _test_counts(n: np.ndarray | int, test_size: float) -> np.ndarray:
     """Return how many of ``n`` ratings go to test: round(test_size * n) clipped to [1, n - 1]."""
     k = np.rint(test_size * n).astype(np.int64)  # rint rounds halves to even, as Python's round
     return np.where(n >= 2, np.clip(k, 1, n - 1), 0)
@@ -98,7 +98,7 @@ def random_split(ratings: pd.DataFrame, test_size: float = 0.2,
     rng = _rng(random_state)
     n = len(ratings)
     in_test = np.zeros(n, dtype=bool)
-    in_test[rng.permutation(n)[: int(_test_counts(np.array([n]), test_size)[0])]] = True
+    in_test[rng.permutation(n)[: int(_test_counts(n, test_size))]] = True
     return _split(ratings, in_test)
 
 
@@ -172,5 +172,5 @@ def temporal_split(ratings: pd.DataFrame, test_size: float = 0.2,
         return _split(ratings, _per_user_test(ratings[USER], by_time, test_size))
     n = len(ratings)
     in_test = np.zeros(n, dtype=bool)
-    in_test[by_time[n - int(_test_counts(np.array([n]), test_size)[0]):]] = True
+    in_test[by_time[n - int(_test_counts(n, test_size)):]] = True
     return _split(ratings, in_test)

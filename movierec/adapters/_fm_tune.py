@@ -42,9 +42,9 @@ def tune(
     max_jobs = check_n(max_jobs, "max_jobs")
     validation_size = check_fraction(validation_size, "validation_size")
     model._check_params()
-    objective = objective or (
-        "test:rmse" if model.predictor_type == "regressor" else "test:binary_classification_accuracy"
-    )
+    from movierec.sagemaker._requests import OBJECTIVES as DEFAULT_OBJECTIVES  # SageMaker's own defaults
+
+    objective = objective or DEFAULT_OBJECTIVES[model.predictor_type]
     check_choice(objective, "objective", tuple(OBJECTIVES))
     kind, direction = OBJECTIVES[objective]
     if kind != model.predictor_type:

@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 QUICK_DIR = RESULTS_DIR / "quick"
 
+# The accuracy suite's ensemble entries (also read by render, which must not import the suites).
+ENSEMBLE3 = "WeightedEnsemble (SVD+ALS+FM)"
+ENSEMBLE4 = "WeightedEnsemble (SVD+ALS+FM+MyFMBayes)"
+
 logger = logging.getLogger("benchmarks")
 
 # Distributions whose versions go into every result file (absent ones are left out).
@@ -122,30 +126,58 @@ def mean_sd(values: list[float]) -> dict[str, float]:
     }
 
 
+def build(name: str, **kwargs: Any) -> Any:
+    """Return a new ``name`` model with its defaults and ``random_state=0`` (BiasedBaseline has none).
+
+    ``kwargs`` go to the constructor (e.g. ``spark=`` for SparkALS). Each adapter is imported only
+    when asked for, so a suite's process loads only the libraries of the model it runs.
+    """
+    if name == "BiasedBaseline":
+        from movierec import BiasedBaseline
+
+        return BiasedBaseline(**kwargs)
+    kwargs.setdefault("random_state", 0)
+    if name == "SurpriseSVD":
+        from movierec.adapters.surprise_svd import SurpriseSVD
+
+        return SurpriseSVD(**kwargs)
+    if name == "SparkALS":
+        from movierec.adapters.spark_als import SparkALS
+
+        return SparkALS(**kwargs)
+    if name == "SageMakerFM":
+        from movierec.adapters.sagemaker_fm import SageMakerFM
+
+        return SageMakerFM(**kwargs)
+    if name == "MyFMBayes":
+        from movierec.adapters.myfm_bayes import MyFMBayes
+
+        return MyFMBayes(**kwargs)
+    raise ValueError(f"unknown model {name!r}")
+
+
+def close(model: Any) -> None:
+    """Call ``close()`` on ``model``, its ensemble members and the model it wraps, where they have one."""
+    for candidate in [model, *getattr(model, "models", []), getattr(model, "model", None)]:
+        closer = getattr(candidate, "close", None)
+        if callable(closer):
+            closer()
+
+
 def peak_rss_mb() -> float:
     """Return this process's peak resident memory in MiB.
 
     Read from /proc (VmHWM), not ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``execve``, so a
     spawned child would report the parent's size at fork time whenever that is larger than its own.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def current_rss_mb() -> float:
     """Return this process's resident memory now, in MiB (from /proc; the peak where there is none)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return peak_rss_mb()
+    rss = _status_mb("VmRSS")
+    return rss if rss is not None else peak_rss_mb()
 
 
 def _children(pid: int) -> list[int]:
@@ -168,12 +200,19 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _status(pid: int) -> dict[str, str]:
+def _status(pid: int | str) -> dict[str, str]:
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return {}
     return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def _status_mb(key: str, pid: int | str = "self", status: dict[str, str] | None = None) -> float | None:
+    """Return the ``key`` line (e.g. VmHWM, in kB) of /proc/<pid>/status (or of ``status``, already
+    read) in MiB, or None if absent."""
+    value = (_status(pid) if status is None else status).get(key)
+    return int(value.split()[0]) / 1024 if value is not None else None
 
 
 def jvm_peak_rss_mb(root: int | None = None) -> float | None:
@@ -185,8 +224,8 @@ def jvm_peak_rss_mb(root: int | None = None) -> float | None:
     peaks = []
     for pid in descendants(root or os.getpid()):
         status = _status(pid)
-        if status.get("Name", "").strip() == "java" and "VmHWM" in status:
-            peaks.append(int(status["VmHWM"].split()[0]) / 1024)
+        if status.get("Name", "").strip() == "java" and (peak := _status_mb("VmHWM", status=status)) is not None:
+            peaks.append(peak)
     return max(peaks) if peaks else None
 
 

@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import surprise
+
+
+def surprise_fit(train: pd.DataFrame, seed: int = 0) -> surprise.SVD:
+    """Return Surprise's own ``SVD`` (library defaults, ``random_state=seed``) fitted on all of ``train``.
+
+    The rating scale is the range of ``train``'s ratings, as SurpriseSVD uses by default.
+    """
+    import surprise
+
+    reader = surprise.Reader(rating_scale=(float(train.rating.min()), float(train.rating.max())))
+    trainset = surprise.Dataset.load_from_df(train[["userId", "movieId", "rating"]], reader).build_full_trainset()
+    return surprise.SVD(random_state=seed).fit(trainset)
 
 
 def surprise_faq_top_n(algo: Any, n: int) -> dict:

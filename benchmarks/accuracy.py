@@ -11,14 +11,13 @@ scored by any model and are left out for all of them alike (their count is recor
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import data_home, mean_sd, quiet
+from benchmarks._common import ENSEMBLE3, ENSEMBLE4, data_home, mean_sd, quiet, timed
 from movierec import BiasedBaseline, WeightedEnsemble, official_folds
 from movierec.metrics import mae, rmse
 
@@ -45,8 +44,6 @@ QUICK_GRIDS = {
 }
 
 MEMBERS = ("SurpriseSVD", "SparkALS", "SageMakerFM")
-ENSEMBLE3 = "WeightedEnsemble (SVD+ALS+FM)"
-ENSEMBLE4 = "WeightedEnsemble (SVD+ALS+FM+MyFMBayes)"
 
 
 def _scores(model: Any, test: pd.DataFrame) -> dict[str, float]:
@@ -59,12 +56,6 @@ def _scores(model: Any, test: pd.DataFrame) -> dict[str, float]:
         "scored_pairs": int(known.sum()),
         "unscored_pairs": int((~known).sum()),
     }
-
-
-def _timed_fit(build: Callable[[], tuple[Any, dict[str, Any] | None]]) -> tuple[Any, dict[str, Any] | None, float]:
-    start = time.perf_counter()
-    model, tuned = build()
-    return model, tuned, time.perf_counter() - start
 
 
 def _available() -> dict[str, Any]:
@@ -148,7 +139,7 @@ class _FoldRunner:
         def record(name: str, build: Callable[[], tuple[Any, dict[str, Any] | None]]) -> None:
             logger.info("%s: %s ...", fold.name, name)
             try:
-                model, found, seconds = _timed_fit(build)
+                seconds, _, (model, found) = timed(build)
             except Exception as err:  # one broken adapter must not stop the suite
                 logger.exception("%s on %s failed", name, fold.name)
                 row[name] = {"error": f"{type(err).__name__}: {err}"}

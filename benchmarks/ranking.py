@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import data_home, quiet
+from benchmarks._common import close, data_home, quiet
 from movierec import BiasedBaseline, WeightedEnsemble, load_movielens, stratified_split
 from movierec.base import ArrayRecommender, Recommender
 from movierec.metrics import coverage, ranking_metrics
@@ -182,18 +182,11 @@ def _select(name: str, build: Callable[[dict[str, Any]], Recommender], grid: Ite
         try:
             score = evaluate(model, fit_part, valid)["ndcg"]
         finally:
-            _close(model)
+            close(model)
         tried.append({"params": params, "validation_ndcg": score})
         logger.info("%s %s: validation nDCG@%d %.4f", name, params, K, score)
     best = max(tried, key=lambda t: t["validation_ndcg"])
     return best["params"], best["validation_ndcg"], tried
-
-
-def _close(model: Any) -> None:
-    for candidate in [model, *getattr(model, "models", []), getattr(model, "model", None)]:
-        close = getattr(candidate, "close", None)
-        if callable(close):
-            close()
 
 
 def run(*, quick: bool = False) -> tuple[dict[str, Any], list[str]]:
@@ -246,11 +239,11 @@ def _run(quick: bool, spark: Any, SparkALS: Any, SurpriseSVD: Any, SageMakerFM: 
         measure("BiasedBaseline", BiasedBaseline())
         for model in explicit_members():
             measure(type(model).__name__, model)
-            _close(model)
+            close(model)
         for candidates in (None, CANDIDATES):
             ensemble = WeightedEnsemble(explicit_members(), candidates=candidates, random_state=SEED)
             measure(f"WeightedEnsemble explicit ({_mode(candidates)})", ensemble)
-            _close(ensemble)
+            close(ensemble)
 
         def implicit_als(params: dict[str, Any]) -> Recommender:
             return SparkALS(implicit_prefs=True, random_state=SEED, spark=spark, **params)
@@ -264,7 +257,7 @@ def _run(quick: bool, spark: Any, SparkALS: Any, SurpriseSVD: Any, SageMakerFM: 
         fm_params, fm_valid, fm_tried = _select("SageMakerFM binary", binary_fm, fm_grid, train, closers)
         model = implicit_als(als_params)
         measure("SparkALS implicit", model, params=als_params, validation_ndcg=als_valid, tried=als_tried)
-        _close(model)
+        close(model)
         model = binary_fm(fm_params)
         measure("SageMakerFM binary (sampled negatives)", model, params=fm_params, validation_ndcg=fm_valid,
                 tried=fm_tried)
@@ -273,10 +266,10 @@ def _run(quick: bool, spark: Any, SparkALS: Any, SurpriseSVD: Any, SageMakerFM: 
             ensemble = WeightedEnsemble([implicit_als(als_params), binary_fm(fm_params)], errors=errors,
                                         candidates=candidates, random_state=SEED)
             measure(f"WeightedEnsemble implicit ({_mode(candidates)})", ensemble, errors=errors)
-            _close(ensemble)
+            close(ensemble)
     finally:
         for model in closers:
-            _close(model)
+            close(model)
 
     notes = [
         (f"ml-100k, stratified_split(test_size=0.25, random_state={SPLIT_SEED}): {len(train)} training and "

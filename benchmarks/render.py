@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import SUITES
-from benchmarks._common import RESULTS_DIR, ROOT
+from benchmarks._common import ENSEMBLE3, ENSEMBLE4, RESULTS_DIR, ROOT
 
 # Targets of issue 8 (goals to report against, not test thresholds).
 ENSEMBLE_MEAN_MAX = 0.905
@@ -27,8 +27,6 @@ REFERENCES = [
     ("GLocal-K (Han et al. 2021, published)", None, 0.889),
 ]
 RECOMMENDERS_NDCG = {"SVD": 0.096, "ALS": 0.044, "BPR": 0.442}
-ENSEMBLE3 = "WeightedEnsemble (SVD+ALS+FM)"
-ENSEMBLE4 = "WeightedEnsemble (SVD+ALS+FM+MyFMBayes)"
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -25,10 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import data_home, machine, versions
+from benchmarks._common import RESULTS_DIR, data_home, machine, versions
 from movierec import MovieRecWarning, SageMakerFM, official_folds
 
-RESULTS = ROOT / "benchmarks" / "results" / "sagemaker_fm.json"
+RESULTS = RESULTS_DIR / "sagemaker_fm.json"
 
 
 def _timed(func):

@@ -11,6 +11,7 @@ from pyspark's ``bin/spark-class``) at the smallest size.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import current_rss_mb, jvm_peak_rss_mb, peak_rss_mb, quiet, run_isolated
+from benchmarks._common import build, close, current_rss_mb, jvm_peak_rss_mb, peak_rss_mb, quiet, run_isolated
 from benchmarks.synthetic import generate
 from movierec.adapters._spark_cluster import standalone_cluster
 
@@ -42,30 +43,6 @@ JOB_TIMEOUT = 30 * 60  # seconds; a job past it is recorded as timed out
 SPARK_DRIVER_MEMORY = "6g"
 
 
-def _build(name: str, spark: Any = None) -> Any:
-    if name == "BiasedBaseline":
-        from movierec import BiasedBaseline
-
-        return BiasedBaseline()
-    if name == "SurpriseSVD":
-        from movierec.adapters.surprise_svd import SurpriseSVD
-
-        return SurpriseSVD(random_state=SEED)
-    if name == "SparkALS":
-        from movierec.adapters.spark_als import SparkALS
-
-        return SparkALS(random_state=SEED, spark=spark)
-    if name == "SageMakerFM":
-        from movierec.adapters.sagemaker_fm import SageMakerFM
-
-        return SageMakerFM(random_state=SEED)
-    if name == "MyFMBayes":
-        from movierec.adapters.myfm_bayes import MyFMBayes
-
-        return MyFMBayes(random_state=SEED)
-    raise ValueError(f"unknown model {name!r}")
-
-
 def _session(master: str, workdir: Path, *, cores: int | None = None, executor_memory: str | None = None):
     from movierec.adapters._spark_session import local_session_builder, quiet_pyspark_warnings
 
@@ -83,17 +60,18 @@ def _session(master: str, workdir: Path, *, cores: int | None = None, executor_m
 
 def job(name: str, path: str, master: str | None = None, worker_pid: int | None = None) -> dict[str, Any]:
     """Child-process job: load the ratings at ``path``, fit ``name``, rank top 10 for all users."""
-    quiet()
     with np.load(path) as data:
         ratings = pd.DataFrame({"userId": data["userId"], "movieId": data["movieId"], "rating": data["rating"]})
     out: dict[str, Any] = {"rss_after_load_mb": current_rss_mb()}
-    session = None
-    workdir = Path(tempfile.mkdtemp(prefix="movierec-bench-spark-"))
-    if name == "SparkALS":
-        session = _session(master or "local[*]", workdir, executor_memory="4g" if master else None)
-        out["spark_master"] = session.sparkContext.master
-    model = _build(name, session)
+    session = workdir = model = None
     try:
+        if name == "SparkALS":
+            workdir = Path(tempfile.mkdtemp(prefix="movierec-bench-spark-"))
+            session = _session(master or "local[*]", workdir, executor_memory="4g" if master else None)
+            out["spark_master"] = session.sparkContext.master
+            model = build(name, spark=session)
+        else:
+            model = build(name)
         start = time.perf_counter()
         model.fit(ratings)
         out["fit_seconds"] = time.perf_counter() - start
@@ -107,11 +85,12 @@ def job(name: str, path: str, master: str | None = None, worker_pid: int | None 
             if worker_pid is not None:  # the executors are the worker's children, not ours
                 out["executor_peak_rss_mb"] = jvm_peak_rss_mb(worker_pid)
     finally:
-        close = getattr(model, "close", None)
-        if callable(close):
-            close()
+        if model is not None:
+            close(model)
         if session is not None:
             session.stop()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     return out
 
 

@@ -20,15 +20,16 @@ import time
 from typing import Any
 
 from benchmarks._common import (
+    build,
+    close,
     current_rss_mb,
     data_home,
     jvm_peak_rss_mb,
     peak_rss_mb,
-    quiet,
     run_isolated,
     timed,
 )
-from benchmarks._reference import surprise_faq_top_n
+from benchmarks._reference import surprise_faq_top_n, surprise_fit
 
 logger = logging.getLogger("benchmarks.speed")
 
@@ -39,41 +40,15 @@ MODELS = ("BiasedBaseline", "SurpriseSVD", "SparkALS", "SageMakerFM", "MyFMBayes
 
 
 def _build(name: str) -> Any:
-    from movierec import BiasedBaseline, WeightedEnsemble
-
-    if name == "BiasedBaseline":
-        return BiasedBaseline()
-    if name == "SurpriseSVD":
-        from movierec.adapters.surprise_svd import SurpriseSVD
-
-        return SurpriseSVD(random_state=SEED)
-    if name == "SparkALS":
-        from movierec.adapters.spark_als import SparkALS
-
-        return SparkALS(random_state=SEED)
-    if name == "SageMakerFM":
-        from movierec.adapters.sagemaker_fm import SageMakerFM
-
-        return SageMakerFM(random_state=SEED)
-    if name == "MyFMBayes":
-        from movierec.adapters.myfm_bayes import MyFMBayes
-
-        return MyFMBayes(random_state=SEED)
     if name == "WeightedEnsemble":
-        return WeightedEnsemble([_build("SurpriseSVD"), _build("SparkALS"), _build("SageMakerFM")], random_state=SEED)
-    raise ValueError(f"unknown model {name!r}")
+        from movierec import WeightedEnsemble
 
-
-def _close(model: Any) -> None:
-    for candidate in [model, *getattr(model, "models", [])]:
-        close = getattr(candidate, "close", None)
-        if callable(close):
-            close()
+        return WeightedEnsemble([build("SurpriseSVD"), build("SparkALS"), build("SageMakerFM")], random_state=SEED)
+    return build(name)
 
 
 def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
     """Child-process job: time fit and top_n of ``name`` on u1 (and its reference recipe)."""
-    quiet()
     from movierec import official_folds
 
     train = official_folds("ml-100k", which=("u1",), data_home=data_home(), download=False)[0].train
@@ -83,7 +58,7 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
     def fit():
         nonlocal model
         if model is not None:
-            _close(model)
+            close(model)
         model = _build(name)
         return model.fit(train)
 
@@ -103,11 +78,7 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
         if name in ("SparkALS", "WeightedEnsemble"):
             out["jvm_peak_rss_mb"] = jvm_peak_rss_mb()
         if name == "SurpriseSVD":
-            import surprise
-
-            reader = surprise.Reader(rating_scale=(float(train.rating.min()), float(train.rating.max())))
-            trainset = surprise.Dataset.load_from_df(train[["userId", "movieId", "rating"]], reader).build_full_trainset()
-            algo = surprise.SVD(random_state=SEED).fit(trainset)
+            algo = surprise_fit(train, seed=SEED)
             out["recipe"] = "Surprise FAQ get_top_n (algo.test(build_anti_testset()) + sort per user)"
             out["recipe_seconds"], out["recipe_seconds_all"], reference = timed(lambda: surprise_faq_top_n(algo, N), repeats)
             ours = top.groupby("userId")["movieId"].apply(frozenset).to_dict()
@@ -118,7 +89,7 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
             out["speedup_vs_recipe"] = out["recipe_seconds"] / out["top_n_seconds"]
     finally:
         if model is not None:
-            _close(model)
+            close(model)
     return out
 
 

@@ -30,24 +30,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import surprise
 from surprise import accuracy
 
-from benchmarks._common import data_home, machine, timed, versions
-from benchmarks._reference import surprise_faq_top_n
+from benchmarks._common import RESULTS_DIR, data_home, machine, timed, versions
+from benchmarks._reference import surprise_faq_top_n, surprise_fit
 from movierec import SurpriseSVD, official_folds
 
 logger = logging.getLogger("benchmarks.surprise_topn")
 
 SEED, N, REPEATS = 0, 5, 3
-RESULTS = ROOT / "benchmarks" / "results" / "surprise_svd.json"
-
-
-def surprise_fit(train) -> surprise.SVD:
-    """Return Surprise's own SVD with the library defaults movierec mirrors, fitted on ``train``."""
-    reader = surprise.Reader(rating_scale=(float(train.rating.min()), float(train.rating.max())))
-    trainset = surprise.Dataset.load_from_df(train[["userId", "movieId", "rating"]], reader).build_full_trainset()
-    return surprise.SVD(random_state=SEED).fit(trainset)
+RESULTS = RESULTS_DIR / "surprise_svd.json"
 
 
 def main() -> dict:
@@ -58,7 +50,7 @@ def main() -> dict:
     start = time.perf_counter()
     model = SurpriseSVD(random_state=SEED).fit(u1.train)
     fit_seconds = time.perf_counter() - start
-    algo = surprise_fit(u1.train)
+    algo = surprise_fit(u1.train, seed=SEED)
 
     ours_seconds, _, ours = timed(lambda: model.top_n(n=N), REPEATS)
     recipe_seconds, _, recipe = timed(lambda: surprise_faq_top_n(algo, N), REPEATS)
@@ -69,7 +61,7 @@ def main() -> dict:
     rmse = {}
     for fold in folds:
         ours_model = model if fold is u1 else SurpriseSVD(random_state=SEED).fit(fold.train)
-        reference = algo if fold is u1 else surprise_fit(fold.train)
+        reference = algo if fold is u1 else surprise_fit(fold.train, seed=SEED)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ours_rmse = ours_model.rmse(fold.test)

@@ -110,7 +110,8 @@ weights = pd.DataFrame(
     index=["SparkALS", "SurpriseSVD", "SageMakerFM"],
 )
 print(weights.round(4))
-print(f"WeightedEnsemble RMSE {ensemble.rmse(test):.4f}")
+ensemble_rmse = ensemble.rmse(test)
+print(f"WeightedEnsemble RMSE {ensemble_rmse:.4f}")
 show_top("WeightedEnsemble", ensemble)
 
 # %% [markdown]
@@ -118,11 +119,8 @@ show_top("WeightedEnsemble", ensemble)
 # The members' test RMSE after the ensemble refitted them on all of u1.base, and the blend's.
 
 # %%
-summary = pd.Series(
-    {name: model.rmse(test) for name, model in
-     [("SparkALS", als), ("SurpriseSVD", svd), ("SageMakerFM", fm), ("WeightedEnsemble", ensemble)]},
-    name="test RMSE",
-)
+members = {name: model.rmse(test) for name, model in [("SparkALS", als), ("SurpriseSVD", svd), ("SageMakerFM", fm)]}
+summary = pd.Series({**members, "WeightedEnsemble": ensemble_rmse}, name="test RMSE")
 print(summary.round(4).to_string())
 
 # %%

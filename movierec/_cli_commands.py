@@ -81,8 +81,9 @@ class _Tracked:
         self.bar.set_postfix_str(f"fitting {self.name} on {len(ratings):,} ratings")
         start = time.perf_counter()
         self.model.fit(ratings)
-        self.fit_seconds += time.perf_counter() - start
-        logger.info("fitted %s on %d ratings (%.1f s)", self.name, len(ratings), time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        self.fit_seconds += elapsed
+        logger.info("fitted %s on %d ratings (%.1f s)", self.name, len(ratings), elapsed)
         self.bar.update()
         return self
 

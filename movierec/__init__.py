@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 from movierec._version import __version__
-from movierec.base import Recommender
+from movierec.base import ArrayRecommender, Recommender, TuneResult
 from movierec.baseline import BiasedBaseline
 from movierec.datasets import Fold, MovieLens, download_movielens, load_movielens, official_folds
 from movierec.ensemble import WeightedEnsemble
@@ -19,22 +19,23 @@ from movierec.exceptions import (
     ChecksumError,
     DatasetError,
     DataValidationError,
+    InvalidParameterError,
     MovieRecError,
     MovieRecWarning,
     NotFittedError,
 )
 from movierec.split import random_split, stratified_split, temporal_split
 
-_LAZY = {
-    "SparkALS": "movierec.adapters.spark_als",
-    "SurpriseSVD": "movierec.adapters.surprise_svd",
-    "SageMakerFM": "movierec.adapters.sagemaker_fm",
-    "MyFMBayes": "movierec.adapters.myfm_bayes",
-}
+from movierec.registry import MODELS
+
+# Models whose module needs an optional extra, imported on first use: class name -> module.
+_LAZY = {spec.class_name: spec.module for spec in MODELS.values() if spec.extra is not None}
 
 __all__ = [
     "__version__",
     "Recommender",
+    "ArrayRecommender",
+    "TuneResult",
     "BiasedBaseline",
     "WeightedEnsemble",
     *_LAZY,
@@ -49,6 +50,7 @@ __all__ = [
     "MovieRecError",
     "NotFittedError",
     "DataValidationError",
+    "InvalidParameterError",
     "DatasetError",
     "ChecksumError",
     "BackendError",

@@ -168,7 +168,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, st
 
 
 def recommend_command(args: argparse.Namespace) -> int:
-    from movierec.report import ReportData, evaluate, write_report
+    from movierec.metrics import evaluate
+    from movierec.report import ReportData, write_report
 
     started = time.perf_counter()
     data, train, test, split = _load(args)
@@ -237,7 +238,7 @@ def _with_titles(top: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     from movierec.datasets import official_folds
-    from movierec.report import evaluate
+    from movierec.metrics import evaluate
 
     start = time.perf_counter()
     folds = official_folds(args.dataset, which=tuple(args.folds), data_home=args.data_home)

@@ -11,20 +11,11 @@ import numpy as np
 import pandas as pd
 
 from movierec._validation import ITEM, USER, check_fraction, check_n, check_pairs, check_ratings
-from movierec.base import (
-    ARRAYS_FILE,
-    TOP_N_COLUMNS,
-    Recommender,
-    import_name,
-    index_ratings,
-    rank_frame,
-    read_params,
-    resolve_users,
-    restore_state,
-    sample_pairs,
-    state_arrays,
-    write_params,
-)
+from movierec._ids import index_ratings, resolve_users, sample_pairs
+from movierec._persist import ARRAYS_FILE, read_params, restore_state, state_arrays, write_params
+from movierec._ranking import empty_top_n, rank_frame
+from movierec.base import Recommender
+from movierec.registry import model_class, registered_name
 from movierec.exceptions import DataValidationError, MovieRecWarning
 
 __all__ = ["WeightedEnsemble"]
@@ -187,7 +178,7 @@ class WeightedEnsemble(Recommender):
         n = check_n(n)
         user_idx = resolve_users(users, self.users_)
         if len(user_idx) == 0:
-            return pd.DataFrame({c: pd.Series(dtype=float if c == "score" else object) for c in TOP_N_COLUMNS})
+            return empty_top_n()
         if self.candidates is None:
             frame = self._score_all(user_idx, n, exclude_seen)
         else:
@@ -237,7 +228,7 @@ class WeightedEnsemble(Recommender):
         params, extra = read_params(path, cls, build=False)
         members = []
         for position, qualified in enumerate(extra["members"]):
-            members.append(import_name(qualified).load(path / f"member_{position}"))
+            members.append(model_class(qualified.rpartition(".")[2]).load(path / f"member_{position}"))
         model = cls(members, **params)
         with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
             model.users_, model.items_, model.seen_ = restore_state(data)
@@ -257,7 +248,7 @@ def _save_ensemble(model: WeightedEnsemble, path: Path) -> None:
     members = []
     for position, member in enumerate(model.models):
         member.save(path / f"member_{position}")
-        members.append(f"{type(member).__module__}.{type(member).__qualname__}")
+        members.append(registered_name(type(member)))
     write_params(path, model, params=params, extra={"members": members})
     np.savez(
         path / ARRAYS_FILE,

@@ -6,6 +6,7 @@ __all__ = [
     "MovieRecError",
     "NotFittedError",
     "DataValidationError",
+    "InvalidParameterError",
     "DatasetError",
     "ChecksumError",
     "BackendError",
@@ -23,6 +24,13 @@ class NotFittedError(MovieRecError, ValueError, AttributeError):
 
 class DataValidationError(MovieRecError, ValueError):
     """Input data breaks the ratings-frame contract (columns, types, NaN, duplicates)."""
+
+
+class InvalidParameterError(MovieRecError, ValueError, TypeError):
+    """A hyperparameter (a constructor argument, or an option of tune) is out of range or of the wrong type.
+
+    Raised at the start of ``fit`` (or ``tune``), not by ``__init__``, which only stores its arguments.
+    """
 
 
 class DatasetError(MovieRecError, ValueError):

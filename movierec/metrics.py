@@ -9,15 +9,18 @@ precisions at hits by ``min(n_relevant, k)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_pairs
-from movierec.base import rank_frame
+from movierec._ranking import rank_frame
 from movierec.exceptions import DataValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from movierec.base import Recommender
 
 __all__ = [
     "rmse",
@@ -28,6 +31,8 @@ __all__ = [
     "map_at_k",
     "coverage",
     "ranking_metrics",
+    "scored_predictions",
+    "evaluate",
 ]
 
 
@@ -158,3 +163,91 @@ def ranking_metrics(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 
         f"ndcg@{k}": _ndcg(*hits),
         f"map@{k}": _map(*hits),
     }
+
+def scored_predictions(
+    model: Recommender, test: pd.DataFrame, *, cold_start: Literal["drop", "error"] = "drop"
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Return ``(targets, predictions, n_missing)`` of the test pairs ``model`` can score.
+
+    The one cold-start rule of :meth:`Recommender.rmse <movierec.Recommender.rmse>` and
+    :func:`evaluate`: pairs whose prediction is NaN (user or movie unseen in fit) are left out
+    (``cold_start="drop"``) or raise (``"error"``); targets are the model's
+    ``prediction_targets`` of the ratings (the 0/1 labels of a binary classifier).
+
+    Raises
+    ------
+    DataValidationError
+        If ``test`` has no ``rating`` column, a pair is unscorable with ``cold_start="error"``, or
+        no pair can be scored.
+    """
+    check_choice(cold_start, "cold_start", ("drop", "error"))
+    check_pairs(test, name="test")
+    if RATING not in test.columns:
+        raise DataValidationError(f"test needs a {RATING!r} column; it has {list(test.columns)}")
+    predicted = model.predict(test).to_numpy(dtype=float)
+    missing = np.isnan(predicted)
+    if missing.any():
+        message = f"{int(missing.sum())} of {len(test)} test pairs have a user or movie unseen in fit"
+        if cold_start == "error":
+            raise DataValidationError(message + " (cold_start='error')")
+        if missing.all():
+            raise DataValidationError(message + ": no pair can be scored")
+    truth = model.prediction_targets(test[RATING].to_numpy(dtype=np.float64))
+    return truth[~missing], predicted[~missing], int(missing.sum())
+
+
+def evaluate(
+    models: Mapping[str, Recommender],
+    test: pd.DataFrame,
+    *,
+    top: Mapping[str, pd.DataFrame] | None = None,
+    k: int = 10,
+    threshold: float | None = None,
+) -> pd.DataFrame:
+    """Return one row per model (index: its name) with its test RMSE and MAE, and ranking metrics.
+
+    Parameters
+    ----------
+    models : mapping of str to Recommender
+        Fitted models by name, in the row order wanted.
+    test : pandas.DataFrame
+        A ratings frame (``userId, movieId, rating``).
+    top : mapping of str to pandas.DataFrame, optional
+        Each model's ``top_n`` lists (``userId, movieId, score, rank``) with at least ``k`` ranks;
+        when given, columns ``precision@k`` and ``ndcg@k`` are added for the models it names.
+    k : int, default 10
+        The cut-off of the ranking metrics.
+    threshold : float, optional
+        Minimum test rating of a relevant movie; ``None`` counts every test rating as relevant.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``rmse``, ``mae``, ``scored`` (test pairs the model could score; the others, whose
+        user or movie was unseen in fit, are left out of RMSE and MAE, by the same rule as
+        :meth:`Recommender.rmse <movierec.Recommender.rmse>`) and, with ``top``,
+        ``precision@{k}`` and ``ndcg@{k}``.
+
+    Raises
+    ------
+    DataValidationError
+        If ``test`` is not a ratings frame or a model scores none of its pairs.
+    """
+    k = check_n(k, "k")
+    rows = []
+    for name, model in models.items():
+        try:
+            truth, predicted, _ = scored_predictions(model, test)
+        except DataValidationError as err:
+            raise DataValidationError(f"model {name!r}: {err}") from err
+        row: dict[str, Any] = {
+            "model": name,
+            "rmse": rmse(truth, predicted),
+            "mae": mae(truth, predicted),
+            "scored": len(truth),
+        }
+        if top is not None and name in top:
+            ranking = ranking_metrics(top[name], test, k, threshold=threshold)
+            row |= {key: ranking[key] for key in (f"precision@{k}", f"ndcg@{k}")}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec.base import TOP_N_COLUMNS, Recommender
+from movierec._ranking import TOP_N_COLUMNS
+from movierec.base import Recommender
 from movierec.exceptions import DataValidationError, MovieRecWarning, NotFittedError
 
 __all__ = ["RecommenderContract", "synthetic_ratings"]

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from movierec.base import IdIndex, top_k
+from movierec._ids import IdIndex
+from movierec._ranking import top_k
 
 
 @given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 9)), elements=st.sampled_from([-np.inf, 0.0, 1.0, 2.0, 2.5, np.nan])), st.integers(1, 10))

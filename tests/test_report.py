@@ -15,7 +15,9 @@ import pytest
 
 from movierec import BiasedBaseline, WeightedEnsemble
 from movierec.exceptions import DataValidationError
-from movierec.report import ReportData, evaluate, render_report, user_history, write_report
+from movierec._report._history import user_history
+from movierec.metrics import evaluate
+from movierec.report import ReportData, render_report, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -13,10 +13,10 @@ import pandas as pd
 from movierec._report import _plots
 from movierec._validation import ITEM, RATING, USER
 from movierec._version import __version__
-from movierec.base import sample_pairs
+from movierec._ids import sample_pairs
 
 if TYPE_CHECKING:
-    from movierec.report import ReportData
+    from movierec.report import ReportData  # annotations only: report imports _report lazily
 
 __all__ = ["render"]
 
@@ -171,7 +171,7 @@ def _titled(movies: Iterable[Any], titles: pd.Series) -> list[str]:
 
 
 def _users_section(data: ReportData) -> str:
-    from movierec.report import user_history
+    from movierec._report._history import user_history
 
     parts = [
         f"<h2>Top {SHOWN_RANKS} for a few users</h2>",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec.adapters._extras import require
+from movierec._extras import require
 
 __all__ = ["grouped_bars", "score_histograms", "weight_bars"]
 
@@ -18,7 +18,7 @@ _DPI = 96
 
 
 def _pyplot() -> Any:
-    matplotlib = require("matplotlib", "report")
+    matplotlib = require("matplotlib", "report", purpose="the HTML report")
     # Agg draws to memory only: no display, no GUI toolkit, same output everywhere.
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt

@@ -136,7 +136,7 @@ def _tune_on_sagemaker(model, ratings, train, valid, ranges, objective, max_jobs
 def _design(model: SageMakerFM, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
     """Return the design rows and labels of ``frame``'s ratings (ids known to the model)."""
     X = model._design(model.users_.lookup(frame[USER]), model.items_.lookup(frame[ITEM]))
-    return X, model._rmse_targets(frame[RATING].to_numpy(dtype=np.float64))
+    return X, model.prediction_targets(frame[RATING].to_numpy(dtype=np.float64))
 
 
 def _from_string(value: str) -> Any:

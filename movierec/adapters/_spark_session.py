@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from movierec.adapters._extras import require
+from movierec._extras import require
 from movierec.exceptions import BackendError
 
 if TYPE_CHECKING:

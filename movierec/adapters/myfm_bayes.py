@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import sparse
 
 from movierec._validation import check_bool, check_n, check_seed
-from movierec.adapters._extras import require
+from movierec._extras import require
 from movierec.base import ArrayRecommender
 from movierec.exceptions import BackendError, DataValidationError
 

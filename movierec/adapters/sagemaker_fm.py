@@ -11,7 +11,8 @@ import pandas as pd
 
 from movierec._validation import ITEM, RATING, USER, check_bool, check_choice, check_n, check_ratings
 from movierec.adapters import _fm, _fm_features
-from movierec.base import ArrayRecommender, index_ratings
+from movierec._ids import index_ratings
+from movierec.base import ArrayRecommender
 from movierec.exceptions import BackendError, DataValidationError, MovieRecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -363,7 +364,7 @@ class SageMakerFM(ArrayRecommender):
             self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
-        X, y = self._design(user_idx, item_idx), self._rmse_targets(ratings)
+        X, y = self._design(user_idx, item_idx), self.prediction_targets(ratings)
         hyperparameters = dict(self._resolved_hyperparameters(), feature_dim=X.shape[1])
         trainer = _BACKENDS[self.backend](hyperparameters, self.random_state, self.sagemaker)
         self._trainer = trainer
@@ -431,7 +432,7 @@ class SageMakerFM(ArrayRecommender):
         """Return the one-hot (plus side features) CSR rows of (user, movie) index pairs."""
         return (self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr()
 
-    def _rmse_targets(self, ratings: np.ndarray) -> np.ndarray:
+    def prediction_targets(self, ratings: np.ndarray) -> np.ndarray:
         """Return the training targets: the ratings, or for ``binary_classifier`` 1 for rating >= 4 else 0."""
         if self.predictor_type == "regressor":
             return ratings

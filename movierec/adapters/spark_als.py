@@ -24,7 +24,7 @@ from movierec._validation import (
     check_n,
     check_ratings,
 )
-from movierec.adapters._extras import require
+from movierec._extras import require
 from movierec.adapters._spark_arrow import ITEM_COL, RATING_COL, USER_COL, collect_factors, to_spark
 from movierec.adapters._spark_params import (
     PARAMS,
@@ -37,7 +37,8 @@ from movierec.adapters._spark_params import (
 from movierec.adapters._spark_session import acquire, is_alive, release
 from movierec.adapters._spark_top_n import spark_top_n
 from movierec.adapters._spark_tune import cross_validate
-from movierec.base import ArrayRecommender, IdIndex, resolve_users
+from movierec._ids import IdIndex, resolve_users
+from movierec.base import ArrayRecommender
 from movierec.exceptions import BackendError, DataValidationError
 
 require("pyspark", "spark")

@@ -28,7 +28,7 @@ from movierec._validation import (
     check_ratings,
     check_seed,
 )
-from movierec.adapters._extras import require
+from movierec._extras import require
 from movierec.base import ArrayRecommender
 from movierec.exceptions import BackendError, DataValidationError
 

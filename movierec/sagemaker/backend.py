@@ -27,7 +27,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from movierec.adapters._extras import require
+from movierec._extras import require
 from movierec.exceptions import BackendError, DataValidationError
 from movierec.sagemaker._requests import (
     DEFAULT_RANGES,

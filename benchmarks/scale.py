@@ -22,7 +22,7 @@ import pandas as pd
 
 from benchmarks._common import build, close, current_rss_mb, jvm_peak_rss_mb, peak_rss_mb, quiet, run_isolated
 from benchmarks.synthetic import generate
-from movierec.adapters._spark_cluster import standalone_cluster
+from movierec.testing.spark_cluster import standalone_cluster
 
 logger = logging.getLogger("benchmarks.scale")
 
@@ -44,7 +44,7 @@ SPARK_DRIVER_MEMORY = "6g"
 
 
 def _session(master: str, workdir: Path, *, cores: int | None = None, executor_memory: str | None = None):
-    from movierec.adapters._spark_session import local_session_builder, quiet_pyspark_warnings
+    from movierec.adapters.spark._session import local_session_builder, quiet_pyspark_warnings
 
     builder = local_session_builder(workdir, master=master, driver_memory=SPARK_DRIVER_MEMORY)
     if executor_memory:

@@ -134,13 +134,16 @@ def main(argv: list[str] | None = None) -> None:
                 "folds": TUNE_FOLDS,
                 "data": "u1.base only",
                 "seconds": tuned_seconds,
-                "best_params": found["params"],
-                "best_cv_rmse": found["rmse"],
-                "results": [{"params": p, "cv_rmse": r} for p, r in found["results"]],
+                "best_params": found.best_params,
+                "best_cv_rmse": found.best_score,
+                "results": [
+                    {"params": {name: row[name] for name in GRID}, "cv_rmse": row[found.metric]}
+                    for row in found.results.to_dict("records")
+                ],
                 "u1_test_rmse": tuned_rmse,
                 "u1_test_rmse_by_seed": by_seed,
             }
-            logger.info("tuned %s: CV RMSE %.4f, u1 RMSE %.4f", found["params"], found["rmse"], tuned_rmse)
+            logger.info("tuned %s: CV RMSE %.4f, u1 RMSE %.4f", found.best_params, found.best_score, tuned_rmse)
     notes = [
         (
             "One owned local[*] SparkSession for the whole run; times are wall-clock on a possibly shared "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "Options",
     "Real",
     "Seed",
+    "check_grid",
     "check_params",
     "check_value",
     "seed_sequence",
@@ -220,6 +221,32 @@ def check_params(obj: Any, constraints: Mapping[str, Constraint] | None = None) 
     constraints = type(obj)._parameter_constraints if constraints is None else constraints
     owner = type(obj).__name__
     return {name: check_value(owner, name, getattr(obj, name), rule) for name, rule in constraints.items()}
+
+
+def check_grid(owner: str, grid: Any, constraints: Mapping[str, Constraint]) -> dict[str, list[Any]]:
+    """Return ``grid`` as {parameter: list of checked values}.
+
+    Every key must be one of ``constraints`` and name a non-empty list of values, each of which
+    passes its parameter's constraint.
+    """
+    if not isinstance(grid, Mapping) or not grid:
+        raise InvalidParameterError(
+            f"{owner}: grid must be a non-empty dict of parameter -> values, got {grid!r}"
+        )
+    candidates = {}
+    for name, values in grid.items():
+        if name not in constraints:
+            raise InvalidParameterError(
+                f"{owner}: grid parameter {name!r} cannot be tuned; tunable: {list(constraints)}"
+            )
+        listed = not isinstance(values, (str, bytes)) and isinstance(values, Iterable)
+        checked = [check_value(owner, name, value, constraints[name]) for value in values] if listed else []
+        if not checked:
+            raise InvalidParameterError(
+                f"{owner}: grid[{name!r}] must be a non-empty list of values, got {values!r}"
+            )
+        candidates[name] = checked
+    return candidates
 
 
 def seed_sequence(random_state: int | None) -> np.random.SeedSequence:

@@ -1,13 +1,14 @@
-"""Boundary checks for ratings frames and common arguments.
+"""Boundary checks of data: ratings and pairs frames, and the arguments of methods (``n``, ``k``).
 
 Every check raises a :class:`DataValidationError` whose message names the column and shows one bad
-row, and none of them modifies or drops the caller's data.
+row (or names the argument and the value), and none of them modifies or drops the caller's data.
+Hyperparameters (constructor arguments, tune options) are checked by :mod:`movierec._params`.
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -125,47 +126,6 @@ def check_fraction(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
         raise DataValidationError(f"{name} must be a float strictly between 0 and 1, got {value!r}")
     return float(value)
-
-
-def check_bool(value: Any, name: str) -> bool:
-    """Return ``value`` as a bool after checking it is one (numpy's included)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise DataValidationError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def check_seed(value: Any) -> int | None:
-    """Return ``random_state`` after checking it is None or an int >= 0."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
-        raise DataValidationError(f"random_state must be None or an int >= 0, got {value!r}")
-    return None if value is None else int(value)
-
-
-def check_folds(folds: Any) -> int:
-    """Return ``folds`` after checking it is an int >= 2."""
-    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
-        raise DataValidationError(f"folds must be an int >= 2, got {folds!r}")
-    return int(folds)
-
-
-def check_grid(
-    grid: Any, tunable: Iterable[str], check: Callable[[str, Any], Any] | None = None
-) -> dict[str, list[Any]]:
-    """Return ``grid`` as {parameter: list of values} after checking it names only ``tunable``
-    parameters, each with a non-empty list of values (each passed through ``check(name, value)``)."""
-    tunable = tuple(tunable)
-    if not isinstance(grid, Mapping) or not grid:
-        raise DataValidationError(f"grid must be a non-empty dict of parameter -> values, got {grid!r}")
-    candidates = {}
-    for name, values in grid.items():
-        if name not in tunable:
-            raise DataValidationError(f"grid parameter {name!r} cannot be tuned; tunable: {list(tunable)}")
-        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-            raise DataValidationError(f"grid[{name!r}] must be a non-empty list of values, got {values!r}")
-        candidates[name] = [v if check is None else check(name, v) for v in values]
-        if not candidates[name]:
-            raise DataValidationError(f"grid[{name!r}] must be a non-empty list of values, got {values!r}")
-    return candidates
 
 
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:

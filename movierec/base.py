@@ -145,6 +145,16 @@ class Recommender(ABC):
             )
         return rmse(truth, predicted)
 
+    def score_matrix(self, users: Any, items: Any) -> np.ndarray:
+        """Return the ``(len(users), len(items))`` matrix of :meth:`predict` for raw ids; NaN where unknown.
+
+        This default predicts every (user, movie) pair of the block; array-backed models compute it
+        with matrix products instead (:meth:`ArrayRecommender.score_matrix`).
+        """
+        users, items = np.asarray(users), np.asarray(items)
+        pairs = pd.DataFrame({USER: np.repeat(users, len(items)), ITEM: np.tile(items, len(users))})
+        return self.predict(pairs).to_numpy(dtype=np.float64).reshape(len(users), len(items))
+
     def prediction_targets(self, ratings: np.ndarray) -> np.ndarray:
         """Return what :meth:`predict` estimates for these ratings: the ratings themselves by default.
 
@@ -248,6 +258,22 @@ class ArrayRecommender(Recommender):
             u = i = np.zeros(0, dtype=np.int64)
             s = np.zeros(0)
         return self._top_n_frame(u, i, s)
+
+    def score_matrix(self, users: Any, items: Any) -> np.ndarray:
+        """Return the ``(len(users), len(items))`` matrix of scores for raw ids; NaN where an id is unknown.
+
+        The array form of :meth:`predict` for every pair of a user block and a catalogue, computed
+        with the same matrix products as :meth:`top_n` (no pair frame). Seen movies are not masked.
+        """
+        self._check_fitted()
+        user_idx = self.users_.lookup(np.asarray(users))
+        item_idx = self.items_.lookup(np.asarray(items))
+        out = np.full((len(user_idx), len(item_idx)), np.nan)
+        rows, cols = np.flatnonzero(user_idx >= 0), np.flatnonzero(item_idx >= 0)
+        if len(rows) and len(cols):
+            scores = np.asarray(self._score_users(user_idx[rows]), dtype=np.float64)
+            out[np.ix_(rows, cols)] = scores[:, item_idx[cols]]
+        return out
 
     def _top_n_frame(self, u: np.ndarray, i: np.ndarray, s: np.ndarray) -> pd.DataFrame:
         """Return the top-N frame of (user index, item index, score) triples grouped by user in order."""

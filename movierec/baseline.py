@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from movierec._validation import check_n
+from movierec._params import Constraint, Int, Real
 from movierec.base import ArrayRecommender
-from movierec.exceptions import DataValidationError
 
 __all__ = ["BiasedBaseline"]
+
+_NON_NEGATIVE = Real(0)
+
+
+@dataclass(frozen=True)
+class _Dampings(Constraint):
+    """A float >= 0 for both dampings, or a (users, movies) pair of them.
+
+    A list passes as well as a tuple: a saved model's params.json gives the pair back as a list.
+    """
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, (tuple, list)):
+            return len(value) == 2 and all(_NON_NEGATIVE.accepts(v) for v in value)
+        return _NON_NEGATIVE.accepts(value)
+
+    def convert(self, value: Any) -> tuple[float, float]:
+        if isinstance(value, (tuple, list)):
+            return float(value[0]), float(value[1])
+        return float(value), float(value)
+
+    def describe(self) -> str:
+        return "a float >= 0 or a (users, movies) pair of them"
 
 
 class BiasedBaseline(ArrayRecommender):
@@ -30,6 +53,9 @@ class BiasedBaseline(ArrayRecommender):
     n_iter : int, default 10
         Alternating sweeps (user biases, then movie biases).
 
+    Both are checked at the start of ``fit``, which raises
+    :class:`~movierec.exceptions.InvalidParameterError` naming a bad one.
+
     Attributes
     ----------
     global_mean_ : float
@@ -44,20 +70,16 @@ class BiasedBaseline(ArrayRecommender):
     0.9617
     """
 
+    _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {"damping": _Dampings(), "n_iter": Int(1)}
+
     def __init__(self, damping: float | tuple[float, float] = (15.0, 10.0), n_iter: int = 10) -> None:
         self.damping = damping
         self.n_iter = n_iter
 
-    def _dampings(self) -> tuple[float, float]:
-        value = self.damping
-        pair = (value, value) if isinstance(value, numbers.Real) else tuple(value)
-        if len(pair) != 2 or not all(isinstance(v, numbers.Real) and v >= 0 for v in pair):
-            raise DataValidationError(f"damping must be a float >= 0 or a pair of them, got {value!r}")
-        return float(pair[0]), float(pair[1])
-
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
-        user_damping, item_damping = self._dampings()
-        n_iter = check_n(self.n_iter, "n_iter")
+        # fit has checked the parameters; convert only turns them into plain floats.
+        user_damping, item_damping = self._parameter_constraints["damping"].convert(self.damping)
+        n_iter = int(self.n_iter)
         n_users, n_items = len(self.users_), len(self.items_)
         mu = float(ratings.mean())
         user_count = np.bincount(user_idx, minlength=n_users)

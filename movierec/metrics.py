@@ -33,7 +33,13 @@ __all__ = [
     "ranking_metrics",
     "scored_predictions",
     "evaluate",
+    "RANKING_METRICS",
+    "parse_metric",
+    "model_error",
 ]
+
+#: Ranking metrics a model or an ensemble can be judged by, as "name@k" (e.g. "ndcg@10").
+RANKING_METRICS = ("precision", "recall", "ndcg", "map")
 
 
 def _paired(y_true: Any, y_pred: Any, missing: str) -> tuple[np.ndarray, np.ndarray]:
@@ -251,3 +257,51 @@ def evaluate(
             row |= {key: ranking[key] for key in (f"precision@{k}", f"ndcg@{k}")}
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
+
+
+def parse_metric(metric: str) -> tuple[str, int | None]:
+    """Return ``(name, k)`` of ``"rmse"`` (k None) or a ranking metric ``"ndcg@10"``.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``metric`` is neither ``"rmse"`` nor ``"<precision|recall|ndcg|map>@<positive int>"``.
+    """
+    from movierec.exceptions import InvalidParameterError
+
+    if metric == "rmse":
+        return "rmse", None
+    name, _, k = str(metric).partition("@")
+    if name in RANKING_METRICS and k.isdigit() and int(k) > 0:
+        return name, int(k)
+    raise InvalidParameterError(
+        f"metric must be 'rmse' or one of {[m + '@<k>' for m in RANKING_METRICS]} such as 'ndcg@10', got {metric!r}"
+    )
+
+
+def model_error(model: Recommender, holdout: pd.DataFrame, metric: str = "rmse") -> float:
+    """Return a fitted model's error on ``holdout``: its RMSE, or 1 - a ranking metric such as ``"ndcg@10"``.
+
+    Ranking metrics score each holdout user's top ``k`` unseen movies, every holdout movie relevant
+    (the Microsoft Recommenders protocol). Users with no recommendation count as 0 (users the model
+    does not know cannot be ranked for, and that is the model's loss), so models that know different
+    users are compared on the same population.
+    """
+    name, k = parse_metric(metric)
+    if k is None:
+        return model.rmse(holdout)
+    users = pd.unique(holdout[USER])
+    import warnings
+
+    from movierec.exceptions import MovieRecWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MovieRecWarning)  # unknown users: counted as 0 below
+        top = model.top_n(users=users, n=k)
+    if top.empty:
+        return 1.0
+    hits = _hits(top, holdout, k, None)
+    value = {"precision": _precision, "recall": _recall, "ndcg": _ndcg, "map": _map}[name](*hits)
+    # _hits averages over users with recommendations; rescale to every holdout user.
+    covered = len(hits[1]) / len(users)
+    return 1.0 - value * covered

@@ -11,30 +11,26 @@ least one rating on each side; a user with a single rating stays in train. ``rou
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
+from movierec._params import Seed, check_value
 from movierec._validation import TIMESTAMP, USER, check_fraction, check_ratings
 from movierec.exceptions import DataValidationError
 
 __all__ = ["random_split", "stratified_split", "temporal_split"]
 
-RandomState = int | np.random.Generator | np.random.SeedSequence | None
+RandomState = int | np.random.Generator | None
 
 
-def _rng(random_state: Any) -> np.random.Generator:
-    """Return a Generator for ``random_state`` (None, an int, a SeedSequence or a Generator)."""
-    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.SeedSequence)):
-        return np.random.default_rng(random_state)
-    is_int = isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
-    if is_int and random_state >= 0:
-        return np.random.default_rng(int(random_state))
-    raise DataValidationError(
-        f"random_state must be None, a non-negative int or a numpy Generator, got {random_state!r}"
-    )
+def _rng(random_state: RandomState, owner: str) -> np.random.Generator:
+    """Return a Generator for ``random_state``: a seed under the package's one rule, or a Generator.
+
+    A Generator passes through unchanged (SageMakerFM's tuning splits with one drawn from its seed).
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(check_value(owner, "random_state", random_state, Seed()))
 
 
 def _test_counts(n: np.ndarray | int, test_size: float) -> np.ndarray:
@@ -77,7 +73,8 @@ def random_split(ratings: pd.DataFrame, test_size: float = 0.2,
         Fraction of rows in test, strictly between 0 and 1. The test set has
         ``round(test_size * n)`` rows clipped to ``[1, n - 1]`` (none if the frame has one row).
     random_state : int, numpy.random.Generator or None
-        Seed or generator; an int gives the same split every time. The global numpy RNG is never used.
+        Seed (an int in ``[0, 2**32 - 1]``) or generator; an int gives the same split every time. The
+        global numpy RNG is never used.
 
     Returns
     -------
@@ -88,6 +85,8 @@ def random_split(ratings: pd.DataFrame, test_size: float = 0.2,
     ------
     DataValidationError
         If ``ratings`` is not a valid ratings frame or ``test_size`` is not in (0, 1).
+    InvalidParameterError
+        If ``random_state`` is neither None, a seed in ``[0, 2**32 - 1]`` nor a Generator.
 
     Examples
     --------
@@ -95,7 +94,7 @@ def random_split(ratings: pd.DataFrame, test_size: float = 0.2,
     """
     check_ratings(ratings)
     test_size = check_fraction(test_size, "test_size")
-    rng = _rng(random_state)
+    rng = _rng(random_state, "random_split")
     n = len(ratings)
     in_test = np.zeros(n, dtype=bool)
     in_test[rng.permutation(n)[: int(_test_counts(n, test_size))]] = True
@@ -115,7 +114,8 @@ def stratified_split(ratings: pd.DataFrame, test_size: float = 0.25,
         puts ``round(test_size * n)`` of them, clipped to ``[1, n - 1]``, in test; a user with one
         rating stays in train. Every user is therefore in train.
     random_state : int, numpy.random.Generator or None
-        Seed or generator; an int gives the same split every time. The global numpy RNG is never used.
+        Seed (an int in ``[0, 2**32 - 1]``) or generator; an int gives the same split every time. The
+        global numpy RNG is never used.
 
     Returns
     -------
@@ -126,10 +126,12 @@ def stratified_split(ratings: pd.DataFrame, test_size: float = 0.25,
     ------
     DataValidationError
         If ``ratings`` is not a valid ratings frame or ``test_size`` is not in (0, 1).
+    InvalidParameterError
+        If ``random_state`` is neither None, a seed in ``[0, 2**32 - 1]`` nor a Generator.
     """
     check_ratings(ratings)
     test_size = check_fraction(test_size, "test_size")
-    order = _rng(random_state).permutation(len(ratings))
+    order = _rng(random_state, "stratified_split").permutation(len(ratings))
     return _split(ratings, _per_user_test(ratings[USER], order, test_size))
 
 

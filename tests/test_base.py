@@ -1,14 +1,19 @@
+import dataclasses
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from movierec import Recommender, TuneResult
 from movierec._ids import IdIndex
+from movierec._params import Real, Seed
 from movierec._ranking import top_k
+from movierec.exceptions import InvalidParameterError, NotFittedError
 
 
 @given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 9)), elements=st.sampled_from([-np.inf, 0.0, 1.0, 2.0, 2.5, np.nan])), st.integers(1, 10))
@@ -47,3 +52,76 @@ def test_lazy_adapter_names_are_listed():
     assert {"SparkALS", "SurpriseSVD", "SageMakerFM"} <= set(dir(movierec))
     with pytest.raises(AttributeError):
         movierec.NoSuchThing
+
+
+# -- the contract's parameter rules --------------------------------------------------------------------
+def _fit_with_seed(name: str):
+    """Return a function that fits (or splits) with a given random_state, for the model ``name``."""
+    from movierec import random_split, stratified_split
+    from movierec.registry import model_class
+    from movierec.testing import synthetic_ratings
+
+    ratings = synthetic_ratings(n_users=6, n_items=8)
+    splits = {"random_split": random_split, "stratified_split": stratified_split}
+    if name in splits:
+        return lambda seed: splits[name](ratings, random_state=seed)
+    cls = model_class(name)
+    return lambda seed: cls(random_state=seed).fit(ratings)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_random_state_is_refused_with_the_same_message_everywhere(seed):
+    owners = ["SurpriseSVD", "MyFMBayes", "random_split", "stratified_split"]
+    messages = {}
+    for owner in owners:
+        with pytest.raises(InvalidParameterError) as caught:
+            _fit_with_seed(owner)(seed)
+        prefix, _, rest = str(caught.value).partition(": ")
+        assert prefix == owner
+        messages[owner] = rest
+    assert set(messages.values()) == {f"random_state must be None or an int in [0, {2**32 - 1}], got {seed}"}
+
+
+class _Toy(Recommender):
+    """The smallest Recommender: enough to exercise the base class's own behaviour."""
+
+    _parameter_constraints = {"alpha": Real(0, 1), "random_state": Seed()}
+
+    def __init__(self, alpha: float = 0.5, random_state: int | None = None) -> None:
+        self.alpha = alpha
+        self.random_state = random_state
+        self.closed = 0
+
+    def fit(self, ratings):
+        self._validate_params()
+        self.fitted_ = True
+        return self
+
+    def predict(self, pairs):
+        self._check_fitted()
+
+    def top_n(self, users=None, n=5, *, exclude_seen=True):
+        self._check_fitted()
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_validate_params_checks_the_declared_constraints_and_normalizes():
+    assert _Toy(alpha=1, random_state=np.int64(3))._validate_params() == {"alpha": 1.0, "random_state": 3}
+    with pytest.raises(InvalidParameterError, match=r"^_Toy: alpha must be a float in \[0, 1\], got 2$"):
+        _Toy(alpha=2).fit(None)
+    with pytest.raises(NotFittedError):
+        _Toy().predict(None)
+
+
+def test_a_recommender_is_a_context_manager_that_closes():
+    with _Toy() as model:
+        assert model.closed == 0
+    assert model.closed == 1
+
+
+def test_tune_result_is_frozen():
+    result = TuneResult({"rank": 4}, 0.9, "rmse", pd.DataFrame({"rank": [4], "rmse": [0.9]}))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.best_score = 0.8

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from movierec import BiasedBaseline
-from movierec.testing import RecommenderContract
+from movierec.exceptions import InvalidParameterError, NotFittedError
+from movierec.testing import RecommenderContract, synthetic_ratings
 
 
 class TestBiasedBaselineContract(RecommenderContract):
@@ -22,25 +23,40 @@ def test_biases_solve_the_damped_least_squares_problem():
 
 
 def test_damping_shrinks_biases():
-    from movierec.testing import synthetic_ratings
-
     ratings = synthetic_ratings()
     loose = BiasedBaseline(damping=0.0).fit(ratings)
     tight = BiasedBaseline(damping=100.0).fit(ratings)
     assert np.abs(tight.item_bias_).sum() < np.abs(loose.item_bias_).sum()
 
 
-def test_bad_damping_raises():
-    from movierec.exceptions import DataValidationError
-    from movierec.testing import synthetic_ratings
-
-    from movierec.exceptions import NotFittedError
-
-    model = BiasedBaseline(damping=-1.0)
-    with pytest.raises(DataValidationError, match="damping"):
+@pytest.mark.parametrize(
+    "params",
+    [{"damping": -1.0}, {"damping": (1.0,)}, {"damping": (1.0, -2.0)}, {"damping": (1.0, 2.0, 3.0)},
+     {"damping": "15"}, {"damping": float("nan")}, {"damping": True}, {"n_iter": 0}, {"n_iter": 2.5}],
+)
+def test_bad_parameters_raise_naming_the_argument(params):
+    (name, value), = params.items()
+    model = BiasedBaseline(**params)
+    assert model.get_params()[name] is value  # stored unchanged, checked by fit
+    with pytest.raises(InvalidParameterError, match=rf"^BiasedBaseline: {name} must be .*, got ") as caught:
         model.fit(synthetic_ratings())
+    assert str(caught.value).endswith(f"got {value!r}")
     with pytest.raises(NotFittedError):  # a failed fit leaves nothing half-fitted behind
         model.predict(synthetic_ratings())
+
+
+def test_damping_pair_as_tuple_list_or_one_float(tmp_path):
+    ratings = synthetic_ratings()
+    model = BiasedBaseline(damping=(5.0, 3.0)).fit(ratings)
+    model.save(tmp_path / "baseline")
+    loaded = BiasedBaseline.load(tmp_path / "baseline")
+    assert loaded.damping == (5.0, 3.0)
+    refit = loaded.fit(ratings)  # a loaded model's parameters pass the same checks
+    np.testing.assert_array_equal(refit.user_bias_, model.user_bias_)
+    as_list = BiasedBaseline(damping=[5, 3]).fit(ratings)
+    np.testing.assert_array_equal(as_list.item_bias_, model.item_bias_)
+    one = BiasedBaseline(damping=4.0).fit(ratings)
+    np.testing.assert_array_equal(one.item_bias_, BiasedBaseline(damping=(4, 4)).fit(ratings).item_bias_)
 
 
 def test_string_ids_work(rng):

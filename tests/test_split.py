@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from movierec.exceptions import DataValidationError
+from movierec.exceptions import DataValidationError, InvalidParameterError
 from movierec.split import random_split, stratified_split, temporal_split
 
 # database=None: no .hypothesis folder written into the repository.
@@ -61,7 +61,7 @@ def assert_per_user_rule(ratings: pd.DataFrame, test: pd.DataFrame, test_size: f
 
 
 @PROPERTY
-@given(ratings_frames(), test_sizes, st.integers(0, 2**32))
+@given(ratings_frames(), test_sizes, st.integers(0, 2**32 - 1))
 def test_random_split_partitions(ratings: pd.DataFrame, test_size: float, seed: int) -> None:
     train, test = random_split(ratings, test_size=test_size, random_state=seed)
     assert_partition(ratings, train, test)
@@ -69,7 +69,7 @@ def test_random_split_partitions(ratings: pd.DataFrame, test_size: float, seed: 
 
 
 @PROPERTY
-@given(ratings_frames(), test_sizes, st.integers(0, 2**32))
+@given(ratings_frames(), test_sizes, st.integers(0, 2**32 - 1))
 def test_stratified_split_partitions_per_user(ratings: pd.DataFrame, test_size: float, seed: int) -> None:
     train, test = stratified_split(ratings, test_size=test_size, random_state=seed)
     assert_partition(ratings, train, test)
@@ -193,10 +193,23 @@ def test_bad_test_size(split, test_size, ratings: pd.DataFrame) -> None:  # noqa
         split(ratings, test_size=test_size)
 
 
-@pytest.mark.parametrize("random_state", ["seed", 1.5, -1, True, np.random.RandomState(0)])
-def test_bad_random_state(random_state, ratings: pd.DataFrame) -> None:  # noqa: ANN001
-    with pytest.raises(DataValidationError, match="random_state"):
-        stratified_split(ratings, random_state=random_state)
+@pytest.mark.parametrize(
+    "random_state", ["seed", 1.5, -1, 2**32, True, np.random.RandomState(0), np.random.SeedSequence(0)]
+)
+@pytest.mark.parametrize("split", [random_split, stratified_split])
+def test_bad_random_state(split, random_state, ratings: pd.DataFrame) -> None:  # noqa: ANN001
+    with pytest.raises(InvalidParameterError) as caught:
+        split(ratings, random_state=random_state)
+    assert str(caught.value) == (
+        f"{split.__name__}: random_state must be None or an int in [0, 4294967295], got {random_state!r}"
+    )
+
+
+@pytest.mark.parametrize("split", [random_split, stratified_split])
+def test_largest_seed_is_accepted(split, ratings: pd.DataFrame) -> None:  # noqa: ANN001
+    _, test = split(ratings, random_state=2**32 - 1)
+    _, same = split(ratings, random_state=np.random.default_rng(2**32 - 1))
+    pd.testing.assert_frame_equal(test, same)
 
 
 def test_temporal_split_requires_timestamp(ratings: pd.DataFrame) -> None:

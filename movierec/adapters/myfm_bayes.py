@@ -13,20 +13,19 @@ import contextlib
 import functools
 import importlib.metadata
 import importlib.util
-import numbers
 import sys
 import types
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from movierec._validation import check_bool, check_n, check_seed
 from movierec._extras import require
+from movierec._params import Bool, Constraint, Int, Real, Seed
 from movierec.base import ArrayRecommender
-from movierec.exceptions import BackendError, DataValidationError
+from movierec.exceptions import BackendError, InvalidParameterError
 
 __all__ = ["MyFMBayes"]
 
@@ -67,10 +66,6 @@ def _no_progress_bar() -> Iterator[None]:
         base.tqdm = original
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= 1
-
-
 class MyFMBayes(ArrayRecommender):
     """Bayesian factorization machine over one-hot users and movies, fitted by myfm's Gibbs sampler.
 
@@ -96,6 +91,9 @@ class MyFMBayes(ArrayRecommender):
     random_state : int or None, default None
         Seed of the sampler; None draws one from the operating system.
 
+    ``fit`` checks every parameter first and raises
+    :class:`~movierec.exceptions.InvalidParameterError` naming a bad one.
+
     Attributes
     ----------
     global_bias_ : float
@@ -115,6 +113,15 @@ class MyFMBayes(ArrayRecommender):
     0.909
     """
 
+    _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        "rank": Int(1),
+        "n_iter": Int(1),
+        "n_kept_samples": Int(1, none=True),
+        "grouped": Bool(),
+        "init_stdev": Real(0, open_low=True),
+        "random_state": Seed(),
+    }
+
     def __init__(
         self,
         rank: int = 10,
@@ -131,33 +138,25 @@ class MyFMBayes(ArrayRecommender):
         self.init_stdev = init_stdev
         self.random_state = random_state
 
-    def _check_params(self) -> int:
-        """Check the hyperparameters and return the number of samples to keep."""
-        for name in ("rank", "n_iter"):
-            check_n(getattr(self, name), name)
-        kept = self.n_kept_samples
-        if kept is None:
-            kept = min(max(self.n_iter - 5, 5), self.n_iter)
-        elif not _positive_int(kept) or kept > self.n_iter:
-            raise DataValidationError(f"n_kept_samples must be None or an int in [1, n_iter], got {kept!r}")
-        check_bool(self.grouped, "grouped")
-        stdev = self.init_stdev
-        if isinstance(stdev, bool) or not isinstance(stdev, numbers.Real) or not (np.isfinite(stdev) and stdev > 0):
-            raise DataValidationError(f"init_stdev must be a finite float > 0, got {stdev!r}")
-        check_seed(self.random_state)
-        return int(kept)
+    def _validate_params(self) -> dict[str, Any]:
+        """Return the checked parameters; ``n_kept_samples`` may not exceed ``n_iter`` either."""
+        params = super()._validate_params()
+        kept, n_iter = params["n_kept_samples"], params["n_iter"]
+        if kept is not None and kept > n_iter:  # the one rule that ties two parameters together
+            raise InvalidParameterError(
+                f"{type(self).__name__}: n_kept_samples must be None or an int in [1, n_iter={n_iter}], "
+                f"got {kept!r}"
+            )
+        return params
 
-    def fit(self, ratings: pd.DataFrame):
-        """Sample the posterior from ``ratings`` and return self; a second call starts from scratch."""
-        self._check_params()
-        try:
-            return super().fit(ratings)
-        except Exception:
-            self._reset()
-            raise
+    def _kept_samples(self) -> int:
+        """Return how many samples to keep: ``n_kept_samples``, or myfm's default ``n_iter - 5``."""
+        if self.n_kept_samples is not None:
+            return int(self.n_kept_samples)
+        return min(max(int(self.n_iter) - 5, 5), int(self.n_iter))
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
-        kept = self._check_params()
+        kept = self._kept_samples()
         n_users, n_items = len(self.users_), len(self.items_)
         n = len(ratings)
         rows = np.repeat(np.arange(n), 2)

@@ -8,28 +8,17 @@ saving never touch the Surprise objects again and a loaded model needs no Surpri
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Self
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
-from movierec._validation import (
-    ITEM,
-    RATING,
-    USER,
-    _example,
-    check_bool,
-    check_choice,
-    check_folds,
-    check_grid,
-    check_n,
-    check_ratings,
-    check_seed,
-)
 from movierec._extras import require
-from movierec.base import ArrayRecommender
+from movierec._params import Bool, Constraint, Int, Options, Real, Seed, check_grid, check_value
+from movierec._validation import ITEM, RATING, USER, _example, check_ratings
+from movierec.base import ArrayRecommender, TuneResult
 from movierec.exceptions import BackendError, DataValidationError
 
 surprise = require("surprise", "surprise")
@@ -38,10 +27,37 @@ __all__ = ["SurpriseSVD"]
 
 logger = logging.getLogger(__name__)
 
-#: constructor arguments ``tune`` may search over (the others are fixed for a search)
+#: constructor arguments ``tune`` may search over (the others are fixed for a search); they are
+#: also exactly the keyword arguments movierec passes to ``surprise.SVD``
 TUNABLE = ("n_factors", "n_epochs", "lr_all", "reg_all", "biased")
 #: accuracy measures Surprise's ``GridSearchCV`` knows; all but ``fcp`` are lower-is-better
 METRICS = ("rmse", "mae", "mse", "fcp")
+
+_FINITE = Real()
+
+
+@dataclass(frozen=True)
+class _RatingScale(Constraint):
+    """None, or a (lowest, highest) pair of finite numbers with lowest < highest.
+
+    A list passes as well as a tuple: a saved model's params.json gives the pair back as a list.
+    """
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return True
+        return (
+            isinstance(value, (tuple, list))
+            and len(value) == 2
+            and all(_FINITE.accepts(v) for v in value)
+            and value[0] < value[1]
+        )
+
+    def convert(self, value: Any) -> tuple[float, float] | None:
+        return None if value is None else (float(value[0]), float(value[1]))
+
+    def describe(self) -> str:
+        return "None or a (lowest, highest) pair of floats with lowest < highest"
 
 
 class SurpriseSVD(ArrayRecommender):
@@ -81,6 +97,11 @@ class SurpriseSVD(ArrayRecommender):
         smallest and largest rating in the training data. Training ratings outside a given scale
         raise.
 
+    ``fit`` checks every parameter first and raises
+    :class:`~movierec.exceptions.InvalidParameterError` naming a bad one; it raises
+    :class:`~movierec.exceptions.BackendError` if Surprise fails or its SGD diverges (NaN or
+    infinite factors), leaving the model unfitted.
+
     Attributes
     ----------
     global_mean_ : float
@@ -111,6 +132,16 @@ class SurpriseSVD(ArrayRecommender):
     # reproduces the FAQ recipe's stable sort over the anti-testset.
     _sort_item_ids = False
 
+    _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        "n_factors": Int(1),
+        "n_epochs": Int(1),
+        "lr_all": Real(0, open_low=True),
+        "reg_all": Real(0),
+        "biased": Bool(),
+        "random_state": Seed(),
+        "rating_scale": _RatingScale(),
+    }
+
     def __init__(
         self,
         n_factors: int = 100,
@@ -129,47 +160,14 @@ class SurpriseSVD(ArrayRecommender):
         self.random_state = random_state
         self.rating_scale = rating_scale
 
-    # -- validation -----------------------------------------------------------------------------
-    def _checked_params(self) -> dict[str, Any]:
-        """Return Surprise ``SVD`` keyword arguments after checking every hyperparameter."""
-        for name in ("n_factors", "n_epochs"):
-            check_n(getattr(self, name), name)
-        if isinstance(self.lr_all, bool) or not isinstance(self.lr_all, numbers.Real) or not (
-            np.isfinite(self.lr_all) and self.lr_all > 0
-        ):
-            raise DataValidationError(f"lr_all must be a finite float > 0, got {self.lr_all!r}")
-        if isinstance(self.reg_all, bool) or not isinstance(self.reg_all, numbers.Real) or not (
-            np.isfinite(self.reg_all) and self.reg_all >= 0
-        ):
-            raise DataValidationError(f"reg_all must be a finite float >= 0, got {self.reg_all!r}")
-        check_bool(self.biased, "biased")
-        check_seed(self.random_state)
-        return {
-            "n_factors": int(self.n_factors),
-            "n_epochs": int(self.n_epochs),
-            "lr_all": float(self.lr_all),
-            "reg_all": float(self.reg_all),
-            "biased": bool(self.biased),
-        }
-
-    def _checked_scale(self) -> tuple[float, float] | None:
-        """Return ``rating_scale`` as two floats (None stays None) after checking its shape."""
-        scale = self.rating_scale
-        if scale is None:
-            return None
-        if (
-            isinstance(scale, (str, bytes))
-            or not isinstance(scale, Sequence)
-            or len(scale) != 2
-            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) for v in scale)
-            or not scale[0] < scale[1]
-        ):
-            raise DataValidationError(f"rating_scale must be None or (low, high) with low < high, got {scale!r}")
-        return float(scale[0]), float(scale[1])
+    # -- parameters -----------------------------------------------------------------------------
+    def _svd_params(self) -> dict[str, Any]:
+        """Return ``surprise.SVD``'s keyword arguments as plain Python values (fit checked them)."""
+        return {name: self._parameter_constraints[name].convert(getattr(self, name)) for name in TUNABLE}
 
     def _scale(self, ratings: np.ndarray, frame: pd.DataFrame) -> tuple[float, float]:
         """Return the rating scale: the given one (checked against the data) or the data's range."""
-        scale = self._checked_scale()
+        scale = self._parameter_constraints["rating_scale"].convert(self.rating_scale)
         if scale is None:
             return float(ratings.min()), float(ratings.max())
         low, high = scale
@@ -185,24 +183,8 @@ class SurpriseSVD(ArrayRecommender):
         return np.random.RandomState() if self.random_state is None else int(self.random_state)
 
     # -- fit ------------------------------------------------------------------------------------
-    def fit(self, ratings: pd.DataFrame) -> Self:
-        """Train Surprise's SVD on ``ratings`` (rows in their order) and return self.
-
-        Raises
-        ------
-        DataValidationError
-            If ``ratings`` breaks the ratings-frame contract or a hyperparameter is invalid.
-        BackendError
-            If Surprise fails or its SGD diverges (NaN or infinite factors).
-        """
-        # Invalid hyperparameters (like invalid ratings, in the base class) raise before any
-        # fitted state changes; a failure during training leaves the model unfitted.
-        self._checked_params()
-        self._checked_scale()
-        return super().fit(ratings)
-
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
-        params = self._checked_params()
+        params = self._svd_params()
         scale = self._scale(ratings, frame)
         trainset = _trainset(frame, scale)
         algo = surprise.SVD(**params, random_state=self._seed(), verbose=False)
@@ -281,7 +263,7 @@ class SurpriseSVD(ArrayRecommender):
         *,
         folds: int = 3,
         metric: Literal["rmse", "mae", "mse", "fcp"] = "rmse",
-    ) -> dict[str, Any]:
+    ) -> TuneResult:
         """Return the best grid point found by Surprise's ``GridSearchCV``, after refitting on it.
 
         Every combination of ``grid`` is scored by ``folds``-fold cross-validation on ``ratings``
@@ -303,26 +285,32 @@ class SurpriseSVD(ArrayRecommender):
 
         Returns
         -------
-        dict
-            ``{"params": best values of the grid's keys, metric: their mean cross-validated score}``.
+        TuneResult
+            ``best_params`` (the best values of the grid's keys), ``best_score`` (their mean
+            cross-validated ``metric``), ``metric``, and ``results``: one row per combination, its
+            values of the grid's keys and its mean score in the column named ``metric``.
 
         Raises
         ------
         DataValidationError
-            If ``ratings``, ``grid``, ``folds`` or ``metric`` is invalid, or a grid value is not a
-            valid value of its parameter.
+            If ``ratings`` is invalid.
+        InvalidParameterError
+            If ``grid``, ``folds`` or ``metric`` is invalid, a grid value is not a valid value of its
+            parameter, or one of the model's own parameters is.
         """
         check_ratings(ratings)
-        check_choice(metric, "metric", METRICS)
-        folds = check_folds(folds)
-        candidates = check_grid(grid, TUNABLE)
-        for name, values in candidates.items():  # fail here, not deep inside a joblib worker
-            for value in values:
-                type(self)(**{**self.get_params(), name: value})._checked_params()
-        fixed = self._checked_params()
+        owner = f"{type(self).__name__}.tune"
+        check_value(owner, "metric", metric, Options(METRICS))
+        folds = check_value(owner, "folds", folds, Int(2))
+        # fail here, not deep inside a joblib worker
+        tunable = {name: self._parameter_constraints[name] for name in TUNABLE}
+        candidates = check_grid(owner, grid, tunable)
+        fixed = self._validate_params()
         scale = self._scale(ratings[RATING].to_numpy(dtype=np.float64), ratings)
-        seed = self.random_state if self.random_state is not None else int(np.random.default_rng().integers(2**31))
-        param_grid = {key: [value] for key, value in fixed.items()}
+        seed = fixed["random_state"]
+        if seed is None:  # the folds and every candidate share one seed, drawn here
+            seed = int(np.random.default_rng().integers(2**31))
+        param_grid = {name: [fixed[name]] for name in TUNABLE}
         param_grid.update(candidates)
         param_grid["random_state"] = [int(seed)]
         param_grid["verbose"] = [False]
@@ -333,27 +321,25 @@ class SurpriseSVD(ArrayRecommender):
             surprise.SVD,
             param_grid,
             measures=[metric],
-            cv=model_selection.KFold(n_splits=int(folds), random_state=int(seed), shuffle=True),
+            cv=model_selection.KFold(n_splits=folds, random_state=int(seed), shuffle=True),
         )
         logger.info("tuning SurpriseSVD over %s with %d-fold CV on %s", candidates, folds, metric)
         try:
             search.fit(data)
         except Exception as err:
             raise BackendError(f"surprise GridSearchCV failed: {err}") from err
-        best = {name: _plain(search.best_params[metric][name]) for name in candidates}
+        best = {name: search.best_params[metric][name] for name in candidates}
         score = float(search.best_score[metric])
+        points = search.cv_results["params"]
+        results = pd.DataFrame([{name: point[name] for name in candidates} for point in points])
+        results[metric] = np.asarray(search.cv_results[f"mean_test_{metric}"], dtype=np.float64)
         logger.info("best %s = %.5f with %s", metric, score, best)
         self.set_params(**best)
         self.fit(ratings)
-        return {"params": best, metric: score}
+        return TuneResult(best_params=best, best_score=score, metric=metric, results=results)
 
 
 def _trainset(frame: pd.DataFrame, scale: tuple[float, float]) -> Any:
     """Return Surprise's full trainset of the validated ratings frame, rows in their order."""
     reader = surprise.Reader(rating_scale=scale)
     return surprise.Dataset.load_from_df(frame[[USER, ITEM, RATING]], reader).build_full_trainset()
-
-
-def _plain(value: Any) -> Any:
-    """Return numpy scalars as Python scalars so the result is JSON-friendly."""
-    return value.item() if isinstance(value, np.generic) else value

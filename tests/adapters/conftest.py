@@ -17,7 +17,7 @@ def spark(tmp_path_factory):
     Models get it as ``spark=``, so they use it and never stop it; it stops at the end.
     """
     pytest.importorskip("pyspark")
-    from movierec.adapters._spark_session import local_session_builder, quiet_pyspark_warnings
+    from movierec.adapters.spark._session import local_session_builder, quiet_pyspark_warnings
 
     workdir = tmp_path_factory.mktemp("spark")
     builder = local_session_builder(workdir, master="local[2]", shuffle_partitions=2, driver_memory="1g")
@@ -36,7 +36,7 @@ def spark_cluster(tmp_path_factory):
     processes are stopped, and their logs left in the fixture's temporary folder.
     """
     pytest.importorskip("pyspark")
-    from movierec.adapters._spark_cluster import spark_class, standalone_cluster
+    from movierec.testing.spark_cluster import spark_class, standalone_cluster
 
     if not os.access(spark_class(), os.X_OK):
         pytest.skip(f"{spark_class()} is missing or not executable")

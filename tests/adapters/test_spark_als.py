@@ -15,9 +15,8 @@ import pytest
 pytest.importorskip("pyspark")
 pytest.importorskip("pyarrow")
 
-from movierec.adapters._spark_arrow import ITEM_COL, USER_COL, collect_columns, to_spark
-from movierec.adapters.spark_als import SparkALS
-from movierec.exceptions import DataValidationError, MovieRecWarning
+from movierec import InvalidParameterError, MovieRecWarning, NotFittedError, SparkALS, TuneResult
+from movierec.adapters.spark._arrow import ITEM_COL, USER_COL, collect_columns, to_spark
 from movierec.testing import RecommenderContract, synthetic_ratings
 
 pytestmark = pytest.mark.spark
@@ -130,6 +129,8 @@ def test_save_writes_spark_model_and_load_uses_given_session(fitted, ratings, sp
     np.testing.assert_array_equal(loaded.top_n(n=3).movieId, fitted.top_n(n=3).movieId)
     loaded.close()
     assert spark.range(2).count() == 2  # a given session is never stopped
+    with pytest.raises(InvalidParameterError, match="spark must be a pyspark.sql.SparkSession or None"):
+        SparkALS.load(tmp_path / "m", spark="local[*]")
 
 
 def test_no_python_warnings_escape(spark, ratings):
@@ -185,47 +186,65 @@ def test_implicit_prefs_ranks_held_out_liked_movies_first(spark):
 
 def test_tune_cross_validates_a_grid_and_refits(spark, ratings):
     model = small_model(spark, rank=3)
-    result = model.tune(ratings, {"rank": [2, 6], "reg_param": [0.1]}, folds=2)
-    assert set(result) == {"params", "rmse", "results"}
-    assert [params for params, _ in result["results"]] == [
+    result = model.tune(ratings, {"rank": [2, np.int64(6)], "reg_param": [0.1]}, folds=2)
+    assert isinstance(result, TuneResult) and result.metric == "rmse"
+    assert list(result.results.columns) == ["rank", "reg_param", "rmse"]
+    assert result.results[["rank", "reg_param"]].to_dict("records") == [
         {"rank": 2, "reg_param": 0.1},
         {"rank": 6, "reg_param": 0.1},
     ]
-    best_params, best_rmse = min(result["results"], key=lambda item: item[1])
-    assert result["params"] == best_params and result["rmse"] == best_rmse and 0 < best_rmse < 2
-    assert model.rank == best_params["rank"] and model.user_factors_.shape[1] == best_params["rank"]
-    fresh = small_model(spark, rank=best_params["rank"]).fit(ratings)
+    best = result.results.loc[result.results["rmse"].idxmin()]
+    assert result.best_params == {"rank": best["rank"], "reg_param": best["reg_param"]}
+    assert result.best_score == best["rmse"] and 0 < result.best_score < 2
+    assert all(type(v) in (int, float) for v in result.best_params.values())  # what set_params got
+    best_rank = result.best_params["rank"]
+    assert model.rank == best_rank and model.user_factors_.shape[1] == best_rank
+    fresh = small_model(spark, rank=best_rank).fit(ratings)
     np.testing.assert_allclose(model.predict(ratings.iloc[::9]), fresh.predict(ratings.iloc[::9]), rtol=1e-6)
 
 
 @pytest.mark.parametrize(
-    "grid, folds, match",
+    "grid, options, match",
     [
-        ({"spark": [None]}, 3, "cannot be tuned"),
-        ({"rank": []}, 3, "non-empty"),
-        ({"rank": [0]}, 3, "rank"),
-        ({"rank": [2]}, 1, "folds"),
+        ({"spark": [None]}, {}, "grid parameter 'spark' cannot be tuned"),
+        ({"rank": []}, {}, r"grid\['rank'\] must be a non-empty list"),
+        ({"rank": "23"}, {}, r"grid\['rank'\] must be a non-empty list"),
+        ({}, {}, "grid must be a non-empty dict"),
+        ({"rank": [0]}, {}, "SparkALS.tune: rank must be a positive int, got 0"),
+        ({"reg_param": [0.1, "0.2"]}, {}, "reg_param must be a float >= 0, got '0.2'"),
+        ({"rank": [2]}, {"folds": 1}, "SparkALS.tune: folds must be an int >= 2, got 1"),
+        ({"rank": [2]}, {"metric": "mae"}, "SparkALS.tune: metric must be one of"),
     ],
 )
-def test_tune_rejects_bad_arguments(ratings, grid, folds, match):
-    with pytest.raises(DataValidationError, match=match):
-        SparkALS().tune(ratings, grid, folds=folds)
+def test_tune_rejects_bad_arguments(ratings, grid, options, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        SparkALS().tune(ratings, grid, **options)
 
 
 @pytest.mark.parametrize(
-    "param, value",
+    "param, value, wanted",
     [
-        ("rank", 0),
-        ("max_iter", 2.5),
-        ("reg_param", -0.1),
-        ("implicit_prefs", "yes"),
-        ("cold_start_strategy", "keep"),
-        ("random_state", 1.5),
+        ("rank", 0, "a positive int"),
+        ("max_iter", 2.5, "a positive int"),
+        ("reg_param", -0.1, "a float >= 0"),
+        ("alpha", float("nan"), "a float >= 0"),
+        ("implicit_prefs", "yes", "True or False"),
+        ("cold_start_strategy", "keep", "one of ('drop', 'nan')"),
+        ("random_state", 1.5, "None or an int in [0, 4294967295]"),
+        ("random_state", -1, "None or an int in [0, 4294967295]"),
+        ("random_state", 2**32, "None or an int in [0, 4294967295]"),
+        ("spark", "local[*]", "a pyspark.sql.SparkSession or None"),
     ],
 )
-def test_bad_parameters_raise_before_spark_starts(ratings, param, value):
-    with pytest.raises(DataValidationError, match=param):
-        SparkALS(**{param: value}).fit(ratings)
+def test_bad_parameters_raise_before_spark_starts(ratings, param, value, wanted):
+    model = SparkALS(**{param: value})
+    message = f"SparkALS: {param} must be {wanted}, got {value!r}"
+    with pytest.raises(InvalidParameterError) as caught:
+        model.fit(ratings)
+    assert str(caught.value) == message
+    assert model.session is None
+    with pytest.raises(NotFittedError):
+        model.top_n(n=1)
 
 
 def run_driver(script: str, *args: str, timeout: int = 300) -> dict:
@@ -248,7 +267,7 @@ OWNERSHIP_SCRIPT = """
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
         from movierec import SparkALS
-        from movierec.adapters import _spark_session
+        from movierec.adapters.spark import _session
         from movierec.testing import synthetic_ratings
 
         def running():
@@ -259,7 +278,7 @@ OWNERSHIP_SCRIPT = """
         model = SparkALS(**small).fit(ratings)
         out["master"] = model.session.sparkContext.master
         out["checkpoint_dir_set"] = model.session.sparkContext.getCheckpointDir() is not None
-        workdir = _spark_session._Owned.workdir
+        workdir = _session._Owned.workdir
         model.top_n(n=2)
         model.close()
         out["stopped_on_close"] = not running()

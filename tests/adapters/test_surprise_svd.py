@@ -5,8 +5,8 @@ import pytest
 surprise = pytest.importorskip("surprise")
 
 from benchmarks._reference import surprise_faq_top_n
-from movierec import SurpriseSVD
-from movierec.exceptions import BackendError, DataValidationError, NotFittedError
+from movierec import SurpriseSVD, TuneResult
+from movierec.exceptions import BackendError, DataValidationError, InvalidParameterError, NotFittedError
 from movierec.testing import RecommenderContract, synthetic_ratings
 
 SMALL = {"n_factors": 5, "n_epochs": 10, "random_state": 0}
@@ -127,17 +127,42 @@ def test_loaded_model_predicts_identically_without_surprise_state(shuffled, tmp_
         {"reg_all": -0.1},
         {"biased": "yes"},
         {"random_state": -1},
+        {"random_state": 2**32},
         {"random_state": 1.5},
+        {"random_state": np.random.default_rng(0)},
         {"rating_scale": (5, 1)},
         {"rating_scale": (1, 2, 3)},
         {"rating_scale": "1-5"},
     ],
 )
 def test_bad_parameters_are_stored_then_rejected_by_fit(bad):
+    (name, value), = bad.items()
     model = SurpriseSVD(**bad)
-    assert model.get_params()[next(iter(bad))] is next(iter(bad.values()))
-    with pytest.raises(DataValidationError, match=next(iter(bad))):
+    assert model.get_params()[name] is value
+    with pytest.raises(InvalidParameterError, match=rf"^SurpriseSVD: {name} must be .*, got ") as caught:
         model.fit(synthetic_ratings(n_users=5, n_items=6))
+    assert str(caught.value).endswith(f"got {value!r}")
+    with pytest.raises(NotFittedError):
+        model.predict(synthetic_ratings(n_users=5, n_items=6))
+
+
+def test_random_state_bounds_follow_the_package_rule():
+    ratings = synthetic_ratings(n_users=5, n_items=6)
+    for seed in (-1, 2**32):
+        with pytest.raises(InvalidParameterError) as caught:
+            SurpriseSVD(n_factors=2, n_epochs=1, random_state=seed).fit(ratings)
+        assert str(caught.value) == (
+            f"SurpriseSVD: random_state must be None or an int in [0, 4294967295], got {seed}"
+        )
+    SurpriseSVD(n_factors=2, n_epochs=1, random_state=2**32 - 1).fit(ratings)  # the largest seed is fine
+
+
+def test_a_scale_read_back_as_a_list_is_accepted():
+    ratings = synthetic_ratings(n_users=8, n_items=10)
+    as_list = SurpriseSVD(**SMALL, rating_scale=[1, 5]).fit(ratings)
+    as_tuple = SurpriseSVD(**SMALL, rating_scale=(1.0, 5.0)).fit(ratings)
+    assert as_list.rating_scale_ == (1.0, 5.0)
+    pd.testing.assert_series_equal(as_list.predict(ratings), as_tuple.predict(ratings))
 
 
 def test_ratings_outside_a_given_scale_raise():
@@ -169,11 +194,20 @@ def test_tune_returns_best_grid_point_and_refits():
     model = SurpriseSVD(n_epochs=10, random_state=0)
     result = model.tune(ratings, grid, folds=3)
     assert grid == before
-    assert set(result) == {"params", "rmse"}
-    assert set(result["params"]) == set(grid)
-    assert all(result["params"][k] in grid[k] for k in grid)
-    assert 0 < result["rmse"] < 2
-    assert {k: model.get_params()[k] for k in grid} == result["params"]
+    assert isinstance(result, TuneResult)
+    assert result.metric == "rmse"
+    assert set(result.best_params) == set(grid)
+    assert all(result.best_params[k] in grid[k] for k in grid)
+    assert 0 < result.best_score < 2
+    assert {k: model.get_params()[k] for k in grid} == result.best_params
+    # every candidate, its values and its score; the best row is the chosen one
+    assert list(result.results.columns) == ["n_factors", "reg_all", "rmse"]
+    assert sorted(map(tuple, result.results[["n_factors", "reg_all"]].to_numpy().tolist())) == [
+        (2, 0.02), (2, 0.5), (8, 0.02), (8, 0.5)
+    ]
+    best_row = result.results.loc[result.results.rmse.idxmin()]
+    assert {k: best_row[k] for k in grid} == result.best_params
+    assert best_row.rmse == result.best_score
     fresh = SurpriseSVD(**model.get_params()).fit(ratings)
     np.testing.assert_array_equal(model.predict(ratings), fresh.predict(ratings))
     # the same search straight in Surprise finds the same point with the same score
@@ -183,20 +217,40 @@ def test_tune_returns_best_grid_point_and_refits():
         surprise.SVD, {**grid, "n_epochs": [10], "random_state": [0]}, measures=["rmse"], cv=ms.KFold(3, random_state=0)
     )
     search.fit(data)
-    assert {k: search.best_params["rmse"][k] for k in grid} == result["params"]
-    assert search.best_score["rmse"] == pytest.approx(result["rmse"], rel=1e-12)
+    assert {k: search.best_params["rmse"][k] for k in grid} == result.best_params
+    assert search.best_score["rmse"] == pytest.approx(result.best_score, rel=1e-12)
+
+
+def test_tune_on_mae_scores_every_candidate_under_that_name():
+    ratings = synthetic_ratings(n_users=15, n_items=20)
+    result = SurpriseSVD(n_epochs=5, random_state=0).tune(ratings, {"biased": [True, False]}, metric="mae")
+    assert result.metric == "mae"
+    assert list(result.results.columns) == ["biased", "mae"]
+    assert sorted(result.results.biased) == [False, True]
+    assert result.best_score == result.results.mae.min()
 
 
 def test_tune_checks_its_arguments():
     ratings = synthetic_ratings(n_users=8, n_items=10)
     model = SurpriseSVD(n_epochs=2, random_state=0)
-    for grid in ({}, {"random_state": [1, 2]}, {"nfactors": [2]}, {"n_factors": []}, {"n_factors": 5}, {"n_factors": [0]}):
-        with pytest.raises(DataValidationError):
-            model.tune(ratings, grid)
-    with pytest.raises(DataValidationError, match="folds"):
+    bad_grids = {
+        "grid": ({}, [("n_factors", [2])]),
+        "cannot be tuned": ({"random_state": [1, 2]}, {"nfactors": [2]}),
+        "non-empty list": ({"n_factors": []}, {"n_factors": 5}, {"n_factors": "25"}),
+        "n_factors must be a positive int, got 0": ({"n_factors": [0]}, {"n_factors": (x for x in [4, 0])}),
+    }
+    for message, grids in bad_grids.items():
+        for grid in grids:
+            with pytest.raises(InvalidParameterError, match=f"^SurpriseSVD.tune: .*{message}"):
+                model.tune(ratings, grid)
+    with pytest.raises(InvalidParameterError, match="folds must be an int >= 2, got 1"):
         model.tune(ratings, {"n_factors": [2]}, folds=1)
-    with pytest.raises(DataValidationError, match="metric"):
+    with pytest.raises(InvalidParameterError, match="metric"):
         model.tune(ratings, {"n_factors": [2]}, metric="auc")
+    with pytest.raises(InvalidParameterError, match="SurpriseSVD: lr_all"):
+        SurpriseSVD(lr_all=-1.0).tune(ratings, {"n_factors": [2]})
+    with pytest.raises(DataValidationError, match="rating"):
+        model.tune(ratings.drop(columns="rating"), {"n_factors": [2]})
     with pytest.raises(NotFittedError):
         model.predict(ratings)
 
@@ -247,6 +301,6 @@ def test_invalid_refit_input_keeps_the_fitted_model():
     before = model.predict(ratings)
     with pytest.raises(DataValidationError):
         model.fit(ratings.drop(columns="rating"))
-    with pytest.raises(DataValidationError):
+    with pytest.raises(InvalidParameterError):
         model.set_params(n_factors=0).fit(ratings)
     pd.testing.assert_series_equal(model.predict(ratings), before)

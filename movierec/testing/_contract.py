@@ -1,4 +1,4 @@
-"""Contract tests every movierec model's test class reuses.
+"""``RecommenderContract``: the contract tests every movierec model's test class reuses.
 
 Use it as a mixin in a pytest test class and give it a model factory::
 
@@ -13,6 +13,7 @@ users and movies of which each user rated about half.
 from __future__ import annotations
 
 import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,7 +25,9 @@ from movierec.exceptions import DataValidationError, MovieRecWarning, NotFittedE
 __all__ = ["RecommenderContract", "synthetic_ratings"]
 
 
-def synthetic_ratings(n_users: int = 40, n_items: int = 60, density: float = 0.5, seed: int = 0) -> pd.DataFrame:
+def synthetic_ratings(
+    n_users: int = 40, n_items: int = 60, density: float = 0.5, seed: int = 0
+) -> pd.DataFrame:
     """Return a ratings frame with low-rank structure, ratings 1..5, ids ``10*u + 3`` / ``7*i + 1``."""
     rng = np.random.default_rng(seed)
     users = rng.normal(size=(n_users, 3))
@@ -47,7 +50,7 @@ def synthetic_ratings(n_users: int = 40, n_items: int = 60, density: float = 0.5
 
 
 class RecommenderContract:
-    """Mixin of pytest tests for the ``Recommender`` contract (ARCHITECTURE.md section 3)."""
+    """Mixin of pytest tests for the ``Recommender`` contract (docs/architecture.md, section 3)."""
 
     #: top_n scores are the same numbers predict gives for those pairs
     top_n_scores_are_predictions = True
@@ -69,11 +72,8 @@ class RecommenderContract:
     @pytest.fixture(scope="class")
     @classmethod
     def fitted(cls, ratings) -> Recommender:
-        model = cls().make_model().fit(ratings)
-        yield model
-        close = getattr(model, "close", None)
-        if callable(close):
-            close()
+        with cls().make_model() as model:  # every Recommender closes: a no-op unless it holds a backend
+            yield model.fit(ratings)
 
     # -- fit -----------------------------------------------------------------------------------
     def test_fit_returns_self(self, ratings):
@@ -100,7 +100,10 @@ class RecommenderContract:
 
     @pytest.mark.parametrize(
         "breakage",
-        ["missing column", "extra column", "nan rating", "inf rating", "duplicate pair", "empty", "float ids"],
+        [
+            "missing column", "extra column", "nan rating", "inf rating", "duplicate pair", "empty",
+            "float ids",
+        ],
     )
     def test_bad_ratings_raise_and_leave_input_alone(self, ratings, breakage):
         bad = ratings.copy()
@@ -138,7 +141,9 @@ class RecommenderContract:
     # -- predict -------------------------------------------------------------------------------
     def test_predict_keeps_index_and_gives_nan_for_unknown_ids(self, ratings, fitted):
         pairs = ratings.iloc[[4, 1, 9]][["userId", "movieId"]].copy()
-        unknown = pd.DataFrame({"userId": [-1, ratings.userId.iloc[0]], "movieId": [ratings.movieId.iloc[0], -1]})
+        unknown = pd.DataFrame(
+            {"userId": [-1, ratings.userId.iloc[0]], "movieId": [ratings.movieId.iloc[0], -1]}
+        )
         pairs = pd.concat([pairs, unknown])
         pairs.index = [50, 10, 30, 20, 40]
         predicted = fitted.predict(pairs)
@@ -189,7 +194,8 @@ class RecommenderContract:
         part = fitted.top_n(users=some, n=4)
         full = fitted.top_n(n=4)
         expected = full[full.userId.isin(some)].reset_index(drop=True)
-        pd.testing.assert_frame_equal(part[["userId", "movieId", "rank"]], expected[["userId", "movieId", "rank"]], check_dtype=False)
+        columns = ["userId", "movieId", "rank"]
+        pd.testing.assert_frame_equal(part[columns], expected[columns], check_dtype=False)
         np.testing.assert_allclose(part.score, expected.score, rtol=1e-6)
 
     def test_top_n_unknown_user_gets_no_rows_and_one_warning(self, ratings, fitted):
@@ -217,7 +223,9 @@ class RecommenderContract:
         loaded = type(fitted).load(tmp_path / "model")
         assert loaded.get_params().keys() == fitted.get_params().keys()
         pairs = ratings.iloc[::3]
-        np.testing.assert_almost_equal(loaded.predict(pairs).to_numpy(), fitted.predict(pairs).to_numpy(), self.save_load_decimal)
+        np.testing.assert_almost_equal(
+            loaded.predict(pairs).to_numpy(), fitted.predict(pairs).to_numpy(), self.save_load_decimal
+        )
         a, b = loaded.top_n(n=3), fitted.top_n(n=3)
         assert a[["userId", "movieId"]].equals(b[["userId", "movieId"]])
         assert not list((tmp_path / "model").rglob("*.pkl"))

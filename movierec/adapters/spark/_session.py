@@ -2,7 +2,8 @@
 
 A process holds at most one SparkContext, so the session movierec starts is shared by every
 SparkALS created with ``spark=None`` and stopped when the last of them is closed. A session the
-caller made (any master) is used as it is and never stopped or reconfigured.
+caller made (any master) is used as it is and never stopped or reconfigured. Spark's own failures
+surface as :class:`~movierec.exceptions.BackendError` through :func:`backend_errors`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from movierec.exceptions import BackendError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["acquire", "is_alive", "local_session_builder", "quiet_pyspark_warnings", "release"]
+__all__ = [
+    "acquire",
+    "backend_errors",
+    "is_alive",
+    "local_session_builder",
+    "quiet_pyspark_warnings",
+    "release",
+    "session_types",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +63,26 @@ logger.spark.level = error
 _NETLIB_FLAGS = " ".join(
     f"-Ddev.ludovic.netlib.{lib}.allowNative=false" for lib in ("blas", "lapack", "arpack")
 )
+
+
+def session_types() -> tuple[type, ...]:
+    """Return the types a ``spark=`` argument may have; imports pyspark only when called."""
+    from pyspark.sql import SparkSession
+
+    return (SparkSession,)
+
+
+@contextlib.contextmanager
+def backend_errors(action: str) -> Iterator[None]:
+    """Re-raise Spark and py4j failures inside the block as BackendError, the original chained."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (Py4JError, PySparkException) as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise BackendError(f"Spark failed to {action}: {first_line}") from err
 
 
 @contextlib.contextmanager
@@ -147,9 +176,7 @@ def acquire(spark: SparkSession | None) -> tuple[SparkSession, bool]:
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    if spark is not None:
-        if not isinstance(spark, SparkSession):
-            raise TypeError(f"spark must be a pyspark.sql.SparkSession or None, got {type(spark).__name__}")
+    if spark is not None:  # its type was checked with the model's parameters
         if not is_alive(spark):
             raise BackendError("the SparkSession given as spark= has been stopped")
         return spark, False

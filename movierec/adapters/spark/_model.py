@@ -7,6 +7,7 @@ fitted ``ALSModel`` is kept for Spark-side top-N on large catalogues and for sav
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
@@ -14,32 +15,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._validation import (
-    ITEM,
-    RATING,
-    USER,
-    check_choice,
-    check_folds,
-    check_grid,
-    check_n,
-    check_ratings,
-)
 from movierec._extras import require
-from movierec.adapters._spark_arrow import ITEM_COL, RATING_COL, USER_COL, collect_factors, to_spark
-from movierec.adapters._spark_params import (
-    PARAMS,
-    TUNABLE,
-    als_blocks,
-    backend_errors,
-    check_param,
-    spark_name,
-)
-from movierec.adapters._spark_session import acquire, is_alive, release
-from movierec.adapters._spark_top_n import spark_top_n
-from movierec.adapters._spark_tune import cross_validate
 from movierec._ids import IdIndex, resolve_users
-from movierec.base import ArrayRecommender
-from movierec.exceptions import BackendError, DataValidationError
+from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_grid, check_value
+from movierec._validation import ITEM, RATING, USER, check_n, check_ratings
+from movierec.adapters.spark._arrow import ITEM_COL, RATING_COL, USER_COL, collect_factors, ratings_to_spark
+from movierec.adapters.spark._session import acquire, backend_errors, is_alive, release, session_types
+from movierec.adapters.spark._top_n import spark_top_n
+from movierec.adapters.spark._tune import METRICS, SPARK_NAMES, cross_validate, tune_result
+from movierec.base import ArrayRecommender, TuneResult
+from movierec.exceptions import BackendError
 
 require("pyspark", "spark")
 require("pyarrow", "spark")
@@ -51,19 +36,17 @@ if TYPE_CHECKING:
 __all__ = ["SparkALS"]
 
 SPARK_MODEL_DIR = "spark_model"
-_INT32_MAX = np.iinfo(np.int32).max
+
+# Spark's ALS splits users and movies into 10 blocks whatever the data size; on data that fits
+# one machine most of that is task overhead (fits ran 3-4x faster with 2 blocks on ml-100k).
+# The count follows the data only, never the cores, so a seed gives the same model everywhere.
+RATINGS_PER_BLOCK = 500_000
+MIN_BLOCKS, MAX_BLOCKS = 2, 10
 
 
-def _spark_ratings(session: SparkSession, user_idx: np.ndarray, item_idx: np.ndarray, ratings: np.ndarray):
-    """Return the index-coded ratings as a Spark DataFrame (int32 indices, float32 ratings)."""
-    if max(int(user_idx.max(initial=0)), int(item_idx.max(initial=0))) > _INT32_MAX:
-        raise DataValidationError("Spark ALS takes at most 2**31 - 1 distinct users and movies")
-    columns = {
-        USER_COL: user_idx.astype(np.int32),
-        ITEM_COL: item_idx.astype(np.int32),
-        RATING_COL: np.asarray(ratings, dtype=np.float32),  # Spark's ALS casts to float32 anyway
-    }
-    return to_spark(session, columns)
+def als_blocks(n_ratings: int) -> int:
+    """Return the user (and movie) block count for ALS on ``n_ratings`` ratings."""
+    return int(min(MAX_BLOCKS, max(MIN_BLOCKS, math.ceil(n_ratings / RATINGS_PER_BLOCK))))
 
 
 def _uri(path: Path) -> str:
@@ -95,8 +78,9 @@ class SparkALS(ArrayRecommender):
         always gives NaN for users or movies unseen in fit, and :meth:`rmse` drops them
         (``cold_start="drop"``).
     random_state : int or None, default None
-        Spark's ALS seed (and the fold seed of :meth:`tune`). None keeps Spark's default seed,
-        which is itself fixed, so runs repeat either way on the same data and partitions.
+        Spark's ALS seed (and the fold seed of :meth:`tune`), an int in ``[0, 2**32 - 1]``. None
+        keeps Spark's default seed, which is itself fixed, so runs repeat either way on the same
+        data and partitions.
     spark : SparkSession or None, default None
         The session to run on, of any master (``local[*]``, ``spark://host:7077``, YARN...);
         it is used as it is and never stopped. With None the model starts (or shares) a quiet
@@ -112,6 +96,11 @@ class SparkALS(ArrayRecommender):
     spark_top_n_cells : int
         Class attribute: when requested users x movies exceeds it, :meth:`top_n` ranks in Spark
         instead of on the driver.
+
+    Raises
+    ------
+    InvalidParameterError
+        From :meth:`fit` or :meth:`tune`, when a parameter breaks ``_parameter_constraints``.
 
     Notes
     -----
@@ -130,8 +119,21 @@ class SparkALS(ArrayRecommender):
     0.9346...
     """
 
-    #: Above this many (user, movie) scores, top_n runs in Spark (ml-20m's 3.7e9 does; ml-1m's 2.2e7 does not).
+    #: Above this many (user, movie) scores, top_n runs in Spark
+    #: (ml-20m's 3.7e9 does; ml-1m's 2.2e7 does not).
     spark_top_n_cells: ClassVar[int] = 1_000_000_000
+    _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
+        "rank": Int(1),
+        "max_iter": Int(1),
+        "reg_param": Real(0),
+        "implicit_prefs": Bool(),
+        "alpha": Real(0),
+        "nonnegative": Bool(),
+        "cold_start_strategy": Options(("drop", "nan")),
+        "random_state": Seed(),
+        # A callable, so pyspark is imported only when a session is checked.
+        "spark": Instance(session_types, "a pyspark.sql.SparkSession", none=True),
+    }
     _session: SparkSession | None = None
     _owns_session: bool = False
     _requested: SparkSession | None = None
@@ -184,15 +186,10 @@ class SparkALS(ArrayRecommender):
         if session is not None and owned:
             release(session)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- fitting -------------------------------------------------------------------------------
-    def _checked_params(self) -> dict[str, Any]:
-        return {name: check_param(name, getattr(self, name)) for name in PARAMS}
+    def _plain_params(self) -> dict[str, Any]:
+        """Return the parameters as plain Python values (numpy ints to int...); fit checked them."""
+        return {name: rule.convert(getattr(self, name)) for name, rule in self._parameter_constraints.items()}
 
     def _estimator(self, params: Mapping[str, Any], cold_start_strategy: str, n_ratings: int) -> ALS:
         from pyspark.ml.recommendation import ALS
@@ -206,16 +203,16 @@ class SparkALS(ArrayRecommender):
             numUserBlocks=blocks,
             numItemBlocks=blocks,
         )
-        als.setParams(**{spark_name(k): v for k, v in params.items() if k in TUNABLE})
+        als.setParams(**{spark: params[name] for name, spark in SPARK_NAMES.items()})
         if params["random_state"] is not None:
             als.setSeed(params["random_state"])
         return als
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
-        params = self._checked_params()
+        params = self._plain_params()
         session = self._ensure_session()
         with backend_errors("fit ALS"):
-            data = _spark_ratings(session, user_idx, item_idx, ratings)
+            data = ratings_to_spark(session, user_idx, item_idx, ratings)
             model = self._estimator(params, params["cold_start_strategy"], len(ratings)).fit(data)
             user_factors = collect_factors(model.userFactors, len(self.users_), params["rank"], "user")
             item_factors = collect_factors(model.itemFactors, len(self.items_), params["rank"], "movie")
@@ -229,40 +226,47 @@ class SparkALS(ArrayRecommender):
         *,
         folds: int = 3,
         metric: Literal["rmse"] = "rmse",
-    ) -> dict[str, Any]:
-        """Return the best grid point by Spark's ``CrossValidator`` and refit on all ``ratings``.
+    ) -> TuneResult:
+        """Return the best grid point by Spark's ``CrossValidator``, leaving the model refitted with it.
 
         ``grid`` maps this class's parameter names (``rank``, ``max_iter``, ``reg_param``,
-        ``alpha``, ``implicit_prefs``, ``nonnegative``) to candidate values; the other parameters
-        keep their current values. Folds are random splits of the rows (seeded by
-        ``random_state``); pairs whose user or movie is missing from a training fold are dropped
-        from the metric (``coldStartStrategy="drop"``). With ``implicit_prefs=True`` the RMSE
-        compares preferences with ratings and does not measure ranking quality.
+        ``alpha``, ``implicit_prefs``, ``nonnegative``) to candidate values, each checked as the
+        parameter itself is; the other parameters keep their current values. Folds are random
+        splits of the rows (seeded by ``random_state``); pairs whose user or movie is missing from
+        a training fold are dropped from the metric (``coldStartStrategy="drop"``). With
+        ``implicit_prefs=True`` the RMSE compares preferences with ratings and does not measure
+        ranking quality.
 
         Returns
         -------
-        dict
-            ``{"params": best grid point, "rmse": its mean cross-validated RMSE,
-            "results": [(grid point, rmse), ...] in grid order}``. The model is then refitted
-            with ``set_params(**best)`` on all of ``ratings``.
+        TuneResult
+            ``best_params`` (the grid point with the lowest mean cross-validated RMSE, the first
+            such in grid order), ``best_score`` (that RMSE), ``metric="rmse"`` and ``results``
+            (one row per grid point in grid order: its values and its ``rmse``). The model is then
+            refitted with ``set_params(**best_params)`` on all of ``ratings``.
+
+        Raises
+        ------
+        InvalidParameterError
+            If a parameter, a grid value, ``folds`` (an int >= 2) or ``metric`` is invalid.
         """
         check_ratings(ratings)
-        check_choice(metric, "metric", ("rmse",))
-        folds = check_folds(folds)
-        candidates = check_grid(grid, TUNABLE, check_param)
-        params = self._checked_params()
+        params = self._validate_params()
+        owner = f"{type(self).__name__}.tune"
+        metric = check_value(owner, "metric", metric, Options(METRICS))
+        folds = check_value(owner, "folds", folds, Int(2))
+        candidates = check_grid(owner, grid, {n: self._parameter_constraints[n] for n in SPARK_NAMES})
         session = self._ensure_session()
         users, items = IdIndex(ratings[USER]), IdIndex(ratings[ITEM])
         with backend_errors("cross-validate ALS"):
-            data = _spark_ratings(
+            data = ratings_to_spark(
                 session, users.lookup(ratings[USER]), items.lookup(ratings[ITEM]), ratings[RATING]
             )
             als = self._estimator(params, "drop", len(ratings))
-            results = cross_validate(als, data, candidates, folds, params["random_state"])
-        best, best_score = min(results, key=lambda item: item[1])
-        self.set_params(**best)
+            result = tune_result(cross_validate(als, data, candidates, folds, params["random_state"]), metric)
+        self.set_params(**result.best_params)
         self.fit(ratings)
-        return {"params": dict(best), "rmse": best_score, "results": results}
+        return result
 
     # -- scoring -------------------------------------------------------------------------------
     def _score_pairs(self, user_idx, item_idx):
@@ -285,12 +289,11 @@ class SparkALS(ArrayRecommender):
         """
         self._check_fitted()
         n = check_n(n)
-        if users is not None and isinstance(users, Iterable) and not isinstance(users, (str, bytes)):
-            users = list(users)
-        n_users = len(self.users_) if users is None else len(users) if isinstance(users, list) else 1
-        if n_users * len(self.items_) <= self.spark_top_n_cells:
-            return super().top_n(users, n, exclude_seen=exclude_seen)
-        user_idx = resolve_users(users, self.users_)
+        exclude_seen = check_value(type(self).__name__, "exclude_seen", exclude_seen, Bool())
+        user_idx = resolve_users(users, self.users_)  # warns once about unknown users
+        if len(user_idx) * len(self.items_) <= self.spark_top_n_cells:
+            known = None if users is None else self.users_.ids[user_idx]
+            return super().top_n(known, n, exclude_seen=exclude_seen)
         if not is_alive(self._session):
             raise BackendError(
                 "top_n in Spark needs this model's Spark session, which was closed; fit or load again"
@@ -340,6 +343,7 @@ class SparkALS(ArrayRecommender):
         """
         from pyspark.ml.recommendation import ALSModel
 
+        check_value(cls.__name__, "spark", spark, cls._parameter_constraints["spark"])
         path = Path(path)
         model = super().load(path)
         model.spark = spark

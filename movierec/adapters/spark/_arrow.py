@@ -11,17 +11,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from movierec.exceptions import BackendError
+from movierec.exceptions import BackendError, DataValidationError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["ITEM_COL", "RATING_COL", "USER_COL", "collect_columns", "collect_factors", "to_spark"]
+__all__ = [
+    "ITEM_COL",
+    "RATING_COL",
+    "USER_COL",
+    "collect_columns",
+    "collect_factors",
+    "ratings_to_spark",
+    "to_spark",
+]
 
 # Spark-side column names: internal indices, never raw ids.
 USER_COL, ITEM_COL, RATING_COL = "userIndex", "movieIndex", "rating"
 
 _ARROW_TYPES = {np.dtype(np.int32): "int32", np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+_INT32_MAX = np.iinfo(np.int32).max
 
 
 def to_spark(session: SparkSession, columns: dict[str, np.ndarray]) -> DataFrame:
@@ -39,6 +48,20 @@ def to_spark(session: SparkSession, columns: dict[str, np.ndarray]) -> DataFrame
         fields.append(StructField(name, spark_types[kind], nullable=False))
     table = pa.Table.from_arrays(arrays, names=list(columns))
     return session.createDataFrame(table, schema=StructType(fields))
+
+
+def ratings_to_spark(
+    session: SparkSession, user_idx: np.ndarray, item_idx: np.ndarray, ratings: np.ndarray
+) -> DataFrame:
+    """Return index-coded ratings as a Spark DataFrame (int32 indices, float32 ratings), as ALS takes them."""
+    if max(int(user_idx.max(initial=0)), int(item_idx.max(initial=0))) > _INT32_MAX:
+        raise DataValidationError("Spark ALS takes at most 2**31 - 1 distinct users and movies")
+    columns = {
+        USER_COL: user_idx.astype(np.int32),
+        ITEM_COL: item_idx.astype(np.int32),
+        RATING_COL: np.asarray(ratings, dtype=np.float32),  # Spark's ALS casts to float32 anyway
+    }
+    return to_spark(session, columns)
 
 
 def collect_columns(frame: DataFrame) -> dict[str, np.ndarray]:

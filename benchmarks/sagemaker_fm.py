@@ -1,8 +1,8 @@
 """Benchmark SageMakerFM (local backend) on MovieLens 100K; writes benchmarks/results/sagemaker_fm.json.
 
-Figures: u1 fit time (median of 3) and test RMSE with the defaults; ua binary_classifier
-(num_factors=64) test accuracy at threshold 0.5, test pairs the model cannot score counted as
-wrong; top_n(n=10) time for every user.
+Models come from the registry (``fm``, ``random_state=0``). Figures: u1 fit time (median of 3) and
+test RMSE with the defaults; ua binary_classifier (num_factors=64) test accuracy at threshold 0.5,
+test pairs the model cannot score counted as wrong; top_n(n=10) time for every user.
 
 Run from the repository root::
 
@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import RESULTS_DIR, data_home, machine, versions
-from movierec import MovieRecWarning, SageMakerFM, official_folds
+from benchmarks._common import RESULTS_DIR, build, data_home, machine, versions
+from movierec import MovieRecWarning, official_folds
 
 RESULTS = RESULTS_DIR / "sagemaker_fm.json"
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     fit_times, fit_cpu, model = [], [], None
     for _ in range(args.repeats):
-        model, seconds, cpu = _timed(lambda: SageMakerFM(random_state=0).fit(u1.train))
+        model, seconds, cpu = _timed(lambda: build("fm").fit(u1.train))  # defaults, random_state=0
         fit_times.append(seconds)
         fit_cpu.append(cpu)
     with warnings.catch_warnings():
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     top, top_seconds, _ = _timed(lambda: model.top_n(n=10))
 
     classifier, ua_seconds, _ = _timed(
-        lambda: SageMakerFM(predictor_type="binary_classifier", num_factors=64, random_state=0).fit(ua.train)
+        lambda: build("fm", predictor_type="binary_classifier", num_factors=64).fit(ua.train)
     )
     probability = classifier.predict(ua.test)
     labels = ua.test["rating"] >= 4

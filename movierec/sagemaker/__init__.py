@@ -1,9 +1,14 @@
-"""Amazon SageMaker integration: RecordIO-protobuf data files and related helpers.
+"""Amazon SageMaker integration: where ``SageMakerFM(backend="sagemaker")`` runs, and how.
 
-``SageMakerConfig`` is light; the AWS code (``movierec.sagemaker.backend``, ``.aws``) imports
-boto3 only when used, so importing this package does not.
+``SageMakerConfig`` says where (bucket, role, region, instances); ``SageMakerBackend`` trains,
+tunes, deploys and invokes Factorization Machines there, and returns a training job's weights as
+``JobWeights`` (read from its artifact on first access) and a tuning job's best job as
+``TuningOutcome``. The RecordIO-protobuf files (:mod:`.recordio`), the model artifacts
+(:mod:`.artifact`) and the AWS calls (:mod:`.aws`) have their own modules. Importing this package
+imports neither boto3 nor sagemaker: they are imported by the first AWS call.
 """
 
+from movierec.sagemaker.backend import JobWeights, SageMakerBackend, TuningOutcome
 from movierec.sagemaker.config import SageMakerConfig
 
-__all__ = ["SageMakerConfig"]
+__all__ = ["JobWeights", "SageMakerBackend", "SageMakerConfig", "TuningOutcome"]

@@ -3,7 +3,7 @@
 ``CreateTrainingJob``, ``CreateHyperParameterTuningJob`` and ``CreateModel`` /
 ``CreateEndpointConfig`` / ``CreateEndpoint`` arguments, FM's hyperparameters as strings, tuning
 ranges, and Factorization Machines' JSON inference request and reply. Pure functions: the tests
-check them directly, and ``aws.py`` / ``backend.py`` send what they return.
+check them directly, and ``backend.py`` and ``_tuning.py`` send what they return.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from movierec._extras import require
-from movierec.exceptions import BackendError, DataValidationError
+from movierec.exceptions import BackendError, DataValidationError, InvalidParameterError
 from movierec.sagemaker.config import SageMakerConfig
 
 __all__ = [
@@ -161,6 +161,7 @@ def endpoint_requests(config: SageMakerConfig, name: str, image: str, model_data
 
 
 def hp_string(value: Any) -> str:
+    """Return one hyperparameter value as SageMaker wants it: ``true``/``false``, ``repr`` of floats."""
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, (float, np.floating)):
@@ -182,9 +183,9 @@ def hyperparameter_strings(hyperparameters: Mapping[str, Any], feature_dim: int)
     strings["feature_dim"] = str(feature_dim)
     kind = strings.get("predictor_type")
     if kind not in OBJECTIVES:
-        raise DataValidationError(f"predictor_type must be one of {sorted(OBJECTIVES)}, got {kind!r}")
+        raise InvalidParameterError(f"predictor_type must be one of {sorted(OBJECTIVES)}, got {kind!r}")
     if "num_factors" not in strings:
-        raise DataValidationError("the num_factors hyperparameter is required by SageMaker's FM")
+        raise InvalidParameterError("the num_factors hyperparameter is required by SageMaker's FM")
     return strings
 
 
@@ -239,7 +240,7 @@ def parameter_ranges(ranges: Mapping[str, Any]) -> dict[str, list[dict[str, Any]
     as strings.
     """
     if not ranges:
-        raise ValueError("ranges must name at least one hyperparameter to tune")
+        raise InvalidParameterError("ranges must name at least one hyperparameter to tune")
     out: dict[str, list[dict[str, Any]]] = {
         "IntegerParameterRanges": [], "ContinuousParameterRanges": [], "CategoricalParameterRanges": [],
     }
@@ -247,7 +248,7 @@ def parameter_ranges(ranges: Mapping[str, Any]) -> dict[str, list[dict[str, Any]
         if isinstance(spec, tuple) and len(spec) == 2 and all(_is_number(v) for v in spec):
             lo, hi = spec
             if not lo <= hi:
-                raise ValueError(f"range of {name!r} must have low <= high, got {spec!r}")
+                raise InvalidParameterError(f"range of {name!r} must have low <= high, got {spec!r}")
             integer = all(isinstance(v, (int, np.integer)) for v in spec)
             out["IntegerParameterRanges" if integer else "ContinuousParameterRanges"].append(
                 {"Name": name, "MinValue": hp_string(lo), "MaxValue": hp_string(hi), "ScalingType": "Auto"}
@@ -255,7 +256,7 @@ def parameter_ranges(ranges: Mapping[str, Any]) -> dict[str, list[dict[str, Any]
         elif isinstance(spec, (list, tuple)) and spec and (isinstance(spec, list) or all(isinstance(v, str) for v in spec)):
             out["CategoricalParameterRanges"].append({"Name": name, "Values": [hp_string(v) for v in spec]})
         else:
-            raise ValueError(f"range of {name!r} must be a (low, high) tuple of numbers or a list of choices, got {spec!r}")
+            raise InvalidParameterError(f"range of {name!r} must be a (low, high) tuple of numbers or a list of choices, got {spec!r}")
     return {k: v for k, v in out.items() if v}
 
 
@@ -265,12 +266,12 @@ def tuning_objective(objective: str | tuple[str, str] | None, predictor_type: st
         objective = OBJECTIVES[predictor_type]
     if isinstance(objective, str):
         if objective not in OBJECTIVE_DIRECTIONS:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"objective {objective!r} has no known direction: give (metric, 'Minimize'|'Maximize') or one of "
                 f"{sorted(OBJECTIVE_DIRECTIONS)}"
             )
         return objective, OBJECTIVE_DIRECTIONS[objective]
     metric, direction = objective
     if direction not in ("Minimize", "Maximize"):
-        raise ValueError(f"objective direction must be 'Minimize' or 'Maximize', got {direction!r}")
+        raise InvalidParameterError(f"objective direction must be 'Minimize' or 'Maximize', got {direction!r}")
     return str(metric), direction

@@ -4,12 +4,12 @@ The backend of ``SageMakerFM(backend="sagemaker")``. It gets the one-hot design 
 labels the model built, and does what the seed report did by hand in the AWS console:
 
 1. ``fit``: RecordIO-protobuf train (and test) files to ``s3://{bucket}/{prefix}/train/...``, a
-   training job with SageMaker's FM image, wait for it (or ``tune``: a hyperparameter tuning job,
-   whose best training job is then used);
-2. ``load_artifact``: download the job's ``model.tar.gz`` and read ``w0, w, V``, so the whole
-   catalogue is scored locally without an endpoint;
-3. ``deploy`` / ``invoke``: a real-time endpoint and FM's JSON requests, in batches;
-4. ``close`` (also context exit, failures after creation, and garbage collection): delete the
+   training job with SageMaker's FM image, wait for it; it returns the job's weights as a
+   :class:`JobWeights`, read from its ``model.tar.gz`` on first access, so the whole catalogue is
+   scored locally without an endpoint. ``tune``: a hyperparameter tuning job
+   (:mod:`movierec.sagemaker._tuning`), whose best training job is then used;
+2. ``deploy`` / ``invoke``: a real-time endpoint and FM's JSON requests, in batches;
+3. ``close`` (also context exit, failures after creation, and garbage collection): delete the
    endpoint, its config and the model, so no billed endpoint is left behind.
 
 Every AWS call is recorded in ``calls`` (``"service:Operation"``, in order).
@@ -17,8 +17,6 @@ Every AWS call is recorded in ``calls`` (``"service:Operation"``, in order).
 
 from __future__ import annotations
 
-import functools
-import io
 import logging
 import weakref
 from collections.abc import Mapping, Sequence
@@ -27,8 +25,10 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from movierec._extras import require
+from movierec._params import Instance, Int, Seed, check_value
 from movierec.exceptions import BackendError, DataValidationError
+from movierec.sagemaker._endpoint import EndpointResources, delete_forgotten
+from movierec.sagemaker._jobs import JobWeights, fm_image_uri, split_test, upload_channels, wait_job
 from movierec.sagemaker._requests import (
     DEFAULT_RANGES,
     as_csr,
@@ -38,76 +38,19 @@ from movierec.sagemaker._requests import (
     parameter_ranges,
     parse_fm_response,
     training_job_request,
-    tuning_job_request,
     tuning_objective,
 )
+from movierec.sagemaker._tuning import TuningOutcome, run_tuning_job
 from movierec.sagemaker.artifact import FMParameters, read_fm_artifact
 from movierec.sagemaker.aws import AwsClients, aws_errors, unique_name, wait_for
-from movierec.sagemaker.config import SageMakerConfig, check_positive
+from movierec.sagemaker.config import SageMakerConfig
 
-__all__ = ["SageMakerBackend", "fm_image_uri"]
+__all__ = ["JobWeights", "SageMakerBackend", "TuningOutcome", "fm_image_uri"]
 
 logger = logging.getLogger(__name__)
 
-_JOB_DONE, _JOB_FAILED = ("Completed",), ("Failed", "Stopped")
 _ENDPOINT_DONE = ("InService",)
 _ENDPOINT_FAILED = ("Failed", "OutOfService", "Deleting", "RollingBack")
-
-
-@functools.cache
-def fm_image_uri(region: str) -> str:
-    """Return the ECR URI of SageMaker's Factorization Machines image in ``region`` (sagemaker-core)."""
-    image_uris = require("sagemaker.core.image_uris", "sagemaker")
-    try:
-        return image_uris.retrieve("factorization-machines", region)
-    except ValueError as err:
-        raise BackendError(f"no Factorization Machines image for region {region!r}: {err}") from err
-
-
-def _recordio(X: Any, y: np.ndarray) -> bytes:
-    from movierec.sagemaker.recordio import write_sparse
-
-    buffer = io.BytesIO()
-    write_sparse(buffer, as_csr(X).astype(np.float32), np.asarray(y, dtype=np.float32))
-    return buffer.getvalue()
-
-
-class _Created:
-    """Names of the endpoint resources the backend created and has not deleted yet.
-
-    Kept apart from the backend so a ``weakref.finalize`` can delete them without keeping the
-    backend alive.
-    """
-
-    def __init__(self, aws_holder: list[AwsClients]) -> None:
-        self.aws_holder = aws_holder
-        self.endpoint: str | None = None
-        self.endpoint_config: str | None = None
-        self.model: str | None = None
-
-    def any(self) -> bool:
-        return any((self.endpoint, self.endpoint_config, self.model))
-
-    def delete_all(self) -> bool:
-        """Delete endpoint, then its config, then the model; return True if all are gone."""
-        if not self.any():
-            return True
-        aws = self.aws_holder[0]
-        ok = True
-        for kind in ("endpoint", "endpoint_config", "model"):
-            name = getattr(self, kind)
-            if name is not None:
-                if aws.delete_quietly(kind, name):
-                    setattr(self, kind, None)
-                else:
-                    ok = False
-        return ok
-
-
-def _finalize(created: _Created) -> None:
-    if created.any():
-        logger.warning("a SageMakerBackend was not closed: deleting its endpoint %s", created.endpoint)
-        created.delete_all()
 
 
 class SageMakerBackend:
@@ -117,7 +60,7 @@ class SageMakerBackend:
     ----------
     config : SageMakerConfig
         Bucket, role, region, instance types, endpoint_url, timeouts.
-    random_state : int, numpy Generator or None
+    random_state : int or None
         Seeds the choice of held-out test rows when no test data is given.
     hyperparameters : mapping, optional
         FM hyperparameters (SageMaker's names) that ``fit`` and ``tune`` use when they are given
@@ -126,13 +69,10 @@ class SageMakerBackend:
     Attributes
     ----------
     job_name : str or None
-        The training job whose model ``load_artifact`` and ``deploy`` use: the last ``fit``'s
-        job, or the best training job of the last ``tune``.
+        The training job whose model ``load_artifact`` and ``deploy`` use by default: the last
+        ``fit``'s job, or the best training job of the last ``tune``.
     tuning_job_name : str or None
-    best_hyperparameters : dict or None
-        ``TunedHyperParameters`` of the tuning job's best training job.
-    best_objective_value : float or None
-        Its final objective metric (``test:rmse`` ...), as SageMaker reports it.
+        The last ``tune``'s tuning job.
     endpoint_name : str or None
         The live endpoint, if ``deploy`` was called and ``close`` was not.
     calls : list of str
@@ -141,28 +81,32 @@ class SageMakerBackend:
     Examples
     --------
     >>> with SageMakerBackend(config) as backend:                     # doctest: +SKIP
-    ...     backend.fit(X, y, hyperparameters={"predictor_type": "regressor", "num_factors": 64})
+    ...     weights = backend.fit(X, y, hyperparameters={"predictor_type": "regressor", "num_factors": 64})
+    ...     weights.V.shape                                           # downloads model.tar.gz
     ...     backend.deploy()
     ...     scores = backend.invoke(X[:10])
     """
 
     def __init__(
-        self, config: SageMakerConfig, *, random_state: Any = None, hyperparameters: Mapping[str, Any] | None = None
+        self,
+        config: SageMakerConfig,
+        *,
+        random_state: int | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
     ) -> None:
-        if not isinstance(config, SageMakerConfig):
-            raise TypeError(f"config must be a movierec.sagemaker.SageMakerConfig, got {type(config).__name__}")
-        self.config = config
-        self.random_state = random_state
+        owner = type(self).__name__
+        self.config = check_value(
+            owner, "config", config, Instance((SageMakerConfig,), "a movierec.sagemaker.SageMakerConfig")
+        )
+        self.random_state = check_value(owner, "random_state", random_state, Seed())
         self.hyperparameters = dict(hyperparameters or {})
         self.job_name: str | None = None
         self.tuning_job_name: str | None = None
-        self.best_hyperparameters: dict[str, str] | None = None
-        self.best_objective_value: float | None = None
         self._artifact_uris: dict[str, str] = {}
         self._deployed_job: str | None = None
         self._aws_holder: list[AwsClients] = []
-        self._created = _Created(self._aws_holder)
-        self._finalizer = weakref.finalize(self, _finalize, self._created)
+        self._created = EndpointResources(self._aws_holder)
+        self._finalizer = weakref.finalize(self, delete_forgotten, self._created)
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -189,36 +133,14 @@ class SageMakerBackend:
     def __repr__(self) -> str:
         return f"SageMakerBackend(bucket={self.config.bucket!r}, job={self.job_name!r}, endpoint={self.endpoint_name!r})"
 
-    # -- data ----------------------------------------------------------------------------------
-    def _split(self, X: Any, y: np.ndarray, X_test: Any, y_test: Any) -> tuple[Any, np.ndarray, Any, Any]:
-        X = as_csr(X)
-        y = np.asarray(y, dtype=np.float64)
-        if len(y) != X.shape[0] or X.shape[0] == 0:
-            raise DataValidationError(f"X has {X.shape[0]} rows and y {len(y)} labels; need the same, > 0")
-        if (X_test is None) != (y_test is None):
-            raise DataValidationError("give both X_test and y_test, or neither")
-        if X_test is not None:
-            X_test, y_test = as_csr(X_test), np.asarray(y_test, dtype=np.float64)
-            if X_test.shape[1] != X.shape[1] or len(y_test) != X_test.shape[0]:
-                raise DataValidationError(
-                    f"test data has shape {X_test.shape} and {len(y_test)} labels; train has {X.shape[1]} columns"
-                )
-            return X, y, X_test, y_test
-        fraction = self.config.test_fraction
-        if fraction == 0 or X.shape[0] < 2:
-            return X, y, None, None
-        order = np.random.default_rng(self.random_state).permutation(X.shape[0])
-        n_test = min(X.shape[0] - 1, max(1, round(fraction * X.shape[0])))
-        test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
-        return X[train], y[train], X[test], y[test]
-
-    def _upload(self, X: Any, y: np.ndarray, X_test: Any, y_test: Any) -> bool:
-        """HeadBucket, then PutObject train (and test); return whether a test channel exists."""
-        self.aws.check_bucket()
-        self.aws.put_object(self.config.train_key, _recordio(X, y))
-        if X_test is not None:
-            self.aws.put_object(self.config.test_key, _recordio(X_test, y_test))
-        return X_test is not None
+    def _prepare(self, X: Any, y: Any, X_test: Any, y_test: Any, hyperparameters: Mapping[str, Any] | None):
+        """Return the checked data (test rows held out when none are given) and the string hyperparameters."""
+        X, y, X_test, y_test = split_test(
+            X, y, X_test, y_test, fraction=self.config.test_fraction, random_state=self.random_state
+        )
+        given = self.hyperparameters if hyperparameters is None else hyperparameters
+        strings = hyperparameter_strings(given, X.shape[1])
+        return X, y, X_test, y_test, strings
 
     # -- training ------------------------------------------------------------------------------
     def fit(
@@ -228,11 +150,13 @@ class SageMakerBackend:
         X_test: Any = None,
         y_test: Any = None,
         hyperparameters: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Run a training job on ``(X_train, y_train)``; return its name once it has completed.
+    ) -> JobWeights:
+        """Run a training job on ``(X_train, y_train)``; return its weights once it has completed.
 
         The test channel is ``(X_test, y_test)`` or, when not given, ``config.test_fraction`` of
-        the training rows held out (SageMaker then reports ``test:*`` metrics in its logs).
+        the training rows held out (SageMaker then reports ``test:*`` metrics in its logs). The
+        returned :class:`JobWeights` knows the job (``training_job``, also ``job_name`` from now
+        on) and downloads its ``model.tar.gz`` the first time ``w0``, ``w`` or ``V`` is read.
 
         Raises
         ------
@@ -241,15 +165,15 @@ class SageMakerBackend:
             ``config.job_timeout_seconds`` (the job is stopped); on any AWS error.
         """
         image = fm_image_uri(self.config.region)
-        X, y, X_test, y_test = self._split(X_train, y_train, X_test, y_test)
-        strings = hyperparameter_strings(self.hyperparameters if hyperparameters is None else hyperparameters, X.shape[1])
-        with_test = self._upload(X, y, X_test, y_test)
+        X, y, X_test, y_test, strings = self._prepare(X_train, y_train, X_test, y_test, hyperparameters)
+        with_test = upload_channels(self.aws, self.config, X, y, X_test, y_test)
         name = unique_name(self.config.name_prefix)
         request = training_job_request(self.config, name, image, strings, with_test=with_test)
         with aws_errors(f"creating training job {name}"):
             self.aws.sagemaker.create_training_job(**request)
         logger.info("training job %s started (%d rows, feature_dim %d)", name, X.shape[0], X.shape[1])
-        description = self._wait_job(
+        description = wait_job(
+            self.config,
             f"training job {name}",
             lambda: self.aws.sagemaker.describe_training_job(TrainingJobName=name),
             "TrainingJobStatus",
@@ -258,7 +182,8 @@ class SageMakerBackend:
         )
         self._remember_artifact(name, description)
         self.job_name = name
-        return name
+        feature_dim = X.shape[1]
+        return JobWeights(name, lambda: self.load_artifact(name, feature_dim=feature_dim))
 
     def tune(
         self,
@@ -273,8 +198,8 @@ class SageMakerBackend:
         max_jobs: int = 4,
         max_parallel_jobs: int = 2,
         strategy: Literal["Bayesian", "Random", "Hyperband", "Grid"] = "Bayesian",
-    ) -> str:
-        """Run a hyperparameter tuning job; return (and use from now on) its best training job.
+    ) -> TuningOutcome:
+        """Run a hyperparameter tuning job; return its best training job (used from now on).
 
         Parameters
         ----------
@@ -287,63 +212,33 @@ class SageMakerBackend:
             known metric name alone gets its direction.
         max_jobs, max_parallel_jobs : int
             SageMaker's ``ResourceLimits``.
+
+        Returns
+        -------
+        TuningOutcome
+            The tuning job, its best training job (also ``job_name`` from now on), that job's
+            tuned values and objective value, and its weights (read on first access).
         """
-        check_positive(max_jobs, "max_jobs")
-        check_positive(max_parallel_jobs, "max_parallel_jobs")
+        owner = f"{type(self).__name__}.tune"
+        max_jobs = check_value(owner, "max_jobs", max_jobs, Int(1))
+        max_parallel_jobs = check_value(owner, "max_parallel_jobs", max_parallel_jobs, Int(1))
         image = fm_image_uri(self.config.region)
-        X, y, X_test, y_test = self._split(X_train, y_train, X_test, y_test)
+        X, y, X_test, y_test, strings = self._prepare(X_train, y_train, X_test, y_test, hyperparameters)
         if X_test is None:
             raise DataValidationError("tuning needs a test channel: give X_test, y_test or set config.test_fraction > 0")
-        strings = hyperparameter_strings(self.hyperparameters if hyperparameters is None else hyperparameters, X.shape[1])
         search = parameter_ranges(DEFAULT_RANGES if ranges is None else ranges)
-        tuned = {r["Name"] for group in search.values() for r in group}
-        static = {k: v for k, v in strings.items() if k not in tuned}
-        objective = tuning_objective(objective, strings["predictor_type"])
-        self._upload(X, y, X_test, y_test)
-        name = unique_name(self.config.name_prefix)
-        request = tuning_job_request(
-            self.config, name, image, static, search, objective,
+        metric = tuning_objective(objective, strings["predictor_type"])
+        upload_channels(self.aws, self.config, X, y, X_test, y_test)
+        feature_dim = X.shape[1]
+        outcome = run_tuning_job(
+            self.aws, self.config, image, strings, search, metric,
             max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs, strategy=strategy,
+            load=lambda job: self.load_artifact(job, feature_dim=feature_dim),
         )
-        with aws_errors(f"creating tuning job {name}"):
-            self.aws.sagemaker.create_hyper_parameter_tuning_job(**request)
-        description = self._wait_job(
-            f"tuning job {name}",
-            lambda: self.aws.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
-            "HyperParameterTuningJobStatus",
-            stop=lambda: self.aws.sagemaker.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
-        )
-        best = description.get("BestTrainingJob") or {}
-        if not best.get("TrainingJobName"):
-            raise BackendError(f"tuning job {name} completed without a best training job (did every job fail?)")
-        self.tuning_job_name = name
-        self.job_name = best["TrainingJobName"]
-        self.best_hyperparameters = dict(best.get("TunedHyperParameters") or {})
-        metric = (best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
-        self.best_objective_value = None if metric is None else float(metric)
-        logger.info("tuning job %s: best training job %s (%s = %s) with %s", name, self.job_name, objective[0], metric,
-                    self.best_hyperparameters)
-        return self.job_name
+        self.tuning_job_name, self.job_name = outcome.tuning_job, outcome.training_job
+        return outcome
 
-    def _wait_job(self, what: str, describe: Any, status_key: str, *, stop: Any, detail_key: str | None = None) -> dict:
-        """Wait for a job; on timeout or interruption stop it (it would run on, billed, unused)."""
-        try:
-            with aws_errors(f"waiting for {what}"):
-                return wait_for(
-                    what, describe, status_key, done=_JOB_DONE, failed=_JOB_FAILED, detail_key=detail_key,
-                    timeout=self.config.job_timeout_seconds, poll=self.config.poll_seconds,
-                )
-        except (TimeoutError, KeyboardInterrupt) as err:
-            try:
-                with aws_errors(f"stopping {what}"):
-                    stop()
-                logger.warning("stopped %s", what)
-            except BackendError as stop_err:
-                logger.error("could not stop %s: %s; stop it in the console", what, stop_err)
-            if isinstance(err, KeyboardInterrupt):
-                raise
-            raise BackendError(f"{err}; the job was stopped") from err
-
+    # -- artifacts -----------------------------------------------------------------------------
     def _remember_artifact(self, job: str, description: Mapping[str, Any]) -> None:
         uri = (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
         if uri:
@@ -431,7 +326,7 @@ class SageMakerBackend:
         if self._created.endpoint is None:
             raise BackendError("no endpoint: call deploy() first")
         batch = self.config.invoke_batch_size if batch_size is None else batch_size
-        check_positive(batch, "batch_size")
+        batch = check_value(f"{type(self).__name__}.invoke", "batch_size", batch, Int(1))
         csr = as_csr(X)
         endpoint = self._created.endpoint
         scores = np.empty(csr.shape[0], dtype=np.float64)

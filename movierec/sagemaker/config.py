@@ -10,19 +10,41 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["SageMakerConfig", "check_bucket_name", "check_positive"]
+from movierec._params import Constraint, Int, Real, check_params
+from movierec.exceptions import InvalidParameterError
+
+__all__ = ["SageMakerConfig", "check_bucket_name"]
 
 _BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 # Prefixes and suffixes S3 reserves (access points, Object Lambda, directory and table buckets).
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
-_NAME_PREFIX = re.compile(r"^[a-zA-Z0-9](-?[a-zA-Z0-9]){0,12}$")
-_S3_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]+$")
+#: text argument -> (the pattern it must match, what that means, whether None is allowed)
+_TEXT_RULES = {
+    "role_arn": (
+        re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"),
+        "an IAM role ARN like 'arn:aws:iam::123456789012:role/Name'",
+        False,
+    ),
+    "region": (re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$"), "an AWS region name like 'us-east-2'", False),
+    "prefix": (
+        re.compile(r"^(?!/)(?!.*//)[A-Za-z0-9!_.*'()/-]+(?<!/)$"),
+        "a non-empty S3 key prefix without leading or trailing '/' (nor '//')",
+        False,
+    ),
+    "train_instance_type": (_INSTANCE, "a SageMaker instance type like 'ml.c5.xlarge'", False),
+    "endpoint_instance_type": (_INSTANCE, "a SageMaker instance type like 'ml.c5.xlarge'", False),
+    "endpoint_url": (re.compile(r"^https?://"), "None or an http(s) URL", True),
+    "kms_key_id": (re.compile(r"^.+", re.DOTALL), "None or a KMS key id or ARN", True),
+    "name_prefix": (
+        re.compile(r"^[a-zA-Z0-9](-?[a-zA-Z0-9]){0,12}$"),
+        "1-13 letters, digits or single hyphens, starting and ending with a letter or digit",
+        False,
+    ),
+}
 
 
 def check_bucket_name(bucket: Any) -> str:
@@ -35,13 +57,12 @@ def check_bucket_name(bucket: Any) -> str:
 
     Raises
     ------
-    ValueError
-        Naming the rule the name breaks.
-    TypeError
-        If ``bucket`` is not a str.
+    InvalidParameterError
+        Naming the rule the name breaks (a ``ValueError``), or when ``bucket`` is not a str (a
+        ``TypeError`` too).
     """
     if not isinstance(bucket, str):
-        raise TypeError(f"bucket must be a str, got {type(bucket).__name__}: {bucket!r}")
+        raise InvalidParameterError(f"bucket must be a str, got {type(bucket).__name__}: {bucket!r}")
     problem = None
     if bucket.startswith("s3://"):
         problem = "give the bucket name alone, without 's3://' or a key"
@@ -61,7 +82,7 @@ def check_bucket_name(bucket: Any) -> str:
     elif bucket.endswith(_RESERVED_SUFFIXES):
         problem = f"it must not end with a reserved suffix {_RESERVED_SUFFIXES}"
     if problem:
-        raise ValueError(f"bucket {bucket!r} is not a valid S3 bucket name: {problem}")
+        raise InvalidParameterError(f"bucket {bucket!r} is not a valid S3 bucket name: {problem}")
     return bucket
 
 
@@ -73,20 +94,14 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def check_positive(value: Any, name: str, kind: type = int) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive ``kind`` (int; float also takes ints), never a bool."""
-    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
-    if not ok or value <= 0:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class SageMakerConfig:
     """Where SageMaker runs: bucket, role, region, instance types, and how long to wait.
 
     Passed as ``SageMakerFM(backend="sagemaker", sagemaker=config)``. Arguments after
     ``endpoint_url`` are keyword-only. Every argument is checked
-    when the config is built, before any AWS call: a bad bucket name fails here, not in S3.
+    when the config is built, before any AWS call: a bad bucket name fails here, not in S3, with
+    an :class:`~movierec.exceptions.InvalidParameterError` naming the argument and the value.
 
     Parameters
     ----------
@@ -153,52 +168,34 @@ class SageMakerConfig:
     name_prefix: str = "movierec-fm"
     tags: dict[str, str] = field(default_factory=dict)
 
+    #: Numbers, checked when the config is built (movierec._params); text follows _TEXT_RULES.
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "train_instance_count": Int(1),
+        "endpoint_instance_count": Int(1),
+        "volume_size_gb": Int(1),
+        "max_runtime_seconds": Int(1),
+        "invoke_batch_size": Int(1),
+        "job_timeout_seconds": Real(0, open_low=True),
+        "endpoint_timeout_seconds": Real(0, open_low=True),
+        "poll_seconds": Real(0),
+        "test_fraction": Real(0, 1, open_high=True),
+    }
+
     def __post_init__(self) -> None:
         check_bucket_name(self.bucket)
         if isinstance(self.tags, dict):
             object.__setattr__(self, "tags", dict(self.tags))  # a copy: the caller's dict stays theirs
-        if not isinstance(self.role_arn, str) or not _ROLE_ARN.match(self.role_arn):
-            raise ValueError(
-                f"role_arn must be an IAM role ARN like 'arn:aws:iam::123456789012:role/Name', got {self.role_arn!r}"
-            )
-        if not isinstance(self.region, str) or not _REGION.match(self.region):
-            raise ValueError(f"region must be an AWS region name like 'us-east-2', got {self.region!r}")
-        if not isinstance(self.prefix, str) or not self.prefix or not _S3_PREFIX.match(self.prefix) or (
-            self.prefix.startswith("/") or self.prefix.endswith("/") or "//" in self.prefix
-        ):
-            raise ValueError(f"prefix must be a non-empty S3 key prefix without leading or trailing '/', got {self.prefix!r}")
-        for name in ("train_instance_type", "endpoint_instance_type"):
+        for name, (pattern, wanted, none) in _TEXT_RULES.items():
             value = getattr(self, name)
-            if not isinstance(value, str) or not _INSTANCE.match(value):
-                raise ValueError(f"{name} must be a SageMaker instance type like 'ml.c5.xlarge', got {value!r}")
-        if self.endpoint_url is not None and (
-            not isinstance(self.endpoint_url, str) or not self.endpoint_url.startswith(("http://", "https://"))
-        ):
-            raise ValueError(f"endpoint_url must be None or an http(s) URL, got {self.endpoint_url!r}")
-        for name in (
-            "train_instance_count", "endpoint_instance_count", "volume_size_gb", "max_runtime_seconds",
-            "invoke_batch_size",
-        ):
-            check_positive(getattr(self, name), name)
-        for name in ("job_timeout_seconds", "endpoint_timeout_seconds"):
-            check_positive(getattr(self, name), name, float)
-        if isinstance(self.poll_seconds, bool) or not isinstance(self.poll_seconds, (int, float)) or self.poll_seconds < 0:
-            raise ValueError(f"poll_seconds must be a number >= 0, got {self.poll_seconds!r}")
-        if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, (int, float)) or not (
-            0 <= self.test_fraction < 1
-        ):
-            raise ValueError(f"test_fraction must be a number in [0, 1), got {self.test_fraction!r}")
-        if self.kms_key_id is not None and (not isinstance(self.kms_key_id, str) or not self.kms_key_id):
-            raise ValueError(f"kms_key_id must be None or a KMS key id or ARN, got {self.kms_key_id!r}")
-        if not isinstance(self.name_prefix, str) or not _NAME_PREFIX.match(self.name_prefix):
-            raise ValueError(
-                "name_prefix must be 1-13 letters, digits or single hyphens, starting and ending with "
-                f"a letter or digit, got {self.name_prefix!r}"
-            )
+            if not ((value is None and none) or (isinstance(value, str) and pattern.match(value))):
+                raise InvalidParameterError(f"SageMakerConfig: {name} must be {wanted}, got {value!r}")
+        check_params(self)
         if not isinstance(self.tags, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.tags.items()
         ):
-            raise ValueError(f"tags must be a dict of str to str, got {self.tags!r}")
+            raise InvalidParameterError(
+                f"SageMakerConfig: tags must be a dict of str to str, got {self.tags!r}"
+            )
 
     # -- S3 locations ---------------------------------------------------------------------------
     @property

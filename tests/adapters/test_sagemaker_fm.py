@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from movierec import SageMakerFM
-from movierec.adapters import _fm
-from movierec.exceptions import BackendError, DataValidationError
+from movierec import SageMakerFM, TuneResult
+from movierec.adapters.fm import _features, _trainer
+from movierec.exceptions import BackendError, DataValidationError, InvalidParameterError
 from movierec.testing import RecommenderContract, synthetic_ratings
 
 FAST = {"num_factors": 4, "epochs": 30, "mini_batch_size": 64, "random_state": 0}
@@ -55,7 +55,7 @@ def fm_problem(draw):
 @given(fm_problem())
 def test_fm_predict_equals_the_naive_pairwise_formula(problem):
     X, w0, w, V = problem
-    np.testing.assert_allclose(_fm.fm_predict(X, w0, w, V), naive_fm(X, w0, w, V), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(_trainer.fm_predict(X, w0, w, V), naive_fm(X, w0, w, V), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
@@ -65,10 +65,10 @@ def test_batch_gradients_match_finite_differences(predictor_type, rng):
     )
     y = rng.integers(0, 2, 6).astype(float) if predictor_type == "binary_classifier" else rng.normal(3, 1, 6)
     w0, w, V = 0.3, rng.normal(size=5), rng.normal(size=(5, 3))
-    _loss, g0, gw, gV = _fm.batch_gradients(X, y, w0, w, V, predictor_type)
+    _loss, g0, gw, gV = _trainer.batch_gradients(X, y, w0, w, V, predictor_type)
 
     def f(w0_, w_, V_):
-        return _fm.batch_gradients(X, y, w0_, w_, V_, predictor_type)[0]
+        return _trainer.batch_gradients(X, y, w0_, w_, V_, predictor_type)[0]
 
     h = 1e-6
     assert g0 == pytest.approx((f(w0 + h, w, V) - f(w0 - h, w, V)) / (2 * h), rel=1e-5, abs=1e-6)
@@ -88,14 +88,14 @@ def test_scores_split_into_user_and_movie_blocks(rng):
     user_side = sparse.csr_matrix(rng.integers(0, 2, (4, 3)).astype(float))
     item_side = sparse.csr_matrix(rng.integers(0, 2, (5, 2)).astype(float))
     rated_u, rated_i = np.array([1, 1, 0, 1], bool), np.array([1, 0, 1, 1, 1], bool)
-    users, items = _fm.design_rows(rated_u, rated_i, user_side, item_side)
+    users, items = _features.design_rows(rated_u, rated_i, user_side, item_side)
     dim = 3 + 4 + 3 + 2
     assert users.shape == (4, dim) and items.shape == (5, dim)
     w0, w, V = 0.5, rng.normal(size=dim), rng.normal(size=(dim, 3))
     u, i = np.repeat(np.arange(4), 5), np.tile(np.arange(5), 4)
-    direct = _fm.fm_predict(users[u] + items[i], w0, w, V)
-    bu, pu = _fm.block_terms(users, w, V)
-    bi, qi = _fm.block_terms(items, w, V)
+    direct = _trainer.fm_predict(users[u] + items[i], w0, w, V)
+    bu, pu = _trainer.block_terms(users, w, V)
+    bi, qi = _trainer.block_terms(items, w, V)
     np.testing.assert_allclose(w0 + bu[u] + bi[i] + np.einsum("nk,nk->n", pu[u], qi[i]), direct, rtol=1e-10)
     assert users[2, :7].nnz == 0  # an unrated user has no one-hot column
 
@@ -153,26 +153,36 @@ def test_binary_classifier_gives_probabilities_and_rmse_against_labels(ratings):
 
 
 @pytest.mark.parametrize(
-    "params",
+    "params, name",
     [
-        {"num_factors": 0},
-        {"epochs": 2.5},
-        {"mini_batch_size": -1},
-        {"predictor_type": "ranker"},
-        {"factors_lr": -0.1},
-        {"eps": 0.0},
-        {"bias_init_method": "uniform"},
-        {"factors_init_method": "zeros"},
-        {"linear_wd": float("nan")},
-        {"side_features": "yes"},
-        {"backend": "spark"},
-        {"random_state": -3},
-        {"feature_dim": 7},
+        ({"num_factors": 0}, "num_factors"),
+        ({"epochs": 2.5}, "epochs"),
+        ({"mini_batch_size": -1}, "mini_batch_size"),
+        ({"predictor_type": "ranker"}, "predictor_type"),
+        ({"factors_lr": -0.1}, "factors_lr"),
+        ({"eps": 0.0}, "eps"),
+        ({"bias_init_method": "uniform"}, "bias_init_scale"),
+        ({"factors_init_method": "zeros"}, "factors_init_method"),
+        ({"linear_wd": float("nan")}, "linear_wd"),
+        ({"side_features": "yes"}, "side_features"),
+        ({"backend": "spark"}, "backend"),
+        ({"random_state": -3}, "random_state"),
+        ({"random_state": np.random.default_rng(0)}, "random_state"),  # one rule: a seed or None
+        ({"sagemaker": "my-bucket"}, "sagemaker"),
     ],
 )
-def test_bad_parameters_raise_in_fit(ratings, params):
-    with pytest.raises(DataValidationError):
-        SageMakerFM(**{**FAST, **params}).fit(ratings)
+def test_bad_parameters_raise_in_fit_and_name_the_argument(ratings, params, name):
+    model = SageMakerFM(**{**FAST, **params})
+    with pytest.raises(InvalidParameterError, match=name):
+        model.fit(ratings)
+    assert not hasattr(model, "w_")
+    with pytest.raises(InvalidParameterError, match=name):  # tune checks them before any work too
+        model.tune(ratings, {"epochs": (1, 2)}, max_jobs=1)
+
+
+def test_feature_dim_that_the_data_does_not_give_is_a_data_error(ratings):
+    with pytest.raises(DataValidationError, match="feature_dim=7"):
+        SageMakerFM(**{**FAST, "feature_dim": 7}).fit(ratings)
 
 
 def test_init_methods_uniform_and_constant(ratings):
@@ -285,7 +295,7 @@ def test_rated_ids_missing_from_the_side_frame_warn(ratings, side):
 
 def test_item_genres_from_a_genres_string_column():
     items = pd.DataFrame({"movieId": [1, 2, 3], "genres": ["Action|Drama", "Drama", "(no genres listed)"]})
-    matrix, names = _fm.item_side_features(items, np.array([3, 2, 1, 4]))
+    matrix, names = _features.item_side_features(items, np.array([3, 2, 1, 4]))
     assert names == ["genre=(no genres listed)", "genre=Action", "genre=Drama"]
     np.testing.assert_array_equal(matrix.toarray(), [[1, 0, 0], [0, 0, 1], [0, 1, 1], [0, 0, 0]])
 
@@ -300,28 +310,55 @@ def test_tune_random_search_picks_the_best_job_and_refits(ratings):
         "num_factors": [2, 4],
     }
     result = model.tune(ratings, ranges, max_jobs=4)
-    table = result["results"]
-    assert len(table) == 4 and result["objective"] == "test:rmse"
-    assert result["value"] == table["test:rmse"].min()
+    assert isinstance(result, TuneResult)
+    table = result.results
+    assert len(table) == 4 and result.metric == "test:rmse"
+    assert list(table.columns) == [*ranges, "test:rmse"]
+    assert result.best_score == table["test:rmse"].min()
     assert table.mini_batch_size.between(16, 256).all() and table.epochs.between(2, 10).all()
     assert table.factors_lr.between(1e-4, 1e-1).all() and set(table.num_factors) <= {2, 4}
-    assert {k: getattr(model, k) for k in ranges} == result["params"]
-    assert model.V_.shape[1] == result["params"]["num_factors"]
+    assert {k: getattr(model, k) for k in ranges} == result.best_params
+    assert model.V_.shape[1] == result.best_params["num_factors"]
     again = SageMakerFM(**{**FAST, "epochs": 5}).tune(ratings, ranges, max_jobs=4)
-    pd.testing.assert_frame_equal(again["results"], table)
+    pd.testing.assert_frame_equal(again.results, table)
+
+
+def test_tune_keeps_the_draws_and_the_choice_of_its_seed(ratings):
+    """The figures tune gave before the FM subpackage (seed 0): same split, same draws, same pick."""
+    model = SageMakerFM(**{**FAST, "epochs": 5})
+    ranges = {"mini_batch_size": (16, 256), "epochs": (2, 10), "factors_lr": (1e-4, 1e-1), "num_factors": [2, 4]}
+    result = model.tune(ratings, ranges, max_jobs=4)
+    assert result.results.mini_batch_size.tolist() == [175, 163, 204, 179]
+    assert result.results.epochs.tolist() == [8, 2, 8, 10]
+    assert result.best_params == {
+        "mini_batch_size": 179, "epochs": 10, "factors_lr": pytest.approx(0.06912386482753333, rel=1e-12),
+        "num_factors": 2,
+    }
+    assert result.best_score == pytest.approx(1.185886800661522, rel=1e-9)
 
 
 def test_tune_binary_objective_and_bad_arguments(ratings):
     model = SageMakerFM(predictor_type="binary_classifier", **FAST)
     result = model.tune(ratings, {"factors_wd": (1e-5, 1e-3)}, max_jobs=2)
-    assert result["objective"] == "test:binary_classification_accuracy"
-    assert 0 <= result["value"] <= 1
-    with pytest.raises(DataValidationError, match="predictor_type"):
+    assert result.metric == "test:binary_classification_accuracy"
+    assert 0 <= result.best_score <= 1
+    assert result.best_score == result.results[result.metric].max()
+    before = model.get_params()
+    with pytest.raises(InvalidParameterError, match="predictor_type"):
         model.tune(ratings, {"epochs": (1, 2)}, objective="test:rmse")
-    with pytest.raises(DataValidationError, match="ranges"):
+    with pytest.raises(InvalidParameterError, match="ranges"):
         model.tune(ratings, {"backend": ["local"]})
-    with pytest.raises(DataValidationError, match="low <= high"):
+    with pytest.raises(InvalidParameterError, match="low <= high"):
         model.tune(ratings, {"epochs": (5, 1)})
+    with pytest.raises(InvalidParameterError, match="empty list"):
+        model.tune(ratings, {"num_factors": []})
+    with pytest.raises(InvalidParameterError, match="max_jobs"):
+        model.tune(ratings, {"epochs": (1, 2)}, max_jobs=0)
+    with pytest.raises(InvalidParameterError, match="validation_size"):
+        model.tune(ratings, {"epochs": (1, 2)}, validation_size=1.0)
+    with pytest.raises(InvalidParameterError, match="objective"):
+        model.tune(ratings, {"epochs": (1, 2)}, objective="test:mae")
+    assert model.get_params() == before  # a refused search changes nothing
 
 
 # -- MovieLens 100K --------------------------------------------------------------------------------
@@ -329,9 +366,9 @@ def test_tune_binary_objective_and_bad_arguments(ratings):
 def test_ml100k_features(ml100k):
     model = SageMakerFM(epochs=1, num_factors=2, random_state=0).fit(ml100k.ratings)
     assert model.hyperparameters()["feature_dim"] == 2625
-    matrix, _names = _fm.user_side_features(ml100k.users, ml100k.users.userId.to_numpy())
+    matrix, _names = _features.user_side_features(ml100k.users, ml100k.users.userId.to_numpy())
     assert matrix.shape == (943, 7 + 2 + 21) and (matrix.sum(axis=1) == 3).all()
-    genres, genre_names = _fm.item_side_features(ml100k.items, ml100k.items.movieId.to_numpy())
+    genres, genre_names = _features.item_side_features(ml100k.items, ml100k.items.movieId.to_numpy())
     assert genres.shape == (1682, 19) and "genre=Sci-Fi" in genre_names
 
 

@@ -16,10 +16,11 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from movierec.exceptions import BackendError, DataValidationError
+from movierec.exceptions import BackendError, DataValidationError, InvalidParameterError
 from movierec.sagemaker._requests import fm_request, hyperparameter_strings, parse_fm_response
 from movierec.sagemaker.artifact import write_fm_artifact
-from movierec.sagemaker.backend import SageMakerBackend, fm_image_uri
+from movierec.sagemaker import JobWeights, SageMakerBackend, TuningOutcome
+from movierec.sagemaker.backend import fm_image_uri
 from movierec.sagemaker.recordio import read_sparse
 
 HYPERPARAMETERS = {
@@ -59,7 +60,10 @@ def test_fit_artifact_deploy_predict_close(target, ratings_matrix):
     config = target.config(invoke_batch_size=4)
     backend = SageMakerBackend(config)
     try:
-        job = backend.fit(X[5:], y[5:], X_test, y_test, HYPERPARAMETERS)
+        weights = backend.fit(X[5:], y[5:], X_test, y_test, HYPERPARAMETERS)
+        assert isinstance(weights, JobWeights)
+        job = weights.training_job
+        assert job == backend.job_name
         assert collapse(backend.calls) == [
             "s3:HeadBucket",
             "s3:PutObject",
@@ -101,15 +105,16 @@ def test_fit_artifact_deploy_predict_close(target, ratings_matrix):
         assert job_description["ResourceConfig"]["InstanceType"] == "ml.c5.xlarge"
         assert job_description["RoleArn"] == config.role_arn
 
-        # the artifact path: no endpoint, weights read from model.tar.gz
+        # the artifact path: no endpoint, weights read from model.tar.gz when first asked for, once
         uri = backend.artifact_uri()
         assert uri == job_description["ModelArtifacts"]["S3ModelArtifacts"]
         w0, w, V = fm_weights(14)
         target.put_artifact(uri, write_fm_artifact(w0, w, V))
-        params = backend.load_artifact(feature_dim=14)
-        assert params.V.shape[0] == 14
+        assert collapse(backend.calls)[5:] == []
+        assert weights.V.shape == (14, 4) and weights.w.shape == (14,)
         if target.emulated:
-            np.testing.assert_allclose(params.w, w, rtol=1e-6)
+            np.testing.assert_allclose(weights.w, w, rtol=1e-6)
+            assert weights.w0 == pytest.approx(w0)
         assert collapse(backend.calls)[5:] == ["s3:GetObject"]
 
         # the endpoint path
@@ -176,7 +181,11 @@ def test_tuning_job_request_and_best_job(target, ratings_matrix):
     X, y = ratings_matrix
     config = target.config(test_fraction=0.2)
     with SageMakerBackend(config, random_state=0) as backend:
-        best = backend.tune(X, y, hyperparameters=HYPERPARAMETERS, max_jobs=2, max_parallel_jobs=1)
+        outcome = backend.tune(X, y, hyperparameters=HYPERPARAMETERS, max_jobs=2, max_parallel_jobs=1)
+        assert isinstance(outcome, TuningOutcome)
+        best = outcome.training_job
+        assert outcome.tuning_job == backend.tuning_job_name
+        assert outcome.objective == ("test:rmse", "Minimize")
         assert collapse(backend.calls) == [
             "s3:HeadBucket",
             "s3:PutObject",
@@ -220,7 +229,8 @@ def test_tuning_job_request_and_best_job(target, ratings_matrix):
         uri = backend.artifact_uri()
         assert best in uri
         target.put_artifact(uri, write_fm_artifact(*fm_weights(14), naming="Linear_Plus_Bias"))
-        assert backend.load_artifact().w.shape == (14,)
+        assert outcome.weights.training_job == best
+        assert outcome.weights.w.shape == (14,)  # the best job's weights, read on first access
         assert collapse(backend.calls)[5:] == ["sagemaker:DescribeTrainingJob", "s3:GetObject"]
 
 
@@ -253,8 +263,22 @@ def test_missing_bucket_is_a_clear_error(moto, ratings_matrix):
 
 
 def test_bad_bucket_name_fails_before_any_call(moto):
-    with pytest.raises(ValueError, match="not a valid S3 bucket name"):
+    with pytest.raises(InvalidParameterError, match="not a valid S3 bucket name"):
         moto.config(bucket="Bad_Bucket")
+
+
+def test_bad_arguments_are_refused_before_any_call(moto, ratings_matrix):
+    X, y = ratings_matrix
+    with pytest.raises(InvalidParameterError, match="config must be a movierec.sagemaker.SageMakerConfig"):
+        SageMakerBackend({"bucket": moto.bucket})
+    with pytest.raises(InvalidParameterError, match="random_state"):
+        SageMakerBackend(moto.config(), random_state=np.random.default_rng(0))
+    backend = SageMakerBackend(moto.config())
+    with pytest.raises(InvalidParameterError, match="max_parallel_jobs"):
+        backend.tune(X, y, hyperparameters=HYPERPARAMETERS, max_parallel_jobs=0)
+    with pytest.raises(InvalidParameterError, match="low <= high"):
+        backend.tune(X, y, hyperparameters=HYPERPARAMETERS, ranges={"epochs": (9, 1)})
+    assert backend.calls == []  # nothing uploaded for a request that cannot run
 
 
 def _fake_status(backend, operation, **fields):
@@ -446,8 +470,10 @@ def test_hyperparameters_become_strings():
     }
     with pytest.raises(DataValidationError, match="feature_dim=3"):
         hyperparameter_strings({"predictor_type": "regressor", "num_factors": 2, "feature_dim": 3}, 20)
-    with pytest.raises(DataValidationError, match="predictor_type"):
+    with pytest.raises(InvalidParameterError, match="predictor_type"):
         hyperparameter_strings({"num_factors": 2}, 20)
+    with pytest.raises(InvalidParameterError, match="num_factors"):
+        hyperparameter_strings({"predictor_type": "regressor"}, 20)
 
 
 def test_fm_json_round_trip(ratings_matrix):
@@ -521,11 +547,11 @@ def test_parameter_ranges_and_objectives():
     assert ranges["CategoricalParameterRanges"] == [
         {"Name": "num_factors", "Values": ["16", "32"]}, {"Name": "m", "Values": ["a", "b"]},
     ]
-    with pytest.raises(ValueError, match="low <= high"):
+    with pytest.raises(InvalidParameterError, match="low <= high"):
         parameter_ranges({"epochs": (20, 5)})
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(InvalidParameterError, match="at least one"):
         parameter_ranges({})
     assert tuning_objective(None, "regressor") == ("test:rmse", "Minimize")
     assert tuning_objective("test:binary_classification_cross_entropy", "binary_classifier")[1] == "Minimize"
-    with pytest.raises(ValueError, match="direction"):
+    with pytest.raises(InvalidParameterError, match="direction"):
         tuning_objective(("test:rmse", "down"), "regressor")

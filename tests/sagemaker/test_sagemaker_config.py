@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from movierec.exceptions import InvalidParameterError
 from movierec.sagemaker import SageMakerConfig
 from movierec.sagemaker.config import check_bucket_name
 
@@ -56,7 +57,7 @@ def test_valid_bucket_names(name):
     ],
 )
 def test_invalid_bucket_names_name_the_rule(name, rule):
-    with pytest.raises(ValueError, match=rule):
+    with pytest.raises(InvalidParameterError, match=rule):
         SageMakerConfig(name, ROLE)
 
 
@@ -64,15 +65,16 @@ def test_invalid_bucket_names_name_the_rule(name, rule):
 def test_dns_style_names_without_reserved_affixes_are_valid(name):
     reserved = name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(("-s3alias", "--ol-s3", "--x-s3", "--table-s3"))
     if reserved:
-        with pytest.raises(ValueError):
+        with pytest.raises(InvalidParameterError):
             check_bucket_name(name)
     else:
         assert check_bucket_name(name) == name
 
 
 def test_bucket_must_be_a_string():
-    with pytest.raises(TypeError, match="must be a str"):
+    with pytest.raises(InvalidParameterError, match="must be a str") as caught:
         SageMakerConfig(None, ROLE)  # type: ignore[arg-type]
+    assert isinstance(caught.value, TypeError)  # a wrong type is a TypeError as well
 
 
 @pytest.mark.parametrize(
@@ -82,6 +84,8 @@ def test_bucket_must_be_a_string():
         ({"region": "Ohio"}, "region"),
         ({"prefix": "/fm"}, "prefix"),
         ({"prefix": "fm/"}, "prefix"),
+        ({"prefix": "a//b"}, "prefix"),
+        ({"kms_key_id": ""}, "kms_key_id"),
         ({"train_instance_type": "c5.xlarge"}, "train_instance_type"),
         ({"endpoint_instance_type": ""}, "endpoint_instance_type"),
         ({"endpoint_url": "127.0.0.1:5000"}, "endpoint_url"),
@@ -92,11 +96,12 @@ def test_bucket_must_be_a_string():
         ({"name_prefix": "a-name-prefix-too-long"}, "name_prefix"),
         ({"tags": {"k": 1}}, "tags"),
         ({"job_timeout_seconds": 0}, "job_timeout_seconds"),
+        ({"volume_size_gb": 2.5}, "volume_size_gb"),
     ],
 )
 def test_other_arguments_are_checked(kwargs, message):
     args = {"bucket": "my-bucket", "role_arn": ROLE} | kwargs
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidParameterError, match=f"SageMakerConfig: {message} must be"):
         SageMakerConfig(**args)
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec import SageMakerFM
-from movierec.exceptions import BackendError, DataValidationError
+from movierec import SageMakerFM, TuneResult
+from movierec.exceptions import BackendError, InvalidParameterError
 from movierec.sagemaker.artifact import write_fm_artifact
 from movierec.sagemaker.aws import AwsClients
 from movierec.sagemaker.recordio import read_sparse
@@ -47,11 +47,26 @@ def expected_scores(model, w0, w, V, users, movies):
 def provide_artifact(target, model, naming="w0_weight"):
     """moto's jobs write no model: put one where the job says it is (real AWS wrote its own)."""
     w0, w, V = weights_for(model)
-    target.put_artifact(model._trainer.artifact_uri(), write_fm_artifact(w0, w, V, naming=naming))
+    job = target.client("sagemaker").describe_training_job(TrainingJobName=model.training_job_)
+    target.put_artifact(job["ModelArtifacts"]["S3ModelArtifacts"], write_fm_artifact(w0, w, V, naming=naming))
     return w0, w, V
 
 
-def test_fit_predict_from_the_artifact_then_the_endpoint(target, ratings):
+@pytest.fixture
+def clients(monkeypatch):
+    """Every AwsClients built during the test, in order: their ``calls`` show what the model called."""
+    built = []
+    original = AwsClients.__init__
+
+    def keep(self, config):
+        original(self, config)
+        built.append(self)
+
+    monkeypatch.setattr(AwsClients, "__init__", keep)
+    return built
+
+
+def test_fit_predict_from_the_artifact_then_the_endpoint(target, ratings, clients):
     config = target.config(invoke_batch_size=25)
     with SageMakerFM(backend="sagemaker", sagemaker=config, **FAST) as fm:
         assert fm.fit(ratings) is fm
@@ -63,6 +78,7 @@ def test_fit_predict_from_the_artifact_then_the_endpoint(target, ratings):
         X, _ = read_sparse(io.BytesIO(train["Body"].read()))
         assert X.shape == (36, 18) and (X.sum(axis=1) == 2).all()  # 10 % held out for the test channel
         assert "w_" not in vars(fm)  # weights are read when first needed
+        assert "s3:GetObject" not in clients[0].calls
 
         w0, w, V = provide_artifact(target, fm)
         pairs = ratings.head(6)
@@ -73,10 +89,10 @@ def test_fit_predict_from_the_artifact_then_the_endpoint(target, ratings):
         top = fm.top_n(n=2)
         assert list(top.columns) == ["userId", "movieId", "score", "rank"]
         assert len(top) == 16
-        calls_before = len(fm._trainer.calls)
+        assert clients[0].calls.count("s3:GetObject") == 1  # the artifact is read once
+        calls_before = len(clients[0].calls)
 
-        fm.deploy()
-        endpoint = fm._trainer.endpoint_name
+        endpoint = fm.deploy()
         assert target.leftovers(config.name_prefix)["endpoints"] == [endpoint]
         # a full top-N through the endpoint: 8 users x 10 movies = 80 rows, 4 requests of 25 rows or less
         queued = np.arange(80, dtype=float)
@@ -87,7 +103,7 @@ def test_fit_predict_from_the_artifact_then_the_endpoint(target, ratings):
             # user i's movies got scores 10 i .. 10 i + 9: the last movie wins
             assert via_endpoint.score.tolist() == [float(10 * i + 9) for i in range(8)]
             assert (via_endpoint.movieId == 1063).all()
-        assert fm._trainer.calls[calls_before:].count("sagemaker-runtime:InvokeEndpoint") == 4
+        assert clients[0].calls[calls_before:].count("sagemaker-runtime:InvokeEndpoint") == 4
     assert target.leftovers(config.name_prefix) == EMPTY
     assert fm.predict(pairs).notna().all()  # after close: scores from the artifact again
 
@@ -108,8 +124,12 @@ def test_tune_uses_the_best_training_job(moto, ratings, monkeypatch):
     monkeypatch.setattr(AwsClients, "__init__", with_tuned_values)
     fm = SageMakerFM(backend="sagemaker", sagemaker=moto.config(), **FAST)
     result = fm.tune(ratings, {"epochs": (50, 500), "factors_lr": (1e-3, 0.1)}, max_jobs=3)
-    assert result["params"] == {"epochs": 120, "factors_lr": 0.02}
-    assert result["value"] == pytest.approx(0.93)
+    assert isinstance(result, TuneResult)
+    assert result.best_params == {"epochs": 120, "factors_lr": 0.02}
+    assert result.best_score == pytest.approx(0.93) and result.metric == "test:rmse"
+    assert result.results.to_dict("records") == [
+        {"epochs": 120, "factors_lr": 0.02, "test:rmse": pytest.approx(0.93), "training_job": "FakeTrainingJobName"}
+    ]
     assert (fm.epochs, fm.factors_lr) == (120, 0.02)
     assert fm.training_job_ == "FakeTrainingJobName"
     sm = moto.client("sagemaker")
@@ -170,8 +190,10 @@ def test_endpoint_failure_during_predict_deletes_it(moto, ratings):
 
 
 def test_sagemaker_backend_needs_a_config(ratings):
-    with pytest.raises(DataValidationError, match="needs sagemaker=movierec.sagemaker.SageMakerConfig"):
+    with pytest.raises(InvalidParameterError, match="needs sagemaker=movierec.sagemaker.SageMakerConfig"):
         SageMakerFM(backend="sagemaker", **FAST).fit(ratings)
+    with pytest.raises(InvalidParameterError, match="sagemaker must be a movierec.sagemaker.SageMakerConfig"):
+        SageMakerFM(backend="sagemaker", sagemaker={"bucket": "b"}, **FAST).fit(ratings)
 
 
 def test_deploy_needs_the_sagemaker_backend(ratings):
@@ -206,3 +228,14 @@ def test_weights_from_the_artifact_can_be_saved_as_a_local_model(moto, ratings, 
     expected = fm.predict(ratings)
     fm.set_params(backend="local", sagemaker=None).save(tmp_path)
     np.testing.assert_allclose(SageMakerFM.load(tmp_path).predict(ratings), expected)
+
+
+def test_a_sagemaker_model_is_saved_with_its_config_and_loads_as_weights(moto, ratings, tmp_path):
+    fm = SageMakerFM(backend="sagemaker", sagemaker=moto.config(), **FAST).fit(ratings)
+    provide_artifact(moto, fm)
+    fm.save(tmp_path)  # reads the artifact first: a saved model needs no AWS to score
+    loaded = SageMakerFM.load(tmp_path)
+    assert loaded.get_params() == fm.get_params()
+    np.testing.assert_allclose(loaded.predict(ratings), fm.predict(ratings))
+    with pytest.raises(BackendError, match="in this session"):  # no training job behind it to deploy
+        loaded.deploy()

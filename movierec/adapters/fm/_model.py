@@ -2,75 +2,31 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, RATING, USER, check_bool, check_choice, check_n, check_ratings
-from movierec.adapters import _fm, _fm_features
-from movierec._ids import index_ratings
-from movierec.base import ArrayRecommender
-from movierec.exceptions import BackendError, DataValidationError, MovieRecError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from movierec.sagemaker import SageMakerConfig
+from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed
+from movierec._validation import RATING, check_ratings
+from movierec.adapters.fm import _features, _trainer, _tune
+from movierec.adapters.fm._fitted import FittedFM
+from movierec.base import TuneResult
+from movierec.exceptions import BackendError, InvalidParameterError, MovieRecError
+from movierec.sagemaker.backend import SageMakerBackend
+from movierec.sagemaker.config import SageMakerConfig
 
 __all__ = ["SageMakerFM"]
 
 PredictorType = Literal["regressor", "binary_classifier"]
 InitMethod = Literal["normal", "uniform", "constant"]
 
-# Parameter constraints, checked once at the start of fit.
-_POSITIVE_INTS = ("num_factors", "epochs", "mini_batch_size")
-#: float parameter -> (rule, whether None is allowed); rules: ">=0", ">0", "finite"
-_FLOATS = {
-    **{f"{g}_lr": (">=0", False) for g in ("bias", "linear", "factors")},
-    "bias_wd": (">=0", False),
-    "linear_wd": (">=0", False),
-    "factors_wd": (">=0", True),
-    **{f"{g}_init_sigma": (">=0", False) for g in ("bias", "linear", "factors")},
-    **{f"{g}_init_scale": (">=0", True) for g in ("bias", "linear", "factors")},
-    **{f"{g}_init_value": ("finite", True) for g in ("bias", "linear", "factors")},
-    "clip_gradient": (">0", True),
-    "eps": (">0", True),
-    "rescale_grad": (">0", True),
-    "side_feature_value": (">0", False),
-}
-_CHOICES = {
-    "predictor_type": ("regressor", "binary_classifier"),
-    "bias_init_method": ("normal", "uniform", "constant"),
-    "linear_init_method": ("normal", "uniform", "constant"),
-    "factors_init_method": ("normal", "uniform", "constant"),
-    "backend": ("local", "sagemaker"),
-}
-#: factors_wd=None resolves to this per predictor_type (chosen on validation splits of ml-100k).
-_FACTORS_WD = {"regressor": 3e-4, "binary_classifier": 1.5e-4}
-#: parameters that are not SageMaker hyperparameters and are not sent to a backend
-_NOT_HYPERPARAMETERS = ("side_features", "side_feature_value", "backend", "sagemaker", "random_state")
+_GROUPS = ("bias", "linear", "factors")  # the three parameter groups: w0, w, V
+_INIT_METHOD = Options(("normal", "uniform", "constant"))
 
 
-def _local_backend(hyperparameters: dict[str, Any], random_state: Any, config: Any) -> _fm.FMBackend:
-    return _fm.LocalTrainer(hyperparameters, random_state)
-
-
-def _sagemaker_backend(hyperparameters: dict[str, Any], random_state: Any, config: Any) -> _fm.FMBackend:
-    # its fit(X, y) returns the training job's name; the weights stay in its artifact until needed
-    from movierec.sagemaker.backend import SageMakerBackend
-
-    return SageMakerBackend(config, random_state=random_state, hyperparameters=hyperparameters)
-
-
-#: backend name -> factory(hyperparameters, random_state, sagemaker_config) -> FMBackend
-_BACKENDS: dict[str, Callable[[dict[str, Any], Any, Any], _fm.FMBackend]] = {
-    "local": _local_backend,
-    "sagemaker": _sagemaker_backend,
-}
-
-
-class SageMakerFM(ArrayRecommender):
+class SageMakerFM(FittedFM):
     """Factorization machine over one-hot users and movies (plus optional side features).
 
     The model of SageMaker's built-in Factorization Machines algorithm, with its hyperparameter
@@ -140,8 +96,9 @@ class SageMakerFM(ArrayRecommender):
     sagemaker : movierec.sagemaker.SageMakerConfig or None
         Bucket, prefix, region, role, instance types and endpoint of ``backend="sagemaker"``;
         ignored by ``backend="local"``.
-    random_state : int, numpy Generator or None
-        Seeds the initialization and the shuffling; an int makes ``fit`` repeatable.
+    random_state : int or None
+        Seeds the initialization and the shuffling (and, in :meth:`tune`, the split and the draws);
+        an int in ``[0, 2**32 - 1]`` makes ``fit`` repeatable.
 
     Attributes
     ----------
@@ -179,6 +136,31 @@ class SageMakerFM(ArrayRecommender):
     0.921
     """
 
+    #: Checked once at the start of fit and tune (movierec._params); rules across parameters are in
+    #: _validate_params.
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "num_factors": Int(1),
+        "predictor_type": Options(("regressor", "binary_classifier")),
+        "epochs": Int(1),
+        "mini_batch_size": Int(1),
+        "feature_dim": Int(1, none=True),
+        **{f"{group}_lr": Real(0) for group in _GROUPS},
+        "bias_wd": Real(0),
+        "linear_wd": Real(0),
+        "factors_wd": Real(0, none=True),
+        **{f"{group}_init_method": _INIT_METHOD for group in _GROUPS},
+        **{f"{group}_init_sigma": Real(0) for group in _GROUPS},
+        **{f"{group}_init_scale": Real(0, none=True) for group in _GROUPS},
+        **{f"{group}_init_value": Real(none=True) for group in _GROUPS},
+        "clip_gradient": Real(0, open_low=True, none=True),
+        "eps": Real(0, open_low=True, none=True),
+        "rescale_grad": Real(0, open_low=True, none=True),
+        "side_features": Bool(),
+        "side_feature_value": Real(0, open_low=True),
+        "backend": Options(("local", "sagemaker")),
+        "sagemaker": Instance((SageMakerConfig,), "a movierec.sagemaker.SageMakerConfig", none=True),
+        "random_state": Seed(),
+    }
     def __init__(
         self,
         *,
@@ -212,7 +194,7 @@ class SageMakerFM(ArrayRecommender):
         side_feature_value: float = 0.1,
         backend: Literal["local", "sagemaker"] = "local",
         sagemaker: SageMakerConfig | None = None,
-        random_state: int | np.random.Generator | None = None,
+        random_state: int | None = None,
     ) -> None:
         self.num_factors = num_factors
         self.predictor_type = predictor_type
@@ -251,65 +233,30 @@ class SageMakerFM(ArrayRecommender):
         """Return the SageMaker hyperparameters a backend trains with: defaults resolved, unset omitted.
 
         ``feature_dim`` is the fitted design's once the model is fitted. Raises
-        :class:`DataValidationError` if a parameter is out of range.
+        :class:`~movierec.exceptions.InvalidParameterError` if a parameter is out of range.
         """
-        hp = self._resolved_hyperparameters()
+        self._validate_params()
+        hp = _trainer.sagemaker_hyperparameters(self.get_params())
         if self._is_fitted():
             hp["feature_dim"] = len(self.feature_names_)
         return hp
 
-    def _resolved_hyperparameters(self) -> dict[str, Any]:
-        self._check_params()
-        hp = {k: v for k, v in self.get_params().items() if k not in _NOT_HYPERPARAMETERS}
-        if hp["factors_wd"] is None:
-            hp["factors_wd"] = _FACTORS_WD[self.predictor_type]
-        return {k: v for k, v in hp.items() if v is not None}
-
-    def _check_params(self) -> None:
-        for name in _POSITIVE_INTS:
-            check_n(getattr(self, name), name)
-        if self.feature_dim is not None:
-            check_n(self.feature_dim, "feature_dim")
-        for name, (rule, optional) in _FLOATS.items():
-            value = getattr(self, name)
-            if value is None and optional:
-                continue
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not np.isfinite(value)
-                or (rule == ">=0" and value < 0)
-                or (rule == ">0" and value <= 0)
-            ):
-                wanted = {">=0": "a float >= 0", ">0": "a float > 0", "finite": "a finite float"}[rule]
-                raise DataValidationError(
-                    f"{name} must be {wanted}{' or None' if optional else ''}, got {value!r}"
-                )
-        check_bool(self.side_features, "side_features")
-        for name, choices in _CHOICES.items():
-            check_choice(getattr(self, name), name, choices)
-        for group in ("bias", "linear", "factors"):
-            method = getattr(self, f"{group}_init_method")
+    def _validate_params(self) -> dict[str, Any]:
+        """Return the checked parameters; also check the rules that tie two parameters together."""
+        params = super()._validate_params()
+        for group in _GROUPS:
+            method = params[f"{group}_init_method"]
             needed = {"uniform": f"{group}_init_scale", "constant": f"{group}_init_value"}.get(method)
-            if needed and getattr(self, needed) is None:
-                raise DataValidationError(f"{group}_init_method={method!r} needs {needed}, which is None")
-        if self.backend == "sagemaker":
-            from movierec.sagemaker import SageMakerConfig
-
-            if not isinstance(self.sagemaker, SageMakerConfig):
-                raise DataValidationError(
-                    "backend='sagemaker' needs sagemaker=movierec.sagemaker.SageMakerConfig(bucket, role_arn, ...), "
-                    f"got {self.sagemaker!r}"
+            if needed and params[needed] is None:
+                raise InvalidParameterError(
+                    f"SageMakerFM: {group}_init_method={method!r} needs {needed}, which is None"
                 )
-        rs = self.random_state
-        if not (
-            rs is None
-            or isinstance(rs, np.random.Generator)
-            or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and rs >= 0)
-        ):
-            raise DataValidationError(
-                f"random_state must be None, an int >= 0 or a numpy Generator, got {rs!r}"
+        if params["backend"] == "sagemaker" and params["sagemaker"] is None:
+            raise InvalidParameterError(
+                "SageMakerFM: backend='sagemaker' needs sagemaker=movierec.sagemaker.SageMakerConfig(bucket, "
+                "role_arn, ...), got None"
             )
+        return params
 
     # -- fit ---------------------------------------------------------------------------------------
     def fit(
@@ -329,114 +276,64 @@ class SageMakerFM(ArrayRecommender):
 
         Raises
         ------
+        InvalidParameterError
+            A parameter is out of range, or two disagree (an init method without its scale or
+            value, ``backend="sagemaker"`` without a config).
         DataValidationError
-            Bad ratings or parameters; side frames given with ``side_features=False`` or neither given
-            with ``side_features=True``; ``feature_dim`` set and not what the data gives.
+            Bad ratings; side frames given with ``side_features=False`` or neither given with
+            ``side_features=True``; ``feature_dim`` set and not what the data gives.
         BackendError
             The backend failed or is not available, or training diverged (NaN weights).
         """
         check_ratings(ratings)
-        self._check_params()
-        _fm_features.check_side_frames(self, users, items)
+        self._validate_params()
+        rated = ratings[RATING].to_numpy(dtype=np.float64)
+        self._from_scratch(ratings, users, items, lambda u, i: self._fit_indexed(u, i, rated, ratings))
+        return self
+
+    def _from_scratch(self, ratings, users, items, learn: Callable[[np.ndarray, np.ndarray], Any]) -> Any:
+        """Forget the last fit, index ``ratings`` and the side frames; return ``learn(user_idx, item_idx)``.
+
+        On any failure the backend deletes what it created and the model is left unfitted.
+        """
+        _features.check_side_frames(self.side_features, users, items)
         self.close()
         self._reset()
         try:
-            self._fit_all(ratings, users, items)
+            return learn(*self._index(ratings, users, items))
         except BaseException:
-            self._reset()  # no half-fitted model
+            self.close()
+            self._reset()
             raise
-        return self
-
-    def _fit_all(
-        self, ratings: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None, *, train: bool = True
-    ) -> None:
-        user_ids = (
-            ratings[USER] if users is None else pd.concat([ratings[USER], users[USER]], ignore_index=True)
-        )
-        item_ids = (
-            ratings[ITEM] if items is None else pd.concat([ratings[ITEM], items[ITEM]], ignore_index=True)
-        )
-        self.users_, self.items_, user_idx, item_idx, self.seen_ = index_ratings(ratings, user_ids, item_ids)
-        self.user_rows_, self.item_rows_, self.feature_names_ = _fm_features.design(
-            self, user_idx, item_idx, users, items
-        )
-        if train:  # train=False: ids, seen pairs and design only (a SageMaker tuning job trains)
-            self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
         X, y = self._design(user_idx, item_idx), self.prediction_targets(ratings)
-        hyperparameters = dict(self._resolved_hyperparameters(), feature_dim=X.shape[1])
-        trainer = _BACKENDS[self.backend](hyperparameters, self.random_state, self.sagemaker)
-        self._trainer = trainer
+        trainer = self._start_backend(X.shape[1])
         try:
             weights = trainer.fit(X, y)
+        except MovieRecError:
+            raise
         except Exception as err:
-            self.close()  # a remote backend deletes what it created
-            if isinstance(err, MovieRecError):
-                raise
             raise BackendError(f"the {self.backend!r} backend failed to train: {err}") from err
-        if isinstance(weights, str):  # a SageMaker training job: weights read on first use
-            self.training_job_ = weights
-            return
-        self._set_weights(weights)
+        self._use_weights(weights)
 
-    def _set_weights(self, weights: Any) -> None:
-        w, V = np.asarray(weights.w, dtype=np.float64), np.asarray(weights.V, dtype=np.float64)
-        if not (np.isfinite(weights.w0) and np.isfinite(w).all() and np.isfinite(V).all()):
-            raise BackendError(
-                "NaN or infinite weights after training: lower the learning rates or set clip_gradient"
-            )
-        self.w0_, self.w_, self.V_ = float(weights.w0), w, V
-        self._prepare_scoring()
+    def _start_backend(self, feature_dim: int) -> _trainer.FMBackend:
+        """Return the trainer ``backend`` names, for a design of ``feature_dim`` columns."""
+        if self.backend == "local":
+            return _trainer.LocalTrainer(self._hyperparameters_for(feature_dim), self.random_state)
+        return self._start_remote(feature_dim)
 
-    def _ensure_weights(self) -> None:
-        """Read ``w0, w, V`` from the SageMaker job's ``model.tar.gz`` the first time they are needed."""
-        if "V_" in self.__dict__:
-            return
-        trainer = self.__dict__.get("_trainer")
-        if not hasattr(trainer, "load_artifact"):
-            raise BackendError(f"the weights of {self.training_job_!r} cannot be read: fit again")
-        self._set_weights(trainer.load_artifact(feature_dim=len(self.feature_names_)))
+    def _start_remote(self, feature_dim: int) -> SageMakerBackend:
+        """Return a new SageMaker backend, kept as ``_remote`` for deploy, endpoint scoring and close."""
+        self._remote = SageMakerBackend(
+            self.sagemaker,
+            random_state=self.random_state,
+            hyperparameters=self._hyperparameters_for(feature_dim),
+        )
+        return self._remote
 
-    def _endpoint(self) -> Any:
-        """Return the SageMaker backend when it has a live endpoint (after :meth:`deploy`), else None."""
-        trainer = self.__dict__.get("_trainer")
-        return trainer if getattr(trainer, "endpoint_name", None) else None
-
-    def _prepare_scoring(self) -> None:
-        self._user_bias, self._user_vec = _fm.block_terms(self.user_rows_, self.w_, self.V_)
-        self._item_bias, self._item_vec = _fm.block_terms(self.item_rows_, self.w_, self.V_)
-
-    # -- scoring -----------------------------------------------------------------------------------
-    def _link(self, scores: np.ndarray) -> np.ndarray:
-        return _fm.sigmoid(scores) if self.predictor_type == "binary_classifier" else scores
-
-    def _score_pairs(self, user_idx, item_idx):
-        if (endpoint := self._endpoint()) is not None:  # FM's endpoint gives probabilities itself
-            return endpoint.invoke((self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr())
-        self._ensure_weights()
-        dot = np.einsum("nk,nk->n", self._user_vec[user_idx], self._item_vec[item_idx])
-        return self._link(self.w0_ + self._user_bias[user_idx] + self._item_bias[item_idx] + dot)
-
-    def _score_users(self, user_idx):
-        if (endpoint := self._endpoint()) is not None:
-            n_items = self.item_rows_.shape[0]
-            rows = self.user_rows_[np.repeat(user_idx, n_items)] + self.item_rows_[np.tile(np.arange(n_items), len(user_idx))]
-            return endpoint.invoke(rows.tocsr()).reshape(len(user_idx), n_items)
-        self._ensure_weights()
-        scores = self._user_vec[user_idx] @ self._item_vec.T
-        scores += self.w0_ + self._user_bias[user_idx][:, None] + self._item_bias[None, :]
-        return self._link(scores)
-
-    def _design(self, user_idx: np.ndarray, item_idx: np.ndarray) -> Any:
-        """Return the one-hot (plus side features) CSR rows of (user, movie) index pairs."""
-        return (self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr()
-
-    def prediction_targets(self, ratings: np.ndarray) -> np.ndarray:
-        """Return the training targets: the ratings, or for ``binary_classifier`` 1 for rating >= 4 else 0."""
-        if self.predictor_type == "regressor":
-            return ratings
-        return (np.asarray(ratings) >= _fm.LIKE_THRESHOLD).astype(np.float64)
+    def _hyperparameters_for(self, feature_dim: int) -> dict[str, Any]:
+        return dict(_trainer.sagemaker_hyperparameters(self.get_params()), feature_dim=feature_dim)
 
     # -- tuning ------------------------------------------------------------------------------------
     def tune(
@@ -449,14 +346,16 @@ class SageMakerFM(ArrayRecommender):
         validation_size: float = 0.2,
         users: pd.DataFrame | None = None,
         items: pd.DataFrame | None = None,
-    ) -> dict[str, Any]:
-        """Return a random search of hyperparameters on a validation split, after refitting on all data.
+    ) -> TuneResult:
+        """Return the best hyperparameters of a search on a validation split; the model is fitted with them.
 
-        The local counterpart of a SageMaker tuning job. ``ratings`` is split per user with
-        :func:`movierec.split.stratified_split` (``validation_size``, seeded by ``random_state``);
-        each of ``max_jobs`` jobs draws every hyperparameter in ``ranges``, fits on the training part
-        and is scored on the validation part (pairs it cannot score are left out). The best
-        parameters are then set on this model, which is fitted on all of ``ratings``.
+        ``ratings`` is split per user (:func:`movierec.split.stratified_split`, ``validation_size``,
+        seeded by ``random_state``). ``backend="local"``: each of ``max_jobs`` jobs draws every
+        hyperparameter in ``ranges``, fits on the training part and is scored on the validation part
+        (pairs it cannot score are left out); the model is then fitted on all of ``ratings`` with the
+        best values. ``backend="sagemaker"``: one tuning job (training part: ``train`` channel,
+        validation part: ``test`` channel, two jobs at once); its best training job, trained on the
+        training part, becomes the model (``fit(ratings)`` retrains on everything).
 
         Parameters
         ----------
@@ -468,80 +367,35 @@ class SageMakerFM(ArrayRecommender):
         objective : str, optional
             ``"test:rmse"`` (minimize; the default for ``regressor``),
             ``"test:binary_classification_accuracy"`` (maximize; the default for
-            ``binary_classifier``, threshold 0.5) or ``"test:binary_classification_cross_entropy"``
-            (minimize).
+            ``binary_classifier``, threshold 0.5) or ``"test:binary_classification_cross_entropy"``.
 
         Returns
         -------
-        dict
-            ``params`` (the best drawn values), ``objective``, ``value`` (its validation score) and
-            ``results`` (a DataFrame: one row per job, the drawn values and the score).
-        """
-        from movierec.adapters import _fm_tune  # imported here: _fm_tune imports this module
+        TuneResult
+            ``metric`` is the objective; ``results`` has one row per job (with SageMaker, the best
+            job only, and its ``training_job``): the drawn values and the score.
 
-        return _fm_tune.tune(
-            self, ratings, ranges, max_jobs=max_jobs, objective=objective,
-            validation_size=validation_size, users=users, items=items,
+        Raises
+        ------
+        InvalidParameterError
+            A bad model parameter, ``max_jobs``, ``validation_size``, ``objective`` or ``ranges``.
+        """
+        check_ratings(ratings)
+        self._validate_params()
+        search = _tune.plan(
+            self, ratings, ranges, max_jobs=max_jobs, objective=objective, validation_size=validation_size
         )
+        if self.backend == "local":
+            return _tune.random_search(self, ratings, search, users=users, items=items)
+        return self._from_scratch(ratings, users, items, lambda _u, _i: self._tuning_job(search))
 
-    # -- lifecycle and persistence ---------------------------------------------------------------
-    def deploy(self) -> str:
-        """Serve the model from a SageMaker endpoint (``backend="sagemaker"``); return its name.
-
-        Creates model, endpoint config and endpoint and waits for ``InService``; ``predict`` and
-        ``top_n`` then call the endpoint (``invoke_batch_size`` rows a request) until :meth:`close`,
-        which deletes all three. A full ``top_n`` asks the endpoint for every (user, movie) pair.
-        """
-        self._check_fitted()
-        trainer = self.__dict__.get("_trainer")
-        if not hasattr(trainer, "deploy"):
-            raise BackendError("deploy() needs a model fitted with backend='sagemaker' in this session")
-        return trainer.deploy()
-
-    def close(self) -> None:
-        """Release what the backend created (nothing for ``backend="local"``); safe to call twice.
-
-        With ``backend="sagemaker"`` it deletes the endpoint, its config and the model of
-        :meth:`deploy`; the fitted model still scores, from the training job's artifact.
-        """
-        trainer = self.__dict__.get("_trainer")
-        if trainer is not None:
-            trainer.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _get_arrays(self) -> dict[str, np.ndarray]:
-        self._ensure_weights()
-        arrays = {"w": self.w_, "V": self.V_}
-        for name in ("user_rows", "item_rows"):
-            matrix = getattr(self, f"{name}_")
-            arrays.update(
-                {
-                    f"{name}_data": matrix.data,
-                    f"{name}_indices": matrix.indices,
-                    f"{name}_indptr": matrix.indptr,
-                }
-            )
-        return arrays
-
-    def _get_extra(self) -> dict[str, Any]:
-        self._ensure_weights()
-        return {"w0": self.w0_, "feature_names": self.feature_names_}
-
-    def _set_arrays(self, arrays, extra) -> None:
-        from scipy import sparse
-
-        self.w_, self.V_, self.w0_ = arrays["w"], arrays["V"], float(extra["w0"])
-        self.feature_names_ = list(extra["feature_names"])
-        for name, n_rows in (("user_rows", len(self.users_)), ("item_rows", len(self.items_))):
-            matrix = sparse.csr_matrix(
-                (arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
-                shape=(n_rows, len(self.w_)),
-            )
-            setattr(self, f"{name}_", matrix)
-        self._prepare_scoring()
-
+    def _tuning_job(self, search: _tune.Search) -> TuneResult:
+        (X_train, y_train), (X_valid, y_valid) = self._labelled(search.train), self._labelled(search.valid)
+        outcome = self._start_remote(X_train.shape[1]).tune(
+            X_train, y_train, X_valid, y_valid, ranges=search.typed_ranges(), objective=search.objective,
+            max_jobs=search.max_jobs, max_parallel_jobs=min(2, search.max_jobs),
+        )
+        result = _tune.tuning_job_result(search, outcome)
+        self.set_params(**result.best_params)
+        self._use_weights(outcome.weights)
+        return result

@@ -1,4 +1,4 @@
-"""Factorization machines in numpy/scipy: the design matrix, the local trainer and scoring.
+"""Factorization machines in numpy/scipy: the formula, its gradients and the local trainer.
 
 The model is Rendle's degree-2 factorization machine, as SageMaker's built-in algorithm learns it::
 
@@ -10,51 +10,45 @@ side features) and a *movie row* (the movie's one-hot column plus its genres), w
 The score of a pair then splits into a user part, a movie part and one dot product, which is how
 :func:`block_terms` lets ``top_n`` score the whole catalogue with one matrix product.
 
-Nothing here knows about raw ids or pandas validation; ``sagemaker_fm.py`` does that.
+Nothing here knows about raw ids or pandas frames; ``_features.py`` builds the rows and
+``_model.py`` maps ids.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 
-from movierec.exceptions import DataValidationError
-
 __all__ = [
-    "AGE_EDGES",
     "LIKE_THRESHOLD",
     "FMBackend",
     "FMWeights",
+    "LearnedWeights",
     "LocalTrainer",
     "batch_gradients",
     "block_terms",
-    "design_rows",
-    "draw",
     "fm_predict",
-    "item_side_features",
-    "objective_value",
+    "sagemaker_hyperparameters",
     "sigmoid",
-    "user_side_features",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: binary_classifier label: a rating of at least this many stars is a "like" (the seed and AWS blog).
 LIKE_THRESHOLD = 4.0
-#: Age buckets of MovieLens 1M's own coding: <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+.
-AGE_EDGES = (18, 25, 35, 45, 50, 56)
-_AGE_LABELS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
 _ADAM_BETA1, _ADAM_BETA2 = 0.9, 0.999  # MXNet's Adam defaults; SageMaker does not expose them
 _DEFAULT_EPS = 1e-8
 _FIRST = np.zeros(1, dtype=np.intp)  # the rows of the one-element bias array
+#: factors_wd=None resolves to this per predictor_type (chosen on validation splits of ml-100k).
+_FACTORS_WD = {"regressor": 3e-4, "binary_classifier": 1.5e-4}
+#: SageMakerFM parameters that are not SageMaker hyperparameters and are not sent to a backend
+_NOT_HYPERPARAMETERS = ("side_features", "side_feature_value", "backend", "sagemaker", "random_state")
 
 
 # -- the backend interface ---------------------------------------------------------------------
@@ -77,8 +71,25 @@ class FMWeights:
     V: np.ndarray
 
 
+class LearnedWeights(Protocol):
+    """What a backend's ``fit`` returns: ``w0``, ``w`` and ``V``, as :class:`FMWeights` holds them.
+
+    The local trainer returns an :class:`FMWeights`; the SageMaker backend a handle on its training
+    job's artifact that downloads ``model.tar.gz`` the first time one of the three is read.
+    """
+
+    @property
+    def w0(self) -> float: ...
+
+    @property
+    def w(self) -> np.ndarray: ...
+
+    @property
+    def V(self) -> np.ndarray: ...
+
+
 class FMBackend(Protocol):
-    """What ``SageMakerFM`` needs from a trainer: local numpy here, a SageMaker training job later.
+    """What ``SageMakerFM`` needs from a trainer: local numpy here, a SageMaker training job there.
 
     A backend is built with the model's hyperparameters (SageMaker's names, ``feature_dim``
     filled in from the data; see ``SageMakerFM.hyperparameters``) and a ``random_state``.
@@ -87,139 +98,17 @@ class FMBackend(Protocol):
     releases whatever the backend created (a no-op locally).
     """
 
-    def fit(self, X: sparse.csr_matrix, y: np.ndarray) -> FMWeights: ...
+    def fit(self, X: sparse.csr_matrix, y: np.ndarray) -> LearnedWeights: ...
 
     def close(self) -> None: ...
 
 
-# -- side features -----------------------------------------------------------------------------
-def _side_frame(frame: Any, id_column: str, name: str) -> pd.DataFrame:
-    if not isinstance(frame, pd.DataFrame):
-        raise DataValidationError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
-    if id_column not in frame.columns:
-        raise DataValidationError(f"{name} needs an {id_column!r} column; it has {list(frame.columns)}")
-    dup = frame[id_column].duplicated()
-    if dup.any():
-        raise DataValidationError(
-            f"{name}.{id_column} has duplicate ids, e.g. {frame[id_column][dup].iloc[0]!r}"
-        )
-    return frame
-
-
-def _categorical_block(values: pd.Series, prefix: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Return (row, column, names) of the one-hot coding of ``values``; missing values set nothing."""
-    codes, categories = pd.factorize(values, sort=True)
-    rows = np.flatnonzero(codes >= 0)
-    return rows, codes[rows], [f"{prefix}={c}" for c in categories]
-
-
-def _stack(
-    n_rows: int, blocks: list[tuple[np.ndarray, np.ndarray, list[str]]]
-) -> tuple[sparse.csr_matrix, list[str]]:
-    rows, cols, names, offset = [], [], [], 0
-    for r, c, block_names in blocks:
-        rows.append(r)
-        cols.append(c + offset)
-        names.extend(block_names)
-        offset += len(block_names)
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    matrix = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(n_rows, offset))
-    matrix.sort_indices()
-    return matrix, names
-
-
-def user_side_features(users: pd.DataFrame, user_ids: np.ndarray) -> tuple[sparse.csr_matrix, list[str]]:
-    """Return the user side features of ``user_ids`` (rows in that order) and their names.
-
-    From the columns the frame has: ``age`` in the buckets of :data:`AGE_EDGES`, ``gender`` and
-    ``occupation`` one-hot (categories as found in ``users``). Ids absent from ``users`` and
-    missing values get no feature. Other columns (``zip``) are ignored.
-    """
-    users = _side_frame(users, "userId", "users")
-    used = [c for c in ("age", "gender", "occupation") if c in users.columns]
-    if not used:
-        raise DataValidationError(
-            "users needs at least one of the columns 'age', 'gender', 'occupation'; "
-            f"it has {list(users.columns)}"
-        )
-    position = pd.Index(users["userId"]).get_indexer(pd.Index(user_ids))
-    frame = users.iloc[np.maximum(position, 0)].reset_index(drop=True)
-    present = position >= 0
-    blocks = []
-    if "age" in used:
-        age = pd.to_numeric(frame["age"], errors="coerce").to_numpy(dtype=float)
-        ok = present & np.isfinite(age)
-        rows = np.flatnonzero(ok)
-        blocks.append(
-            (rows, np.searchsorted(AGE_EDGES, age[rows], side="right"), [f"age={a}" for a in _AGE_LABELS])
-        )
-    for column in ("gender", "occupation"):
-        if column in used:
-            values = frame[column].where(present)
-            blocks.append(_categorical_block(values, column))
-    return _stack(len(user_ids), blocks)
-
-
-def item_side_features(items: pd.DataFrame, item_ids: np.ndarray) -> tuple[sparse.csr_matrix, list[str]]:
-    """Return the genre features of ``item_ids`` (rows in that order) and their names.
-
-    Genres are the frame's boolean columns (ml-100k's 19 genre flags) or, when it has none, a
-    ``genres`` column of '|'-separated names (the other MovieLens datasets). A movie with several
-    genres has several ones. Ids absent from ``items`` get no feature.
-    """
-    items = _side_frame(items, "movieId", "items")
-    flags = [c for c in items.columns if c != "movieId" and pd.api.types.is_bool_dtype(items[c].dtype)]
-    if flags:
-        table = items[flags].to_numpy(dtype=bool)
-        names = list(flags)
-    elif "genres" in items.columns:
-        dummies = items["genres"].fillna("").astype(str).str.get_dummies(sep="|")
-        table, names = dummies.to_numpy(dtype=bool), list(dummies.columns)
-    else:
-        raise DataValidationError(
-            f"items needs boolean genre columns or a 'genres' column; it has {list(items.columns)}"
-        )
-    position = pd.Index(items["movieId"]).get_indexer(pd.Index(item_ids))
-    gathered = table[np.maximum(position, 0)] & (position >= 0)[:, None]
-    rows, cols = np.nonzero(gathered)
-    return _stack(len(item_ids), [(rows, cols, [f"genre={g}" for g in names])])
-
-
-def design_rows(
-    rated_users: np.ndarray,
-    rated_items: np.ndarray,
-    user_side: sparse.csr_matrix | None,
-    item_side: sparse.csr_matrix | None,
-) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-    """Return the (user rows, movie rows) of the design matrix; a pair's row is their sum.
-
-    Columns: one per user with ratings, one per movie with ratings, then the user side features,
-    then the movie side features. A user or movie without ratings (known from side data only) has
-    no one-hot column, so it is scored from its side features alone.
-    """
-    n_users, n_items = len(rated_users), len(rated_items)
-    n_ucols, n_icols = int(rated_users.sum()), int(rated_items.sum())
-    n_uside = 0 if user_side is None else user_side.shape[1]
-    n_iside = 0 if item_side is None else item_side.shape[1]
-    dim = n_ucols + n_icols + n_uside + n_iside
-
-    def rows(rated, start, side, side_start, n):
-        onehot = sparse.csr_matrix(
-            (np.ones(int(rated.sum())), (np.flatnonzero(rated), start + np.arange(int(rated.sum())))),
-            shape=(n, dim),
-        )
-        if side is None or side.shape[1] == 0:
-            return onehot
-        side = side.tocoo()
-        placed = sparse.csr_matrix((side.data, (side.row, side.col + side_start)), shape=(n, dim))
-        out = (onehot + placed).tocsr()
-        out.sort_indices()
-        return out
-
-    user_rows = rows(rated_users, 0, user_side, n_ucols + n_icols, n_users)
-    item_rows = rows(rated_items, n_ucols, item_side, n_ucols + n_icols + n_uside, n_items)
-    return user_rows, item_rows
+def sagemaker_hyperparameters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the SageMaker hyperparameters of a model's ``params``: defaults resolved, None left out."""
+    hp = {k: v for k, v in params.items() if k not in _NOT_HYPERPARAMETERS}
+    if hp["factors_wd"] is None:
+        hp["factors_wd"] = _FACTORS_WD[hp["predictor_type"]]
+    return {k: v for k, v in hp.items() if v is not None}
 
 
 # -- scoring -----------------------------------------------------------------------------------
@@ -337,11 +226,11 @@ class LocalTrainer:
         ``{bias,linear,factors}_{lr,wd,init_method,init_sigma,init_scale,init_value}``,
         ``clip_gradient, eps, rescale_grad`` (``None`` for the last three: no clipping, 1e-8,
         1 / batch size).
-    random_state : int, numpy Generator or None
+    random_state : int or None
         Seeds the initialisation and the shuffling.
     """
 
-    def __init__(self, hyperparameters: Mapping[str, Any], random_state: Any = None) -> None:
+    def __init__(self, hyperparameters: Mapping[str, Any], random_state: int | None = None) -> None:
         self.hyperparameters = dict(hyperparameters)
         self.random_state = random_state
 
@@ -396,55 +285,3 @@ class LocalTrainer:
 
     def close(self) -> None:
         """Nothing to release for the local backend."""
-
-
-# -- tuning ------------------------------------------------------------------------------------
-def draw(rng: np.random.Generator, name: str, spec: Any, *, integer: bool) -> Any:
-    """Return one value of hyperparameter ``name`` drawn from ``spec``, a (low, high) pair or a list.
-
-    Integers are uniform in ``[low, high]``; floats log-uniform when ``low > 0``, else uniform; a
-    list gives one of its values.
-    """
-    if isinstance(spec, list):
-        if not spec:
-            raise DataValidationError(f"ranges[{name!r}] is an empty list")
-        return spec[int(rng.integers(len(spec)))]
-    is_pair = isinstance(spec, tuple) and len(spec) == 2
-    if not (
-        is_pair
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in spec)
-        and spec[0] <= spec[1]
-    ):
-        raise DataValidationError(
-            f"ranges[{name!r}] must be (low, high) with low <= high or a list, got {spec!r}"
-        )
-    low, high = spec
-    if integer:
-        return int(rng.integers(int(low), int(high) + 1))
-    if low > 0:
-        return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-    return float(rng.uniform(low, high))
-
-
-def objective_value(ratings: np.ndarray, predicted: np.ndarray, objective: str) -> float:
-    """Return SageMaker's tuning metric ``objective`` of ``predicted`` against star ``ratings``.
-
-    ``test:rmse`` compares with the ratings; the binary metrics with the labels ``rating >= 4``
-    (accuracy at threshold 0.5; cross entropy with probabilities clipped to [1e-15, 1 - 1e-15]).
-    Pairs predicted NaN (ids unseen in training) are left out; NaN if none is left.
-    """
-    known = np.isfinite(predicted)
-    if not known.any():
-        return float("nan")
-    if not known.all():
-        logger.debug("%d validation pairs cannot be scored and are left out", int((~known).sum()))
-    truth, predicted = ratings[known], predicted[known]
-    if objective == "test:rmse":
-        return float(np.sqrt(np.mean((truth - predicted) ** 2)))
-    labels = truth >= LIKE_THRESHOLD
-    if objective == "test:binary_classification_accuracy":
-        return float(np.mean((predicted >= 0.5) == labels))
-    if objective == "test:binary_classification_cross_entropy":
-        p = np.clip(predicted, 1e-15, 1 - 1e-15)
-        return float(-np.mean(np.where(labels, np.log(p), np.log1p(-p))))
-    raise DataValidationError(f"unknown objective {objective!r}")

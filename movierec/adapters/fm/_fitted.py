@@ -1,0 +1,181 @@
+"""``FittedFM``: what a fit of ``SageMakerFM`` leaves behind, and how it scores, serves, saves and closes.
+
+``SageMakerFM`` (:mod:`._model`) holds the parameters and runs the backend that learns; this base
+holds the ids, feature rows and weights it produced, so a loaded model scores as the fitted one did.
+The weights may arrive late: a SageMaker training job's are read from its artifact the first time a
+score or a save needs them. A SageMaker fit keeps its backend (``_remote``), through which
+:meth:`~FittedFM.deploy` serves the model from an endpoint and :meth:`~FittedFM.close` deletes it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from movierec._ids import index_ratings
+from movierec._validation import ITEM, RATING, USER
+from movierec.adapters.fm import _features, _trainer
+from movierec.base import ArrayRecommender
+from movierec.exceptions import BackendError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from movierec.sagemaker.backend import SageMakerBackend
+
+__all__ = ["FittedFM"]
+
+
+class FittedFM(ArrayRecommender):
+    """A factorization machine over user rows and movie rows, scored from ``w0_``, ``w_`` and ``V_``.
+
+    A (user, movie) pair's feature row is ``user_rows_[u] + item_rows_[i]`` (disjoint columns), so
+    its score splits into a user part, a movie part and one dot product (``_trainer.block_terms``),
+    and ``top_n`` scores the whole catalogue with one matrix product. The subclass holds the
+    parameters read here (``predictor_type``: ``"binary_classifier"`` scores are probabilities;
+    ``side_feature_value``, ``feature_dim``) and runs the backend that learns the weights.
+    """
+
+    predictor_type: str
+    side_feature_value: float
+    feature_dim: int | None
+    #: The SageMaker backend of the last fit or tune (None for backend="local"): deploy, endpoint
+    #: scoring and close go through it.
+    _remote: SageMakerBackend | None = None
+    #: A training job's weights, not read yet (its model.tar.gz is downloaded on first use).
+    _pending_weights: _trainer.LearnedWeights | None = None
+
+    # -- ids and feature rows ------------------------------------------------------------------
+    def _index(
+        self, ratings: pd.DataFrame, users: pd.DataFrame | None, items: pd.DataFrame | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Map the ids and build the feature rows; return the user and movie indices of the ratings.
+
+        Ids of the side frames are known too (scored from their side features alone).
+        """
+        user_ids, item_ids = (
+            ratings[column] if side is None else pd.concat([ratings[column], side[column]], ignore_index=True)
+            for column, side in ((USER, users), (ITEM, items))
+        )
+        self.users_, self.items_, user_idx, item_idx, self.seen_ = index_ratings(ratings, user_ids, item_ids)
+        self.user_rows_, self.item_rows_, self.feature_names_ = _features.design(
+            self.users_, self.items_, user_idx, item_idx, users, items,
+            side_feature_value=self.side_feature_value, feature_dim=self.feature_dim,
+        )
+        return user_idx, item_idx
+
+    def _design(self, user_idx: np.ndarray, item_idx: np.ndarray) -> Any:
+        """Return the one-hot (plus side features) CSR rows of (user, movie) index pairs."""
+        return (self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr()
+
+    def _labelled(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
+        """Return the feature rows and training targets of ``frame``'s ratings (ids known to the model)."""
+        X = self._design(self.users_.lookup(frame[USER]), self.items_.lookup(frame[ITEM]))
+        return X, self.prediction_targets(frame[RATING].to_numpy(dtype=np.float64))
+
+    def prediction_targets(self, ratings: np.ndarray) -> np.ndarray:
+        """Return the training targets: the ratings, or for ``binary_classifier`` 1 for rating >= 4 else 0."""
+        if self.predictor_type == "regressor":
+            return ratings
+        return (np.asarray(ratings) >= _trainer.LIKE_THRESHOLD).astype(np.float64)
+
+    # -- weights -------------------------------------------------------------------------------
+    def _use_weights(self, weights: _trainer.LearnedWeights) -> None:
+        """Take what a backend's fit returned: now if local, on first use if a training job's."""
+        if self._remote is None:  # in memory already: a divergence shows in fit
+            self._set_weights(weights)
+        else:
+            self.training_job_ = self._remote.job_name
+            self._pending_weights = weights
+
+    def _set_weights(self, weights: _trainer.LearnedWeights) -> None:
+        """Take ``w0, w, V`` from ``weights``; raise :class:`BackendError` if training diverged."""
+        w, V = np.asarray(weights.w, dtype=np.float64), np.asarray(weights.V, dtype=np.float64)
+        if not (np.isfinite(weights.w0) and np.isfinite(w).all() and np.isfinite(V).all()):
+            raise BackendError(
+                "NaN or infinite weights after training: lower the learning rates or set clip_gradient"
+            )
+        self.w0_, self.w_, self.V_ = float(weights.w0), w, V
+        self._prepare_scoring()
+
+    def _ensure_weights(self) -> None:
+        if self._pending_weights is not None:
+            self._set_weights(self._pending_weights)  # downloads the training job's artifact
+            self._pending_weights = None
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._remote = None
+        self._pending_weights = None
+
+    def _prepare_scoring(self) -> None:
+        self._user_bias, self._user_vec = _trainer.block_terms(self.user_rows_, self.w_, self.V_)
+        self._item_bias, self._item_vec = _trainer.block_terms(self.item_rows_, self.w_, self.V_)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def _endpoint(self) -> SageMakerBackend | None:
+        """Return the SageMaker backend while it serves an endpoint (after :meth:`deploy`), else None."""
+        return self._remote if self._remote is not None and self._remote.endpoint_name else None
+
+    def _link(self, scores: np.ndarray) -> np.ndarray:
+        return _trainer.sigmoid(scores) if self.predictor_type == "binary_classifier" else scores
+
+    def _score_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        if (endpoint := self._endpoint()) is not None:  # FM's endpoint gives probabilities itself
+            return endpoint.invoke(self._design(user_idx, item_idx))
+        self._ensure_weights()
+        dot = np.einsum("nk,nk->n", self._user_vec[user_idx], self._item_vec[item_idx])
+        return self._link(self.w0_ + self._user_bias[user_idx] + self._item_bias[item_idx] + dot)
+
+    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        if (endpoint := self._endpoint()) is not None:  # every (user, movie) pair, in requests
+            n_items = self.item_rows_.shape[0]
+            rows = self._design(np.repeat(user_idx, n_items), np.tile(np.arange(n_items), len(user_idx)))
+            return endpoint.invoke(rows).reshape(len(user_idx), n_items)
+        self._ensure_weights()
+        scores = self._user_vec[user_idx] @ self._item_vec.T
+        scores += self.w0_ + self._user_bias[user_idx][:, None] + self._item_bias[None, :]
+        return self._link(scores)
+
+    # -- serving -------------------------------------------------------------------------------
+    def deploy(self) -> str:
+        """Serve the model from a SageMaker endpoint (``backend="sagemaker"``); return its name.
+
+        Creates model, endpoint config and endpoint and waits for ``InService``; ``predict`` and
+        ``top_n`` then call the endpoint (``invoke_batch_size`` rows a request) until :meth:`close`,
+        which deletes all three. A full ``top_n`` asks the endpoint for every (user, movie) pair.
+        """
+        self._check_fitted()
+        if self._remote is None:
+            raise BackendError("deploy() needs a model fitted with backend='sagemaker' in this session")
+        return self._remote.deploy(self.training_job_)
+
+    def close(self) -> None:
+        """Release what the backend created (nothing for ``backend="local"``); safe to call twice.
+
+        With ``backend="sagemaker"`` it deletes the endpoint, its config and the model of
+        :meth:`deploy`; the fitted model still scores, from the training job's artifact.
+        """
+        if self._remote is not None:
+            self._remote.close()
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _get_arrays(self) -> dict[str, np.ndarray]:
+        self._ensure_weights()
+        return {
+            "w": self.w_,
+            "V": self.V_,
+            **_features.csr_arrays(self.user_rows_, "user_rows"),
+            **_features.csr_arrays(self.item_rows_, "item_rows"),
+        }
+
+    def _get_extra(self) -> dict[str, Any]:
+        self._ensure_weights()
+        return {"w0": self.w0_, "feature_names": self.feature_names_}
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
+        self.w_, self.V_, self.w0_ = arrays["w"], arrays["V"], float(extra["w0"])
+        self.feature_names_ = list(extra["feature_names"])
+        self.user_rows_ = _features.csr_from_arrays(arrays, "user_rows", (len(self.users_), len(self.w_)))
+        self.item_rows_ = _features.csr_from_arrays(arrays, "item_rows", (len(self.items_), len(self.w_)))
+        self._prepare_scoring()

@@ -12,6 +12,8 @@ from typing import Any
 from movierec._version import __version__
 from movierec.base import ArrayRecommender, Recommender, TuneResult
 from movierec.baseline import BiasedBaseline
+from movierec.ease import EASE
+from movierec.popularity import Popularity
 from movierec.datasets import Fold, MovieLens, download_movielens, load_movielens, official_folds
 from movierec.ensemble import WeightedEnsemble
 from movierec.exceptions import (
@@ -37,6 +39,8 @@ __all__ = [
     "ArrayRecommender",
     "TuneResult",
     "BiasedBaseline",
+    "Popularity",
+    "EASE",
     "WeightedEnsemble",
     *_LAZY,
     "MovieLens",

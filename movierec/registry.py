@@ -55,6 +55,10 @@ MODELS: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("baseline", "BiasedBaseline", "movierec.baseline", None, "rating",
                   "global mean plus damped user and movie biases (numpy)"),
+        ModelSpec("pop", "Popularity", "movierec.popularity", None, "ranking",
+                  "the most-rated movies the user has not seen: the reference for ranking"),
+        ModelSpec("ease", "EASE", "movierec.ease", None, "ranking",
+                  "closed-form item-item model (Steck 2019) on who rated what"),
         ModelSpec("als", "SparkALS", "movierec.adapters.spark", "spark", "rating",
                   "Spark MLlib ALS matrix factorization"),
         ModelSpec("svd", "SurpriseSVD", "movierec.adapters.surprise_svd", "surprise", "rating",

@@ -1,0 +1,67 @@
+"""The ensemble's arithmetic on arrays: member score blocks, standardized and weighted sums, member selection.
+
+``WeightedEnsemble`` (docs/architecture.md, section 4) keeps its parameters and fitted state; the
+scoring it does for whole user blocks lives here so the ensemble's full ``top_n`` never builds a
+(user, movie) pair frame: each member gives a ``users x movies`` score matrix
+(:meth:`Recommender.score_matrix`: matrix products for array-backed members, ``predict`` of the
+block's pairs for the others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from movierec.base import Recommender
+
+__all__ = ["blend_block", "forward_select", "weighted_z"]
+
+
+def weighted_z(scores: np.ndarray, mean: float, std: float, weight: float) -> np.ndarray:
+    """Return ``z / e`` (``weight = 1 / e``) of raw scores; NaN (cannot score) counts as 0, sigma 0 gives 0."""
+    z = np.zeros_like(scores) if std == 0 else (scores - mean) / std
+    return np.nan_to_num(z, nan=0.0) * weight
+
+
+def blend_block(
+    models: Sequence[Recommender],
+    means: np.ndarray,
+    stds: np.ndarray,
+    weights: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+) -> np.ndarray:
+    """Return the ensemble's ranking scores ``sum_m w_m z_m`` for a block of users x every item."""
+    total = np.zeros((len(users), len(items)))
+    for position, model in enumerate(models):
+        scores = model.score_matrix(users, items)
+        total += weighted_z(scores, means[position], stds[position], weights[position])
+    return total
+
+
+def forward_select(n_members: int, error_of: Callable[[list[int]], float]) -> tuple[list[int], list[dict[str, Any]]]:
+    """Return the members chosen by greedy forward selection, and the trace of every subset tried.
+
+    Starts from the best single member; adds, one at a time, the member that lowers
+    ``error_of(subset)`` most; stops when no addition lowers it. Subsets keep member order.
+    """
+    trace: list[dict[str, Any]] = []
+
+    def scored(subset: list[int]) -> float:
+        error = float(error_of(subset))
+        trace.append({"members": tuple(subset), "error": error})
+        return error
+
+    singles = {i: scored([i]) for i in range(n_members)}
+    chosen = [min(singles, key=lambda i: (singles[i], i))]
+    best = singles[chosen[0]]
+    while len(chosen) < n_members:
+        tries = {i: scored(sorted(chosen + [i])) for i in range(n_members) if i not in chosen}
+        candidate = min(tries, key=lambda i: (tries[i], i))
+        if not tries[candidate] < best:
+            break
+        chosen, best = sorted(chosen + [candidate]), tries[candidate]
+    return chosen, trace

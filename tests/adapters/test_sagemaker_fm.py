@@ -169,6 +169,9 @@ def test_binary_classifier_gives_probabilities_and_rmse_against_labels(ratings):
         ({"random_state": -3}, "random_state"),
         ({"random_state": np.random.default_rng(0)}, "random_state"),  # one rule: a seed or None
         ({"sagemaker": "my-bucket"}, "sagemaker"),
+        ({"positive_rating": "4"}, "positive_rating"),
+        ({"negatives_per_positive": -1.0}, "negatives_per_positive"),
+        ({"negatives_per_positive": 1.0}, "negatives_per_positive"),  # a regressor has no negatives
     ],
 )
 def test_bad_parameters_raise_in_fit_and_name_the_argument(ratings, params, name):
@@ -178,6 +181,113 @@ def test_bad_parameters_raise_in_fit_and_name_the_argument(ratings, params, name
     assert not hasattr(model, "w_")
     with pytest.raises(InvalidParameterError, match=name):  # tune checks them before any work too
         model.tune(ratings, {"epochs": (1, 2)}, max_jobs=1)
+
+
+# Recorded from the committed code before positive_rating and negatives_per_positive existed:
+# the defaults must keep those fits bit for bit.
+KNOWN_FITS = {
+    "regressor": (2.572229036792487, [3.6268272551640557, 3.2098250854731005, 2.636634750754209]),
+    "binary_classifier": (-0.7625715712257647, [0.7474268843698486, 0.38450946508245104, 0.14883707705880694]),
+}
+
+
+@pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
+def test_default_fits_are_the_same_as_before_the_negatives_option(ratings, predictor_type):
+    model = SageMakerFM(predictor_type=predictor_type, **FAST).fit(ratings)
+    w0, predictions = KNOWN_FITS[predictor_type]
+    assert model.w0_ == w0
+    assert model.predict(ratings.iloc[[0, 7, 42]]).tolist() == predictions
+    explicit = SageMakerFM(predictor_type=predictor_type, positive_rating=4.0, negatives_per_positive=0.0, **FAST)
+    np.testing.assert_array_equal(explicit.fit(ratings).V_, model.V_)
+
+
+@pytest.fixture
+def training_rows(monkeypatch):
+    """The (X, y) of every local fit in the test, in order."""
+    seen = []
+    original = _trainer.LocalTrainer.fit
+
+    def keep(self, X, y):
+        seen.append((X.copy(), np.array(y)))
+        return original(self, X, y)
+
+    monkeypatch.setattr(_trainer.LocalTrainer, "fit", keep)
+    return seen
+
+
+def test_negatives_are_added_unrated_and_labelled_zero(ratings, training_rows):
+    model = SageMakerFM(
+        predictor_type="binary_classifier", positive_rating=None, negatives_per_positive=2.0, **FAST
+    ).fit(ratings)
+    X, y = training_rows[0]
+    n_items = ratings.movieId.nunique()
+    rated = ratings.groupby("userId").size()
+    n_negatives = int(np.minimum(2 * rated, n_items - rated).sum())
+    assert X.shape[0] == len(ratings) + n_negatives and n_negatives < 2 * len(ratings)  # capped by the unseen
+    np.testing.assert_array_equal(y, np.r_[np.ones(len(ratings)), np.zeros(n_negatives)])
+    # each negative row is the one-hot pair of an unrated (user, movie)
+    n_users = len(model.users_)
+    users = model.users_.ids[X[len(ratings):, :n_users].nonzero()[1]]
+    movies = model.items_.ids[X[len(ratings):, n_users:].nonzero()[1]]
+    negatives = set(zip(users.tolist(), movies.tolist()))
+    assert len(negatives) == n_negatives and not negatives & set(zip(ratings.userId, ratings.movieId))
+    # top_n leaves out the rated movies only: a user's full list is every unrated movie
+    user = ratings.userId.iloc[0]
+    top = model.top_n(users=[user], n=n_items)
+    assert set(top.movieId) == set(ratings.movieId) - set(ratings.movieId[ratings.userId == user])
+
+
+def test_negatives_keep_low_ratings_as_zeros_and_follow_the_seed(ratings, training_rows):
+    params = {**FAST, "predictor_type": "binary_classifier", "negatives_per_positive": 1.0}
+    a = SageMakerFM(**params).fit(ratings)
+    b = SageMakerFM(**params).fit(ratings)
+    SageMakerFM(**{**params, "random_state": 1}).fit(ratings)
+    (Xa, ya), (Xb, _), (Xc, _) = training_rows
+    liked = (ratings.rating >= 4).groupby(ratings.userId).sum()
+    unseen = ratings.movieId.nunique() - ratings.groupby("userId").size()
+    n_negatives = int(np.minimum(liked, unseen).sum())  # one per positive, as many as there are unseen
+    np.testing.assert_array_equal(ya[: len(ratings)], (ratings.rating >= 4).to_numpy(float))  # as before
+    assert len(ya) == len(ratings) + n_negatives and (ya[len(ratings):] == 0).all()
+    assert (Xa != Xb).nnz == 0 and (Xa != Xc).nnz > 0  # the negatives come from random_state
+    np.testing.assert_array_equal(a.V_, b.V_)
+    assert a.rmse(ratings) == pytest.approx(np.sqrt(np.mean((a.predict(ratings) - (ratings.rating >= 4)) ** 2)))
+
+
+def test_positive_rating_sets_the_labels(ratings, training_rows):
+    model = SageMakerFM(predictor_type="binary_classifier", positive_rating=3.0, **FAST).fit(ratings)
+    np.testing.assert_array_equal(training_rows[0][1], (ratings.rating >= 3).to_numpy(float))
+    labels = (ratings.rating >= 3).astype(float)
+    assert model.rmse(ratings) == pytest.approx(np.sqrt(np.mean((model.predict(ratings) - labels) ** 2)))
+    implicit = SageMakerFM(predictor_type="binary_classifier", positive_rating=None, **FAST)
+    np.testing.assert_array_equal(implicit.prediction_targets(ratings.rating.to_numpy()), np.ones(len(ratings)))
+    # a regressor ignores positive_rating
+    regressor = SageMakerFM(positive_rating=None, **FAST)
+    np.testing.assert_array_equal(regressor.prediction_targets(ratings.rating.to_numpy()), ratings.rating)
+
+
+def test_negative_options_survive_save_and_load(ratings, tmp_path):
+    params = {**FAST, "predictor_type": "binary_classifier", "positive_rating": None, "negatives_per_positive": 1.5}
+    model = SageMakerFM(**params).fit(ratings)
+    model.save(tmp_path / "fm")
+    loaded = SageMakerFM.load(tmp_path / "fm")
+    assert loaded.get_params()["positive_rating"] is None
+    assert loaded.get_params()["negatives_per_positive"] == 1.5
+    np.testing.assert_array_equal(loaded.predict(ratings), model.predict(ratings))
+    assert "positive_rating" not in model.hyperparameters()  # they shape the data, SageMaker never sees them
+
+
+def test_negatives_rank_a_users_kind_of_movie_first():
+    """Two groups of users, each rating only its half of the catalogue: trained on seen against
+    unseen, the model ranks a user's held-out movies (their half) above the other half."""
+    rng = np.random.default_rng(0)
+    u, i = np.nonzero((rng.random((40, 60)) < 0.5) & (np.arange(40)[:, None] % 2 == np.arange(60)[None, :] % 2))
+    ratings = pd.DataFrame({"userId": u, "movieId": i, "rating": rng.integers(1, 6, len(u)).astype(float)})
+    held = ratings.groupby("userId").sample(frac=0.2, random_state=0)
+    params = {**FAST, "predictor_type": "binary_classifier", "positive_rating": None, "epochs": 60}
+    model = SageMakerFM(**params, negatives_per_positive=1.0).fit(ratings.drop(held.index))
+    other_half = pd.DataFrame({"userId": np.repeat(np.arange(40), 30)})
+    other_half["movieId"] = 2 * np.tile(np.arange(30), 40) + 1 - other_half.userId % 2
+    assert model.predict(held).mean() > model.predict(other_half).mean() + 0.3
 
 
 def test_feature_dim_that_the_data_does_not_give_is_a_data_error(ratings):
@@ -348,6 +458,8 @@ def test_tune_binary_objective_and_bad_arguments(ratings):
         model.tune(ratings, {"epochs": (1, 2)}, objective="test:rmse")
     with pytest.raises(InvalidParameterError, match="ranges"):
         model.tune(ratings, {"backend": ["local"]})
+    with pytest.raises(InvalidParameterError, match="ranges"):  # they change the data, not the model
+        model.tune(ratings, {"negatives_per_positive": [1.0, 2.0]})
     with pytest.raises(InvalidParameterError, match="low <= high"):
         model.tune(ratings, {"epochs": (5, 1)})
     with pytest.raises(InvalidParameterError, match="empty list"):

@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 from movierec._ids import index_ratings
+from movierec._params import seed_sequence
 from movierec._validation import ITEM, RATING, USER
 from movierec.adapters.fm import _features, _trainer
 from movierec.base import ArrayRecommender
 from movierec.exceptions import BackendError
+from movierec.negatives import sample_negatives
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.sagemaker.backend import SageMakerBackend
@@ -33,10 +35,14 @@ class FittedFM(ArrayRecommender):
     its score splits into a user part, a movie part and one dot product (``_trainer.block_terms``),
     and ``top_n`` scores the whole catalogue with one matrix product. The subclass holds the
     parameters read here (``predictor_type``: ``"binary_classifier"`` scores are probabilities;
+    ``positive_rating`` and ``negatives_per_positive``: its labels and training rows;
     ``side_feature_value``, ``feature_dim``) and runs the backend that learns the weights.
     """
 
     predictor_type: str
+    positive_rating: float | None
+    negatives_per_positive: float
+    random_state: int | None
     side_feature_value: float
     feature_dim: int | None
     #: The SageMaker backend of the last fit or tune (None for backend="local"): deploy, endpoint
@@ -68,16 +74,45 @@ class FittedFM(ArrayRecommender):
         """Return the one-hot (plus side features) CSR rows of (user, movie) index pairs."""
         return (self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr()
 
-    def _labelled(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
-        """Return the feature rows and training targets of ``frame``'s ratings (ids known to the model)."""
-        X = self._design(self.users_.lookup(frame[USER]), self.items_.lookup(frame[ITEM]))
-        return X, self.prediction_targets(frame[RATING].to_numpy(dtype=np.float64))
+    def _labelled(self, frame: pd.DataFrame, *, negatives: bool = False) -> tuple[Any, np.ndarray]:
+        """Return the feature rows and training targets of ``frame``'s ratings (ids known to the model).
+
+        With ``negatives`` and ``negatives_per_positive > 0``, rows of unrated pairs sampled from
+        ``frame`` (:func:`movierec.negatives.sample_negatives`) follow, labelled 0.
+        """
+        user_idx, item_idx = self.users_.lookup(frame[USER]), self.items_.lookup(frame[ITEM])
+        y = self.prediction_targets(frame[RATING].to_numpy(dtype=np.float64))
+        if negatives and self.negatives_per_positive > 0:
+            sampled = sample_negatives(
+                frame, per_positive=self.negatives_per_positive, positive_rating=self.positive_rating,
+                random_state=self._negatives_seed(),
+            )
+            user_idx = np.concatenate([user_idx, self.users_.lookup(sampled[USER])])
+            item_idx = np.concatenate([item_idx, self.items_.lookup(sampled[ITEM])])
+            y = np.concatenate([y, np.zeros(len(sampled))])
+        return self._design(user_idx, item_idx), y
+
+    def _negatives_seed(self) -> int | None:
+        """Return the seed of the negatives: from a child of ``random_state``'s SeedSequence.
+
+        A child stream, so the trainer's own stream (initialization, shuffling) is the same with
+        negatives as without.
+        """
+        if self.random_state is None:
+            return None
+        return int(seed_sequence(self.random_state).spawn(1)[0].generate_state(1)[0])
 
     def prediction_targets(self, ratings: np.ndarray) -> np.ndarray:
-        """Return the training targets: the ratings, or for ``binary_classifier`` 1 for rating >= 4 else 0."""
+        """Return the training targets: the ratings, or for ``binary_classifier`` the 0/1 labels.
+
+        A rated pair's label is 1 if its rating is at least ``positive_rating`` (every rated pair
+        when it is None), else 0.
+        """
         if self.predictor_type == "regressor":
             return ratings
-        return (np.asarray(ratings) >= _trainer.LIKE_THRESHOLD).astype(np.float64)
+        if self.positive_rating is None:
+            return np.ones(len(ratings), dtype=np.float64)
+        return (np.asarray(ratings) >= self.positive_rating).astype(np.float64)
 
     # -- weights -------------------------------------------------------------------------------
     def _use_weights(self, weights: _trainer.LearnedWeights) -> None:

@@ -50,8 +50,19 @@ class SageMakerFM(FittedFM):
         Dimension of the factor vectors (SageMaker: required; 64 is its suggested start).
     predictor_type : {"regressor", "binary_classifier"}, default "regressor"
         ``regressor`` learns the ratings (squared loss). ``binary_classifier`` learns the label
-        ``rating >= 4`` (logistic loss), as the seed report and the AWS blog did; ``predict`` and
-        ``top_n`` then give probabilities and :meth:`rmse` is measured against the 0/1 labels.
+        ``rating >= positive_rating`` (logistic loss), as the seed report and the AWS blog did;
+        ``predict`` and ``top_n`` then give probabilities and :meth:`rmse` is measured against the
+        0/1 labels of the rated pairs.
+    positive_rating : float or None, default 4.0
+        ``binary_classifier`` only: a rated pair is a positive (label 1) if its rating is at least
+        this, else a negative (label 0). None: every rated pair is a positive (implicit feedback;
+        then use ``negatives_per_positive``, or the model sees no negatives).
+    negatives_per_positive : float, default 0.0
+        ``binary_classifier`` only: ``fit`` also trains on this many unrated (user, movie) pairs
+        per positive, labelled 0 (:func:`movierec.negatives.sample_negatives`, uniform over each
+        user's unrated movies, seeded by a child of ``random_state``). This turns the classifier
+        into a top-N ranker of seen against unseen. ``top_n`` still leaves out only the rated
+        movies; the SageMaker backend receives the same rows. 0: ratings only.
     epochs : int, default 20
         Passes over the data. SageMaker's default is 1, far too few here.
     mini_batch_size : int, default 1000
@@ -141,6 +152,8 @@ class SageMakerFM(FittedFM):
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "num_factors": Int(1),
         "predictor_type": Options(("regressor", "binary_classifier")),
+        "positive_rating": Real(none=True),
+        "negatives_per_positive": Real(0),
         "epochs": Int(1),
         "mini_batch_size": Int(1),
         "feature_dim": Int(1, none=True),
@@ -166,6 +179,8 @@ class SageMakerFM(FittedFM):
         *,
         num_factors: int = 64,
         predictor_type: PredictorType = "regressor",
+        positive_rating: float | None = 4.0,
+        negatives_per_positive: float = 0.0,
         epochs: int = 20,
         mini_batch_size: int = 1000,
         feature_dim: int | None = None,
@@ -198,6 +213,8 @@ class SageMakerFM(FittedFM):
     ) -> None:
         self.num_factors = num_factors
         self.predictor_type = predictor_type
+        self.positive_rating = positive_rating
+        self.negatives_per_positive = negatives_per_positive
         self.epochs = epochs
         self.mini_batch_size = mini_batch_size
         self.feature_dim = feature_dim
@@ -251,6 +268,11 @@ class SageMakerFM(FittedFM):
                 raise InvalidParameterError(
                     f"SageMakerFM: {group}_init_method={method!r} needs {needed}, which is None"
                 )
+        if params["negatives_per_positive"] > 0 and params["predictor_type"] != "binary_classifier":
+            raise InvalidParameterError(
+                f"SageMakerFM: negatives_per_positive={params['negatives_per_positive']!r} needs "
+                f"predictor_type='binary_classifier', got {params['predictor_type']!r}"
+            )
         if params["backend"] == "sagemaker" and params["sagemaker"] is None:
             raise InvalidParameterError(
                 "SageMakerFM: backend='sagemaker' needs sagemaker=movierec.sagemaker.SageMakerConfig(bucket, "
@@ -278,7 +300,8 @@ class SageMakerFM(FittedFM):
         ------
         InvalidParameterError
             A parameter is out of range, or two disagree (an init method without its scale or
-            value, ``backend="sagemaker"`` without a config).
+            value, ``negatives_per_positive`` with a regressor, ``backend="sagemaker"`` without a
+            config).
         DataValidationError
             Bad ratings; side frames given with ``side_features=False`` or neither given with
             ``side_features=True``; ``feature_dim`` set and not what the data gives.
@@ -307,7 +330,7 @@ class SageMakerFM(FittedFM):
             raise
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
-        X, y = self._design(user_idx, item_idx), self.prediction_targets(ratings)
+        X, y = self._labelled(frame, negatives=True)  # the rated pairs, then sampled negatives
         trainer = self._start_backend(X.shape[1])
         try:
             weights = trainer.fit(X, y)
@@ -390,7 +413,8 @@ class SageMakerFM(FittedFM):
         return self._from_scratch(ratings, users, items, lambda _u, _i: self._tuning_job(search))
 
     def _tuning_job(self, search: _tune.Search) -> TuneResult:
-        (X_train, y_train), (X_valid, y_valid) = self._labelled(search.train), self._labelled(search.valid)
+        (X_train, y_train) = self._labelled(search.train, negatives=True)
+        (X_valid, y_valid) = self._labelled(search.valid)
         outcome = self._start_remote(X_train.shape[1]).tune(
             X_train, y_train, X_valid, y_valid, ranges=search.typed_ranges(), objective=search.objective,
             max_jobs=search.max_jobs, max_parallel_jobs=min(2, search.max_jobs),

@@ -26,7 +26,6 @@ import numpy as np
 from scipy import sparse
 
 __all__ = [
-    "LIKE_THRESHOLD",
     "FMBackend",
     "FMWeights",
     "LearnedWeights",
@@ -40,15 +39,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: binary_classifier label: a rating of at least this many stars is a "like" (the seed and AWS blog).
-LIKE_THRESHOLD = 4.0
 _ADAM_BETA1, _ADAM_BETA2 = 0.9, 0.999  # MXNet's Adam defaults; SageMaker does not expose them
 _DEFAULT_EPS = 1e-8
 _FIRST = np.zeros(1, dtype=np.intp)  # the rows of the one-element bias array
 #: factors_wd=None resolves to this per predictor_type (chosen on validation splits of ml-100k).
 _FACTORS_WD = {"regressor": 3e-4, "binary_classifier": 1.5e-4}
 #: SageMakerFM parameters that are not SageMaker hyperparameters and are not sent to a backend
-_NOT_HYPERPARAMETERS = ("side_features", "side_feature_value", "backend", "sagemaker", "random_state")
+_NOT_HYPERPARAMETERS = (
+    "positive_rating", "negatives_per_positive", "side_features", "side_feature_value", "backend", "sagemaker",
+    "random_state",
+)
 
 
 # -- the backend interface ---------------------------------------------------------------------
@@ -93,9 +93,9 @@ class FMBackend(Protocol):
 
     A backend is built with the model's hyperparameters (SageMaker's names, ``feature_dim``
     filled in from the data; see ``SageMakerFM.hyperparameters``) and a ``random_state``.
-    ``fit`` gets the design matrix (CSR, float64, one row per rating) and the labels (ratings for
-    ``regressor``, 0/1 for ``binary_classifier``) and returns the learned weights; ``close``
-    releases whatever the backend created (a no-op locally).
+    ``fit`` gets the design matrix (CSR, float64, one row per rating, then one per sampled negative)
+    and the labels (ratings for ``regressor``, 0/1 for ``binary_classifier``) and returns the
+    learned weights; ``close`` releases whatever the backend created (a no-op locally).
     """
 
     def fit(self, X: sparse.csr_matrix, y: np.ndarray) -> LearnedWeights: ...

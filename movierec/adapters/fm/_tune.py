@@ -20,7 +20,6 @@ import pandas as pd
 
 from movierec._params import Int, Options, Real, check_value, seed_sequence
 from movierec._validation import RATING
-from movierec.adapters.fm._trainer import LIKE_THRESHOLD
 from movierec.base import TuneResult
 from movierec.exceptions import InvalidParameterError
 from movierec.sagemaker._requests import OBJECTIVES as DEFAULT_OBJECTIVES  # SageMaker's own defaults
@@ -44,7 +43,10 @@ __all__ = [
 logger = logging.getLogger("movierec.adapters.fm")  # the logger name users filter on
 
 #: parameters a search may not draw: they change the task, the data or who trains
-NOT_TUNABLE = ("predictor_type", "feature_dim", "side_features", "backend", "sagemaker", "random_state")
+NOT_TUNABLE = (
+    "predictor_type", "positive_rating", "negatives_per_positive", "feature_dim", "side_features", "backend",
+    "sagemaker", "random_state",
+)
 #: parameters drawn as integers (the others in a (low, high) range are floats)
 INTEGER_PARAMETERS = ("num_factors", "epochs", "mini_batch_size")
 OBJECTIVES = {  # SageMaker's metric name -> (predictor type, direction); see objective_value
@@ -170,11 +172,12 @@ def draw(rng: np.random.Generator, spec: Any, *, integer: bool) -> Any:
     return float(rng.uniform(low, high))
 
 
-def objective_value(ratings: np.ndarray, predicted: np.ndarray, objective: str) -> float:
-    """Return SageMaker's tuning metric ``objective`` of ``predicted`` against star ``ratings``.
+def objective_value(targets: np.ndarray, predicted: np.ndarray, objective: str) -> float:
+    """Return SageMaker's tuning metric ``objective`` of ``predicted`` against the model's ``targets``.
 
-    ``test:rmse`` compares with the ratings; the binary metrics with the labels ``rating >= 4``
-    (accuracy at threshold 0.5; cross entropy with probabilities clipped to [1e-15, 1 - 1e-15]).
+    ``targets`` are ``prediction_targets`` of the ratings: ``test:rmse`` compares with the ratings;
+    the binary metrics with the 0/1 labels (accuracy at threshold 0.5; cross entropy with
+    probabilities clipped to [1e-15, 1 - 1e-15]).
     Pairs predicted NaN (ids unseen in training) are left out; NaN if none is left.
     """
     known = np.isfinite(predicted)
@@ -182,10 +185,10 @@ def objective_value(ratings: np.ndarray, predicted: np.ndarray, objective: str) 
         return float("nan")
     if not known.all():
         logger.debug("%d validation pairs cannot be scored and are left out", int((~known).sum()))
-    truth, predicted = ratings[known], predicted[known]
+    truth, predicted = targets[known], predicted[known]
     if objective == "test:rmse":
         return float(np.sqrt(np.mean((truth - predicted) ** 2)))
-    labels = truth >= LIKE_THRESHOLD
+    labels = truth == 1.0
     if objective == "test:binary_classification_accuracy":
         return float(np.mean((predicted >= 0.5) == labels))
     p = np.clip(predicted, 1e-15, 1 - 1e-15)  # test:binary_classification_cross_entropy
@@ -206,7 +209,7 @@ def random_search(
     changed at the end, by ``set_params`` and ``fit``.
     """
     base = model.get_params()
-    truth = search.valid[RATING].to_numpy(dtype=np.float64)
+    truth = model.prediction_targets(search.valid[RATING].to_numpy(dtype=np.float64))
     jobs, rows = [], []
     for job in range(search.max_jobs):
         drawn = {

@@ -19,15 +19,20 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from movierec.base import Recommender
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 QUICK_DIR = RESULTS_DIR / "quick"
+# The random_state of every model a suite builds.
+SEED = 0
 
 # The accuracy suite's ensemble entries (also read by render, which must not import the suites).
 ENSEMBLE3 = "WeightedEnsemble (SVD+ALS+FM)"
@@ -126,42 +131,38 @@ def mean_sd(values: list[float]) -> dict[str, float]:
     }
 
 
-def build(name: str, **kwargs: Any) -> Any:
-    """Return a new ``name`` model with its defaults and ``random_state=0`` (BiasedBaseline has none).
+def build(name: str, **kwargs: Any) -> Recommender:
+    """Return a new model of the registered ``name`` with its defaults and ``random_state=SEED``.
 
-    ``kwargs`` go to the constructor (e.g. ``spark=`` for SparkALS). Each adapter is imported only
-    when asked for, so a suite's process loads only the libraries of the model it runs.
+    ``name`` is a registry name, short (``"als"``) or the class name (``"SparkALS"``); ``kwargs``
+    go to the constructor (e.g. ``spark=`` for SparkALS). A model without a ``random_state``
+    (BiasedBaseline) gets none. Each adapter is imported only when asked for, so a suite's process
+    loads only the libraries of the model it runs.
     """
-    if name == "BiasedBaseline":
-        from movierec import BiasedBaseline
+    from movierec import registry
 
-        return BiasedBaseline(**kwargs)
-    kwargs.setdefault("random_state", 0)
-    if name == "SurpriseSVD":
-        from movierec.adapters.surprise_svd import SurpriseSVD
-
-        return SurpriseSVD(**kwargs)
-    if name == "SparkALS":
-        from movierec.adapters.spark_als import SparkALS
-
-        return SparkALS(**kwargs)
-    if name == "SageMakerFM":
-        from movierec.adapters.sagemaker_fm import SageMakerFM
-
-        return SageMakerFM(**kwargs)
-    if name == "MyFMBayes":
-        from movierec.adapters.myfm_bayes import MyFMBayes
-
-        return MyFMBayes(**kwargs)
-    raise ValueError(f"unknown model {name!r}")
+    model = registry.make_model(name, **kwargs)
+    if "random_state" in model.get_params() and "random_state" not in kwargs:
+        model.set_params(random_state=SEED)
+    return model
 
 
-def close(model: Any) -> None:
-    """Call ``close()`` on ``model``, its ensemble members and the model it wraps, where they have one."""
-    for candidate in [model, *getattr(model, "models", []), getattr(model, "model", None)]:
-        closer = getattr(candidate, "close", None)
-        if callable(closer):
-            closer()
+def available(names: Iterable[str]) -> dict[str, type[Recommender]]:
+    """Return the registry's class for each of ``names`` whose extra is installed; log and skip the others."""
+    from movierec import registry
+
+    found: dict[str, type[Recommender]] = {}
+    for name in names:
+        try:
+            found[name] = registry.model_class(name)
+        except ImportError as err:
+            logger.warning("%s is not available and is skipped: %s", name, err)
+    return found
+
+
+def close(model: Recommender) -> None:
+    """Close ``model`` (an ensemble closes its fitted members). Kept for the scripts that import it."""
+    model.close()
 
 
 def peak_rss_mb() -> float:

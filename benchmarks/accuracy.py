@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import ENSEMBLE3, ENSEMBLE4, data_home, mean_sd, quiet, timed
-from movierec import BiasedBaseline, WeightedEnsemble, official_folds
+from benchmarks._common import ENSEMBLE3, ENSEMBLE4, SEED, available, build, data_home, mean_sd, quiet, timed
+from movierec import TuneResult, WeightedEnsemble, official_folds
 from movierec.metrics import mae, rmse
 
 logger = logging.getLogger("benchmarks.accuracy")
 
-SEED = 0
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
 # A first run with n_epochs [20, 40], lr_all [0.005, 0.01], reg_all [0.05, 0.1] and ALS reg_param
 # [0.05, 0.1, 0.15] chose the largest values on every training fold's CV: the grids moved outwards.
@@ -58,26 +57,16 @@ def _scores(model: Any, test: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _available() -> dict[str, Any]:
-    """Import the adapters that are installed; a missing one is skipped, not fatal."""
-    found: dict[str, Any] = {}
-    for name, module in (
-        ("SurpriseSVD", "movierec.adapters.surprise_svd"),
-        ("SparkALS", "movierec.adapters.spark_als"),
-        ("SageMakerFM", "movierec.adapters.sagemaker_fm"),
-        ("MyFMBayes", "movierec.adapters.myfm_bayes"),
-    ):
-        try:
-            found[name] = getattr(__import__(module, fromlist=[name]), name)
-        except ImportError as err:
-            logger.warning("%s is not available and is skipped: %s", name, err)
-    return found
+def _tuned(result: TuneResult) -> dict[str, Any]:
+    """Return what the result file keeps of a tune(): the chosen values, their score and every candidate."""
+    return {"params": result.best_params, "metric": result.metric, "score": result.best_score,
+            "results": result.results}
 
 
 def run(*, quick: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Run the suite; return (results, notes)."""
     quiet()
-    adapters = _available()
+    adapters = available(["SurpriseSVD", "SparkALS", "SageMakerFM", "MyFMBayes"])
     folds = official_folds("ml-100k", which=FOLDS[:1] if quick else FOLDS, data_home=data_home(), download=False)
     svd_grid = QUICK_GRIDS["svd"] if quick else SVD_GRID
     als_grid = QUICK_GRIDS["als"] if quick else ALS_GRID
@@ -122,13 +111,13 @@ class _FoldRunner:
         self.myfm_iter = myfm_iter
         self.als_best: dict[str, Any] | None = None
         self.als_tuned_on: str | None = None
-        self.spark_models: list[Any] = []
+        self.open_models: list[Any] = []  # closed after each fold
 
     def close(self) -> None:
-        """Stop the Spark sessions the fold's SparkALS models started."""
-        for model in self.spark_models:
+        """Stop the Spark sessions the fold's SparkALS models (alone or in an ensemble) started."""
+        for model in self.open_models:
             model.close()
-        self.spark_models.clear()
+        self.open_models.clear()
 
     def run_fold(self, fold: Any) -> dict[str, Any]:
         """Return {model name: scores on the test fold, seconds, what tune() chose} for ``fold``."""
@@ -150,7 +139,7 @@ class _FoldRunner:
             row[name] = entry
             logger.info("%s: %s RMSE %.4f MAE %.4f (%.0f s)", fold.name, name, entry["rmse"], entry["mae"], seconds)
 
-        record("BiasedBaseline", lambda: (BiasedBaseline().fit(train), None))
+        record("BiasedBaseline", lambda: (build("BiasedBaseline").fit(train), None))
         if "SurpriseSVD" in self.adapters:
             record("SurpriseSVD", lambda: self._svd(train, tuned))
         if "SparkALS" in self.adapters:
@@ -168,18 +157,17 @@ class _FoldRunner:
         return row
 
     def _svd(self, train, tuned):
-        model = self.adapters["SurpriseSVD"](random_state=SEED)
-        found = model.tune(train, self.svd_grid, folds=TUNE_FOLDS)
+        model = build("SurpriseSVD")
+        found = _tuned(model.tune(train, self.svd_grid, folds=TUNE_FOLDS))
         tuned["SurpriseSVD"] = found["params"]
         return model, found
 
     def _als(self, train, tuned, fold_name: str):
-        model = self.adapters["SparkALS"](random_state=SEED)
-        self.spark_models.append(model)
+        model = build("SparkALS")
+        self.open_models.append(model)
         if self.als_best is None or ALS_TUNE_EVERY_FOLD:
-            found = model.tune(train, self.als_grid, folds=TUNE_FOLDS)
+            found = _tuned(model.tune(train, self.als_grid, folds=TUNE_FOLDS))
             self.als_best, self.als_tuned_on = found["params"], fold_name
-            found = {"params": found["params"], "rmse": found["rmse"], "results": found["results"]}
         else:
             model.set_params(**self.als_best).fit(train)
             found = {"params": self.als_best, "reused_from": self.als_tuned_on}
@@ -187,25 +175,19 @@ class _FoldRunner:
         return model, found
 
     def _fm(self, train, tuned):
-        model = self.adapters["SageMakerFM"](random_state=SEED)
-        found = model.tune(train, self.fm_ranges, max_jobs=self.fm_jobs)
+        model = build("SageMakerFM")
+        found = _tuned(model.tune(train, self.fm_ranges, max_jobs=self.fm_jobs))
         tuned["SageMakerFM"] = found["params"]
-        return model, {"params": found["params"], "objective": found["objective"], "value": found["value"]}
+        return model, found
 
     def _myfm(self):
-        return self.adapters["MyFMBayes"](rank=10, n_iter=self.myfm_iter, random_state=SEED)
+        return build("MyFMBayes", rank=10, n_iter=self.myfm_iter)
 
     def _ensemble(self, names: list[str], train, tuned):
-        members = []
-        for name in names:
-            if name == "MyFMBayes":
-                members.append(self._myfm())
-                continue
-            model = self.adapters[name](random_state=SEED).set_params(**tuned[name])
-            if name == "SparkALS":
-                self.spark_models.append(model)
-            members.append(model)
+        members = [self._myfm() if name == "MyFMBayes" else build(name, **tuned[name]) for name in names]
         model = WeightedEnsemble(members, random_state=SEED).fit(train)
+        # The fitted clones hold the Spark session; closed with the fold's other models.
+        self.open_models.append(model)
         return model, {"member_errors": dict(zip(names, (float(e) for e in model.errors_)))}
 
 

@@ -22,135 +22,23 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from benchmarks._common import close, data_home, quiet
-from movierec import BiasedBaseline, WeightedEnsemble, load_movielens, stratified_split
-from movierec.base import ArrayRecommender, Recommender
+from benchmarks._common import SEED, build, data_home, quiet
+from movierec import Popularity, WeightedEnsemble, load_movielens, stratified_split
+from movierec.base import Recommender
 from movierec.metrics import coverage, ranking_metrics
 
 logger = logging.getLogger("benchmarks.ranking")
 
 K = 10
 SPLIT_SEED = 42
-SEED = 0
 CANDIDATES = 50  # each member proposes its top 50 in the ensembles' candidates mode
 VALIDATION_SIZE = 0.1
 IMPLICIT_ALS_GRID = [
     {"rank": r, "reg_param": reg, "alpha": a} for r in (20, 50) for reg in (0.01, 0.1) for a in (1.0, 5.0)
 ]
 BINARY_FM_GRID = [{"num_factors": 64}, {"num_factors": 64, "epochs": 40}, {"num_factors": 32, "factors_wd": 3e-4}]
-
-
-class Popularity(ArrayRecommender):
-    """Scores every movie by its number of ratings in fit: the same list for everyone, minus the seen."""
-
-    def __init__(self) -> None:
-        pass
-
-    def _fit_indexed(self, user_idx, item_idx, ratings, frame) -> None:
-        self.counts_ = np.bincount(item_idx, minlength=len(self.items_)).astype(np.float64)
-
-    def _score_pairs(self, user_idx, item_idx):
-        return self.counts_[item_idx]
-
-    def _score_users(self, user_idx):
-        return np.broadcast_to(self.counts_, (len(user_idx), len(self.counts_)))
-
-    def _get_arrays(self):
-        return {"counts": self.counts_}
-
-    def _set_arrays(self, arrays, extra) -> None:
-        self.counts_ = arrays["counts"]
-
-
-def sample_negatives(ratings: pd.DataFrame, *, per_positive: float = 1.0, seed: int = 0) -> pd.DataFrame:
-    """Return (userId, movieId) pairs of movies each user did not rate, ``per_positive`` per rated one.
-
-    Uniform over the user's unseen movies of the catalogue of ``ratings``; no pair twice; a user
-    gets at most as many as they have unseen movies. Vectorized: draw, reject seen and repeated
-    pairs, draw again for the shortfall.
-    """
-    rng = np.random.default_rng(seed)
-    users, user_idx = np.unique(ratings["userId"].to_numpy(), return_inverse=True)
-    items, item_idx = np.unique(ratings["movieId"].to_numpy(), return_inverse=True)
-    n_items = len(items)
-    seen_codes = np.unique(user_idx.astype(np.int64) * n_items + item_idx)
-    rated = np.bincount(user_idx, minlength=len(users))
-    want = np.minimum(np.rint(rated * per_positive).astype(np.int64), n_items - rated)
-    got_u, got_i = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    need = want.copy()
-    for _ in range(20):
-        active = np.flatnonzero(need > 0)
-        if len(active) == 0:
-            break
-        u = np.repeat(active, np.ceil(need[active] * 1.5).astype(np.int64) + 1)
-        i = rng.integers(0, n_items, len(u))
-        code = u * n_items + i
-        fresh = ~np.isin(code, seen_codes)
-        u, i = np.concatenate([got_u, u[fresh]]), np.concatenate([got_i, i[fresh]])
-        _, first = np.unique(u * n_items + i, return_index=True)
-        keep = np.sort(first)
-        u, i = u[keep], i[keep]
-        order = np.argsort(u, kind="stable")
-        u, i = u[order], i[order]
-        position = np.arange(len(u)) - np.searchsorted(u, u, side="left")
-        inside = position < want[u]
-        got_u, got_i = u[inside], i[inside]
-        need = want - np.bincount(got_u, minlength=len(users))
-    # Users who need most of their unseen movies are left short by rejection: draw theirs exactly.
-    extra_u, extra_i = [got_u], [got_i]
-    for user in np.flatnonzero(need > 0):
-        taken = np.concatenate([item_idx[user_idx == user], got_i[got_u == user]])
-        free = np.setdiff1d(np.arange(n_items), taken)
-        pick = rng.choice(free, size=int(need[user]), replace=False)
-        extra_u.append(np.full(len(pick), user))
-        extra_i.append(pick)
-    got_u, got_i = np.concatenate(extra_u), np.concatenate(extra_i)
-    order = np.lexsort((got_i, got_u))
-    got_u, got_i = got_u[order], got_i[order]
-    return pd.DataFrame({"userId": users[got_u], "movieId": items[got_i]})
-
-
-class NegativeSampled(ArrayRecommender):
-    """Trains ``model`` on seen = ``positive`` plus sampled unseen = ``negative`` ratings.
-
-    The wrapped model (here SageMakerFM with ``predictor_type="binary_classifier"``, whose label is
-    ``rating >= 4``) learns seen against unseen. This wrapper keeps its own record of the movies
-    really rated, so ``top_n`` leaves out only those, not the sampled negatives (which may well be
-    relevant test movies). Negatives are drawn afresh, seeded, at every ``fit``.
-    """
-
-    def __init__(self, model: Recommender, per_positive: float = 1.0, positive: float = 5.0,
-                 negative: float = 1.0, random_state: int = 0) -> None:
-        self.model = model
-        self.per_positive = per_positive
-        self.positive = positive
-        self.negative = negative
-        self.random_state = random_state
-
-    def _fit_indexed(self, user_idx, item_idx, ratings, frame) -> None:
-        negatives = sample_negatives(frame, per_positive=self.per_positive, seed=self.random_state)
-        positives = frame[["userId", "movieId"]].assign(rating=float(self.positive))
-        training = pd.concat([positives, negatives.assign(rating=float(self.negative))], ignore_index=True)
-        self.model.fit(training)
-        self.n_negatives_ = len(negatives)
-
-    def _score_pairs(self, user_idx, item_idx):
-        pairs = pd.DataFrame({"userId": self.users_.ids[user_idx], "movieId": self.items_.ids[item_idx]})
-        return self.model.predict(pairs).to_numpy(dtype=float)
-
-    def _score_users(self, user_idx):
-        n_items = len(self.items_)
-        scores = self._score_pairs(np.repeat(user_idx, n_items), np.tile(np.arange(n_items), len(user_idx)))
-        return scores.reshape(len(user_idx), n_items)
-
-    def _get_arrays(self):
-        raise NotImplementedError("NegativeSampled is a benchmark helper and is not saved")
-
-    def _set_arrays(self, arrays, extra) -> None:
-        raise NotImplementedError("NegativeSampled is a benchmark helper and is not saved")
 
 
 def evaluate(model: Recommender, train: pd.DataFrame, test: pd.DataFrame, *, fit: bool = True) -> dict[str, Any]:
@@ -182,7 +70,7 @@ def _select(name: str, build: Callable[[dict[str, Any]], Recommender], grid: Ite
         try:
             score = evaluate(model, fit_part, valid)["ndcg"]
         finally:
-            close(model)
+            model.close()
         tried.append({"params": params, "validation_ndcg": score})
         logger.info("%s %s: validation nDCG@%d %.4f", name, params, K, score)
     best = max(tried, key=lambda t: t["validation_ndcg"])
@@ -192,10 +80,7 @@ def _select(name: str, build: Callable[[dict[str, Any]], Recommender], grid: Ite
 def run(*, quick: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Run the suite; return (results, notes)."""
     quiet()
-    from movierec.adapters._spark_session import local_session_builder, quiet_pyspark_warnings
-    from movierec.adapters.sagemaker_fm import SageMakerFM
-    from movierec.adapters.spark_als import SparkALS
-    from movierec.adapters.surprise_svd import SurpriseSVD
+    from movierec.adapters.spark._session import local_session_builder, quiet_pyspark_warnings
 
     # One Spark session for the whole suite (each SparkALS would otherwise start and stop its own).
     workdir = Path(tempfile.mkdtemp(prefix="movierec-bench-ranking-"))
@@ -204,13 +89,13 @@ def run(*, quick: bool = False) -> tuple[dict[str, Any], list[str]]:
     spark.sparkContext.setLogLevel("ERROR")
     spark.sparkContext.setCheckpointDir(str(workdir / "checkpoints"))
     try:
-        return _run(quick, spark, SparkALS, SurpriseSVD, SageMakerFM)
+        return _run(quick, spark)
     finally:
         spark.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(quick: bool, spark: Any, SparkALS: Any, SurpriseSVD: Any, SageMakerFM: Any) -> tuple[dict[str, Any], list[str]]:
+def _run(quick: bool, spark: Any) -> tuple[dict[str, Any], list[str]]:
     ratings = load_movielens("ml-100k", data_home=data_home(), download=False).ratings
     if quick:
         ratings = ratings[ratings["userId"] <= 120]
@@ -232,32 +117,31 @@ def _run(quick: bool, spark: Any, SparkALS: Any, SurpriseSVD: Any, SageMakerFM: 
         logger.info("%s: %s", name, {k: round(v, 4) for k, v in results[name].items() if isinstance(v, float)})
 
     def explicit_members() -> list[Recommender]:
-        return [SurpriseSVD(random_state=SEED), SparkALS(random_state=SEED, spark=spark), SageMakerFM(random_state=SEED)]
+        return [build("SurpriseSVD"), build("SparkALS", spark=spark), build("SageMakerFM")]
 
     try:
         measure("Popularity", Popularity())
-        measure("BiasedBaseline", BiasedBaseline())
+        measure("BiasedBaseline", build("BiasedBaseline"))
         for model in explicit_members():
             measure(type(model).__name__, model)
-            close(model)
+            model.close()
         for candidates in (None, CANDIDATES):
             ensemble = WeightedEnsemble(explicit_members(), candidates=candidates, random_state=SEED)
             measure(f"WeightedEnsemble explicit ({_mode(candidates)})", ensemble)
-            close(ensemble)
+            ensemble.close()
 
         def implicit_als(params: dict[str, Any]) -> Recommender:
-            return SparkALS(implicit_prefs=True, random_state=SEED, spark=spark, **params)
+            return build("SparkALS", implicit_prefs=True, spark=spark, **params)
 
         def binary_fm(params: dict[str, Any]) -> Recommender:
-            return NegativeSampled(
-                SageMakerFM(predictor_type="binary_classifier", random_state=SEED, **params), random_state=SEED
-            )
+            return build("SageMakerFM", predictor_type="binary_classifier", positive_rating=None,
+                         negatives_per_positive=1.0, **params)
 
         als_params, als_valid, als_tried = _select("SparkALS implicit", implicit_als, als_grid, train, closers)
         fm_params, fm_valid, fm_tried = _select("SageMakerFM binary", binary_fm, fm_grid, train, closers)
         model = implicit_als(als_params)
         measure("SparkALS implicit", model, params=als_params, validation_ndcg=als_valid, tried=als_tried)
-        close(model)
+        model.close()
         model = binary_fm(fm_params)
         measure("SageMakerFM binary (sampled negatives)", model, params=fm_params, validation_ndcg=fm_valid,
                 tried=fm_tried)
@@ -266,10 +150,10 @@ def _run(quick: bool, spark: Any, SparkALS: Any, SurpriseSVD: Any, SageMakerFM: 
             ensemble = WeightedEnsemble([implicit_als(als_params), binary_fm(fm_params)], errors=errors,
                                         candidates=candidates, random_state=SEED)
             measure(f"WeightedEnsemble implicit ({_mode(candidates)})", ensemble, errors=errors)
-            close(ensemble)
+            ensemble.close()
     finally:
         for model in closers:
-            close(model)
+            model.close()
 
     notes = [
         (f"ml-100k, stratified_split(test_size=0.25, random_state={SPLIT_SEED}): {len(train)} training and "
@@ -279,8 +163,9 @@ def _run(quick: bool, spark: Any, SparkALS: Any, SurpriseSVD: Any, SageMakerFM: 
         "on u1-u5 training folds, which overlap this split's test set."),
         (f"Implicit settings chosen on a stratified {VALIDATION_SIZE:.0%} validation split of the training part "
         f"by nDCG@{K}: SparkALS implicit over {als_grid}; SageMakerFM binary over {fm_grid}."),
-        ("SageMakerFM binary trains on seen (rating 5.0, label 1) plus as many uniformly sampled unseen "
-        "movies per user (rating 1.0, label 0); its top-N leaves out only really rated movies."),
+        ("SageMakerFM binary (positive_rating=None, negatives_per_positive=1) trains on seen (label 1) plus "
+        "as many uniformly sampled unseen movies per user (label 0); its top-N leaves out only really rated "
+        "movies."),
         (f"Ensembles: candidates=None (every unseen movie scored by every member) and candidates={CANDIDATES} "
         "(each member proposes its own top 50). Explicit ensemble errors: holdout RMSE (default); implicit "
         "ensemble errors: 1 - validation nDCG@10 of each member, given as errors=."),

@@ -20,8 +20,8 @@ import time
 from typing import Any
 
 from benchmarks._common import (
+    SEED,
     build,
-    close,
     current_rss_mb,
     data_home,
     jvm_peak_rss_mb,
@@ -33,17 +33,18 @@ from benchmarks._reference import surprise_faq_top_n, surprise_fit
 
 logger = logging.getLogger("benchmarks.speed")
 
-SEED = 0
 N = 10
 REPEATS = 3
+# Registry class names, and the ensemble of the three seed models.
 MODELS = ("BiasedBaseline", "SurpriseSVD", "SparkALS", "SageMakerFM", "MyFMBayes", "WeightedEnsemble")
+ENSEMBLE_MEMBERS = ("SurpriseSVD", "SparkALS", "SageMakerFM")
 
 
 def _build(name: str) -> Any:
     if name == "WeightedEnsemble":
         from movierec import WeightedEnsemble
 
-        return WeightedEnsemble([build("SurpriseSVD"), build("SparkALS"), build("SageMakerFM")], random_state=SEED)
+        return WeightedEnsemble([build(member) for member in ENSEMBLE_MEMBERS], random_state=SEED)
     return build(name)
 
 
@@ -58,7 +59,7 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
     def fit():
         nonlocal model
         if model is not None:
-            close(model)
+            model.close()
         model = _build(name)
         return model.fit(train)
 
@@ -89,7 +90,7 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
             out["speedup_vs_recipe"] = out["recipe_seconds"] / out["top_n_seconds"]
     finally:
         if model is not None:
-            close(model)
+            model.close()
     return out
 
 

@@ -99,7 +99,8 @@ show_top("SageMakerFM", fm)
 # `e` is the member's RMSE. The ensemble measures `e` itself, on a 10 % hold-out of the training part
 # (then refits every member on all of it), so the test part is never used to build the model.
 # `candidates=20` is the seed's method: each model proposes its own top 20 and the ensemble re-ranks
-# their union.
+# their union. The ensemble fits its own copies of `als`, `svd` and `fm` (`ensemble.models_`): the
+# models fitted above are left as they are.
 
 # %%
 ensemble = movierec.WeightedEnsemble([als, svd, fm], candidates=20, random_state=0)
@@ -116,12 +117,14 @@ show_top("WeightedEnsemble", ensemble)
 
 # %% [markdown]
 # ## 5. Side by side
-# The members' test RMSE after the ensemble refitted them on all of u1.base, and the blend's.
+# The test RMSE of the ensemble's members (its copies, fitted on all of u1.base) and of the blend.
 
 # %%
-members = {name: model.rmse(test) for name, model in [("SparkALS", als), ("SurpriseSVD", svd), ("SageMakerFM", fm)]}
+names = ["SparkALS", "SurpriseSVD", "SageMakerFM"]
+members = {name: model.rmse(test) for name, model in zip(names, ensemble.models_)}
 summary = pd.Series({**members, "WeightedEnsemble": ensemble_rmse}, name="test RMSE")
 print(summary.round(4).to_string())
 
 # %%
+ensemble.close()  # its SparkALS copy's hold on the Spark session
 als.close()  # stops the Spark session SparkALS started

@@ -10,12 +10,12 @@ import importlib
 from typing import Any
 
 from movierec._version import __version__
-from movierec.base import ArrayRecommender, Recommender, TuneResult
+from movierec.base import ArrayRecommender, Recommender, TuneResult, clone
 from movierec.baseline import BiasedBaseline
 from movierec.ease import EASE
 from movierec.popularity import Popularity
 from movierec.datasets import Fold, MovieLens, download_movielens, load_movielens, official_folds
-from movierec.ensemble import WeightedEnsemble
+from movierec.ensemble import FitEvent, WeightedEnsemble
 from movierec.exceptions import (
     BackendError,
     ChecksumError,
@@ -42,6 +42,8 @@ __all__ = [
     "Popularity",
     "EASE",
     "WeightedEnsemble",
+    "FitEvent",
+    "clone",
     *_LAZY,
     "MovieLens",
     "Fold",

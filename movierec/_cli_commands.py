@@ -9,16 +9,21 @@ import argparse
 import logging
 import sys
 import time
-import warnings
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from movierec import registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from movierec.base import Recommender
+    from movierec.ensemble import FitEvent, WeightedEnsemble
+
 __all__ = [
     "ENSEMBLE",
-    "MODELS",
     "REPORT_USERS",
+    "build_members",
     "datasets_command",
     "download_command",
     "evaluate_command",
@@ -28,30 +33,6 @@ __all__ = [
 
 logger = logging.getLogger("movierec.cli")
 
-
-def _baseline(seed: int) -> Any:
-    from movierec.baseline import BiasedBaseline
-
-    return BiasedBaseline()
-
-
-def _lazy(class_name: str) -> Callable[[int], Any]:
-    def make(seed: int) -> Any:
-        import movierec
-
-        return getattr(movierec, class_name)(random_state=seed)
-
-    make.__name__ = class_name
-    return make
-
-
-#: Model names the command accepts, and what each one builds (adapters are imported only when named).
-MODELS: dict[str, tuple[str, Callable[[int], Any]]] = {
-    "baseline": ("BiasedBaseline", _baseline),
-    "als": ("SparkALS", _lazy("SparkALS")),
-    "svd": ("SurpriseSVD", _lazy("SurpriseSVD")),
-    "fm": ("SageMakerFM", _lazy("SageMakerFM")),
-}
 ENSEMBLE = "ensemble"
 REPORT_USERS = 3
 
@@ -70,67 +51,41 @@ def _bar(args: argparse.Namespace, total: int, desc: str) -> Any:
                 file=sys.stderr, dynamic_ncols=True)
 
 
-class _Tracked:
-    """Wraps a member so each of its fits advances a progress bar and adds to its fit time."""
+def build_members(names: Sequence[str], seed: int) -> dict[str, Recommender]:
+    """Return a new, unfitted model per registry name, seeded with ``seed`` where it takes a random_state.
 
-    def __init__(self, name: str, model: Any, bar: Any) -> None:
-        self.name, self.model, self.bar = name, model, bar
-        self.fit_seconds = 0.0
-
-    def fit(self, ratings: pd.DataFrame) -> _Tracked:
-        self.bar.set_postfix_str(f"fitting {self.name} on {len(ratings):,} ratings")
-        start = time.perf_counter()
-        self.model.fit(ratings)
-        elapsed = time.perf_counter() - start
-        self.fit_seconds += elapsed
-        logger.info("fitted %s on %d ratings (%.1f s)", self.name, len(ratings), elapsed)
-        self.bar.update()
-        return self
-
-    def predict(self, pairs: pd.DataFrame) -> pd.Series:
-        return self.model.predict(pairs)
-
-    def top_n(self, users: Any = None, n: int = 5, *, exclude_seen: bool = True) -> pd.DataFrame:
-        return self.model.top_n(users=users, n=n, exclude_seen=exclude_seen)
-
-    def rmse(self, test: pd.DataFrame, **kwargs: Any) -> float:
-        # The ensemble calls rmse only on its hold-out: say so in the warnings it raises.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            value = self.model.rmse(test, **kwargs)
-        for warning in caught:
-            warnings.warn_explicit(f"ensemble hold-out: {warning.message}", warning.category,
-                                   warning.filename, warning.lineno)
-        return value
+    An adapter is imported only when its name is asked for.
+    """
+    members = {}
+    for name in names:
+        model = registry.make_model(name)
+        if "random_state" in model.get_params():  # BiasedBaseline has nothing to seed
+            model.set_params(random_state=seed)
+        members[name] = model
+    return members
 
 
-def _build_models(names: Sequence[str], seed: int) -> dict[str, Any]:
-    return {name: MODELS[name][1](seed) for name in names}
+def _close(ensemble: WeightedEnsemble) -> None:
+    """Release what the fitted members hold (a SparkALS's Spark session); never masks the run's own error."""
+    try:
+        ensemble.close()
+    except Exception as err:  # noqa: BLE001
+        logger.warning("warning: could not close a member of the ensemble: %s", one_line(err))
 
 
-def _close(models: dict[str, Any]) -> None:
-    """Release what members hold (SparkALS's own Spark session); never masks the run's own error."""
-    for name, model in models.items():
-        close = getattr(model, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception as err:  # noqa: BLE001
-                logger.warning("warning: could not close %s: %s", name, one_line(err))
+def _fit_ensemble(args: argparse.Namespace, ensemble: WeightedEnsemble, names: Sequence[str],
+                  train: pd.DataFrame, desc: str) -> dict[str, float]:
+    """Fit ``ensemble`` (hold-out fits, then fits on all) with a progress bar; return each member's fit seconds."""
+    with _bar(args, 2 * len(names), desc) as bar:
 
+        def progress(event: FitEvent) -> None:
+            name = names[event.position]
+            logger.info("fitted %s on %d ratings (%.1f s)", name, event.n_ratings, event.seconds)
+            bar.set_postfix_str(f"fitted {name} on {event.n_ratings:,} ratings")
+            bar.update()
 
-def _fit_ensemble(args: argparse.Namespace, models: dict[str, Any], train: pd.DataFrame,
-                  candidates: int | None, desc: str) -> tuple[Any, dict[str, float]]:
-    """Fit a WeightedEnsemble of ``models`` once (hold-out fits, then refits); return it and fit times."""
-    from movierec.ensemble import WeightedEnsemble
-
-    with _bar(args, 2 * len(models), desc) as bar:
-        tracked = [_Tracked(name, model, bar) for name, model in models.items()]
-        ensemble = WeightedEnsemble(tracked, candidates=candidates, random_state=args.seed)
-        ensemble.fit(train)
-    # Members are fitted in place; the ensemble keeps working on the unwrapped models.
-    ensemble.models = list(models.values())
-    return ensemble, {t.name: t.fit_seconds for t in tracked}
+        ensemble.fit(train, callback=progress)
+    return dict(zip(names, (float(s) for s in ensemble.fit_seconds_)))
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -168,16 +123,19 @@ def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, st
 
 
 def recommend_command(args: argparse.Namespace) -> int:
+    from movierec.ensemble import WeightedEnsemble
     from movierec.metrics import evaluate
     from movierec.report import ReportData, write_report
 
     started = time.perf_counter()
     data, train, test, split = _load(args)
     candidates = args.candidates if args.ensemble == "candidates" else None
-    models = _build_models(args.models, args.seed)
+    ensemble = WeightedEnsemble(list(build_members(args.models, args.seed).values()), candidates=candidates,
+                                random_state=args.seed)
     try:
-        ensemble, fit_seconds = _fit_ensemble(args, models, train, candidates, "fitting")
-        everyone: dict[str, Any] = {**models, ENSEMBLE: ensemble}
+        fit_seconds = _fit_ensemble(args, ensemble, args.models, train, "fitting")
+        members = dict(zip(args.models, ensemble.models_))
+        everyone: dict[str, Any] = {**members, ENSEMBLE: ensemble}
         depth = max(args.n, args.k)
         top = {}
         with _bar(args, len(everyone), "top-N") as bar:
@@ -206,11 +164,11 @@ def recommend_command(args: argparse.Namespace) -> int:
             "fit seconds": ", ".join(f"{k} {v:.1f}" for k, v in fit_seconds.items()),
         }
         report = ReportData(dataset=args.dataset, split=split, train=train, test=test, titles=titles,
-                            members=models, ensemble=ensemble, metrics=metrics, top=top, k=args.k,
+                            members=members, ensemble=ensemble, metrics=metrics, top=top, k=args.k,
                             users=shown_users, settings=settings, seed=args.seed)
         report_path = write_report(report, args.out / "report.html")
     finally:
-        _close(models)
+        _close(ensemble)
 
     shown = metrics.assign(fit_s=pd.Series(fit_seconds)).rename(
         columns={"rmse": "RMSE", "mae": "MAE", f"ndcg@{args.k}": f"nDCG@{args.k}", "fit_s": "fit s"})
@@ -222,7 +180,7 @@ def recommend_command(args: argparse.Namespace) -> int:
     print(f"\n{split}: {len(train):,} train / {len(test):,} test ratings"
           + (f"; {unscored} test pairs with a user or movie unseen in train are left out" if unscored else ""))
     print("ensemble weights 1/RMSE(hold-out): "
-          + ", ".join(f"{name} {w:.3f}" for name, w in zip(models, ensemble.weights_)))
+          + ", ".join(f"{name} {w:.3f}" for name, w in zip(args.models, ensemble.weights_)))
     n_users = recommendations["userId"].nunique()
     print(f"wrote {csv_path} ({len(recommendations):,} rows: {n_users} users x top {args.n} of {args.recommender})")
     print(f"wrote {report_path}")
@@ -243,17 +201,20 @@ def evaluate_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     folds = official_folds(args.dataset, which=tuple(args.folds), data_home=args.data_home)
     logger.info("loaded %s folds %s (%.1f s)", args.dataset, ",".join(args.folds), time.perf_counter() - start)
-    models = _build_models(args.models, args.seed)
+    from movierec.ensemble import WeightedEnsemble
+
+    # One ensemble refitted per fold: each fit clones the members afresh and closes the previous clones.
+    ensemble = WeightedEnsemble(list(build_members(args.models, args.seed).values()), random_state=args.seed)
     rows = []
     try:
         for fold in folds:
-            ensemble, _ = _fit_ensemble(args, models, fold.train, None, f"fold {fold.name}")
-            table = evaluate({**models, ENSEMBLE: ensemble}, fold.test)
+            _fit_ensemble(args, ensemble, args.models, fold.train, f"fold {fold.name}")
+            table = evaluate({**dict(zip(args.models, ensemble.models_)), ENSEMBLE: ensemble}, fold.test)
             logger.info("fold %s: %s", fold.name,
                         ", ".join(f"{name} RMSE {row.rmse:.4f}" for name, row in table.iterrows()))
             rows.append(table.assign(fold=fold.name).reset_index())
     finally:
-        _close(models)
+        _close(ensemble)
     per_fold = pd.concat(rows, ignore_index=True)
     grouped = per_fold.groupby("model", sort=False)
     summary = pd.DataFrame({

@@ -21,12 +21,23 @@ import pandas as pd
 
 from movierec._ids import index_ratings, resolve_users
 from movierec._params import Bool, Constraint, check_params, check_value
-from movierec._persist import ARRAYS_FILE, read_arrays, read_params, restore_state, state_arrays, write_params
+from movierec._persist import (
+    ARRAYS_FILE,
+    PARAMS_FILE,
+    ModelFiles,
+    atomic_folder,
+    check_arrays,
+    read_folder,
+    restore_state,
+    state_arrays,
+    write_arrays,
+    write_params,
+)
 from movierec._ranking import top_k, top_n_frame
 from movierec._validation import ITEM, RATING, USER, check_n, check_pairs, check_ratings
-from movierec.exceptions import MovieRecWarning, NotFittedError
+from movierec.exceptions import InvalidParameterError, ModelFileError, MovieRecWarning, NotFittedError
 
-__all__ = ["ArrayRecommender", "Recommender", "TuneResult"]
+__all__ = ["ArrayRecommender", "Recommender", "TuneResult", "clone"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +210,10 @@ class ArrayRecommender(Recommender):
     """
 
     _sort_item_ids = True
+    #: Shapes of the arrays :meth:`_get_arrays` returns, checked at load before :meth:`_set_arrays`
+    #: (see movierec._persist.check_arrays): e.g. ``{"user_factors": ("users", "k"),
+    #: "item_factors": ("items", "k")}``; ``"users"`` and ``"items"`` are the fitted id counts.
+    _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {}
 
     def fit(self, ratings: pd.DataFrame) -> Self:
         """Learn from ``ratings`` and return self; a second call starts from scratch."""
@@ -282,24 +297,74 @@ class ArrayRecommender(Recommender):
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Write ``params.json`` and ``arrays.npz`` (no pickle) to the directory ``path``."""
+        """Write the model to the folder ``path``, atomically: the old model there stays whole until
+        the new one is complete (``params.json``, ``arrays.npz`` without pickle, ``manifest.json``).
+
+        Raises
+        ------
+        FileExistsError
+            If ``path`` is a file, or a non-empty folder that holds no saved model.
+        """
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        with atomic_folder(path) as folder:
+            self._write(folder)
+
+    def _write(self, folder: Path) -> None:
+        """Write the model's files into the new, empty ``folder``; :meth:`save` makes it atomic.
+
+        Subclasses with files of their own (Spark's model) write them here and call ``super()``.
+        """
         arrays = state_arrays(self.users_, self.items_, self.seen_)
         arrays.update({f"model_{k}": np.asarray(v) for k, v in self._get_arrays().items()})
-        write_params(path, self, params=self._saved_params(), extra=self._get_extra())
-        np.savez(path / ARRAYS_FILE, **arrays)
+        write_params(folder, self, params=self._saved_params(), extra=self._get_extra())
+        write_arrays(folder, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """Read a model written by :meth:`save`; it predicts without refitting."""
-        path = Path(path)
-        model, extra = read_params(path, cls)
-        arrays = read_arrays(path)
-        model.users_, model.items_, model.seen_ = restore_state(arrays)
-        model._set_arrays({k[6:]: v for k, v in arrays.items() if k.startswith("model_")}, extra)
+        """Read a model written by :meth:`save`; it predicts without refitting.
+
+        Raises
+        ------
+        ModelFileError
+            If a file is missing, changed or malformed, or arrays and values do not fit the model:
+            here, never later at ``predict``.
+        """
+        files = read_folder(path, cls)
+        return files.cls._from_files(files)
+
+    @classmethod
+    def _from_files(cls, files: ModelFiles) -> Self:
+        """Return the model ``files`` hold, every array checked before any is used."""
+        model = cls(**files.params)
+        try:
+            model._validate_params()
+        except InvalidParameterError as err:
+            raise ModelFileError(f"{files.path / PARAMS_FILE}: {err}") from None
+        where = files.path / ARRAYS_FILE
+        model.users_, model.items_, model.seen_ = restore_state(files.arrays, where)
+        own = {k[6:]: v for k, v in files.arrays.items() if k.startswith("model_")}
+        check_arrays(where, own, cls._array_shapes, {"users": len(model.users_), "items": len(model.items_)})
+        try:
+            model._set_arrays(own, files.extra)
+            model._check_restored()
+        except ModelFileError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            raise ModelFileError(
+                f"{files.path}: the saved arrays and values do not fit a {cls.__name__} ({type(err).__name__}: {err})"
+            ) from None
         return model
+
+    def _check_restored(self) -> None:
+        """Score the first and last user and movie once, so arrays that do not fit fail at load."""
+        users = np.array([0, len(self.users_) - 1])
+        items = np.array([0, len(self.items_) - 1])
+        scores = np.asarray(self._score_users(users), dtype=np.float64)
+        pairs = np.asarray(self._score_pairs(users, items), dtype=np.float64)
+        if scores.shape != (2, len(self.items_)) or pairs.shape != (2,):
+            raise ValueError(f"scores have shape {scores.shape} and {pairs.shape}, not (2, {len(self.items_)}) and (2,)")
+        if not (np.isfinite(scores).all() and np.isfinite(pairs).all()):
+            raise ValueError("scores are NaN or infinite")
 
     def _saved_params(self) -> dict[str, Any]:
         """Return the constructor arguments to write; subclasses leave out live objects (sessions)."""
@@ -331,3 +396,20 @@ class ArrayRecommender(Recommender):
     def _get_extra(self) -> dict[str, Any]:
         """Return JSON-safe learned scalars to save next to the parameters."""
         return {}
+
+
+def clone(model: Recommender) -> Recommender:
+    """Return a new, unfitted model with the same parameters (scikit-learn's ``clone`` convention).
+
+    ``type(model)(**model.get_params())``, where parameters that are Recommenders (alone or in a list
+    or tuple) are cloned too; every other value (a SparkSession, a config) is passed as it is.
+    """
+
+    def copy(value: Any) -> Any:
+        if isinstance(value, Recommender):
+            return clone(value)
+        if isinstance(value, (list, tuple)) and any(isinstance(v, Recommender) for v in value):
+            return type(value)(copy(v) for v in value)
+        return value
+
+    return type(model)(**{name: copy(value) for name, value in model.get_params().items()})

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from movierec import registry
 from movierec._cli_commands import (
     ENSEMBLE,
-    MODELS,
     REPORT_USERS,
     datasets_command,
     download_command,
@@ -30,7 +30,7 @@ from movierec._cli_commands import (
 )
 from movierec._version import __version__
 
-__all__ = ["MODELS", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("movierec.cli")
 
@@ -63,9 +63,10 @@ def _model_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise argparse.ArgumentTypeError("give at least one model, e.g. als,svd,fm")
-    unknown = [name for name in names if name not in MODELS]
+    unknown = [name for name in names if name not in registry.MODELS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(registry.MODELS)}")
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a model is named twice in {text!r}")
     return names
@@ -124,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"movierec {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    models_help = (f"comma-separated models among {', '.join(MODELS)} "
-                   f"(default {DEFAULT_MODELS}): " + ", ".join(f"{k}={v[0]}" for k, v in MODELS.items()))
+    models_help = (f"comma-separated models among {', '.join(registry.MODELS)} (default {DEFAULT_MODELS}): "
+                   + ", ".join(f"{name}={spec.class_name}" for name, spec in registry.MODELS.items()))
 
     rec = commands.add_parser(
         "recommend", parents=[common, data], help="fit models and the ensemble; write recommendations and a report",

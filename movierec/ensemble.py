@@ -1,29 +1,61 @@
-"""WeightedEnsemble: standardized member scores weighted by 1 / RMSE (ARCHITECTURE.md section 4)."""
+"""WeightedEnsemble: standardized member scores weighted by 1 / RMSE (docs/architecture.md, section 4)."""
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, USER, check_fraction, check_n, check_pairs, check_ratings
 from movierec._ids import index_ratings, resolve_users, sample_pairs
+from movierec._params import Constraint, Instance, Int, Real, Seed, check_value
 from movierec._persist import ARRAYS_FILE, read_params, restore_state, state_arrays, write_params
 from movierec._ranking import empty_top_n, rank_frame
-from movierec.base import Recommender
+from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
+from movierec.base import Recommender, clone
+from movierec.exceptions import DataValidationError, InvalidParameterError, MovieRecWarning
 from movierec.registry import model_class, registered_name
-from movierec.exceptions import DataValidationError, MovieRecWarning
 
-__all__ = ["WeightedEnsemble"]
+__all__ = ["FitEvent", "WeightedEnsemble"]
 
 # Size of the fixed random sample of (user, movie) pairs whose member scores give mu_m, sigma_m.
 REFERENCE_PAIRS = 50_000
 # Pairs sent to each member's predict at once when every unseen movie is scored.
 _CHUNK_PAIRS = 1_000_000
+# Prefix of the warnings a member raises while its hold-out error is measured, so they are not
+# mistaken for warnings about the caller's own test data.
+HOLDOUT_PREFIX = "ensemble hold-out: "
+
+
+@dataclass(frozen=True)
+class FitEvent:
+    """What :meth:`WeightedEnsemble.fit` reports to its ``callback`` after each member fit.
+
+    Attributes
+    ----------
+    position : int
+        The member's position in ``models``.
+    model : str
+        The member's class name.
+    stage : {"validation", "final"}
+        ``"validation"``: the fit on the training part of the hold-out split, whose error weights the
+        member; ``"final"``: the fit on all the ratings.
+    n_ratings : int
+        The number of ratings the member was fitted on.
+    seconds : float
+        How long that fit took.
+    """
+
+    position: int
+    model: str
+    stage: Literal["validation", "final"]
+    n_ratings: int
+    seconds: float
 
 
 class WeightedEnsemble(Recommender):
@@ -38,29 +70,50 @@ class WeightedEnsemble(Recommender):
 
     Parameters
     ----------
-    models : sequence of Recommender
-        The members. ``fit`` fits them in place (they end up fitted on all of ``ratings``).
+    models : list or tuple of Recommender
+        The members, left untouched: ``fit`` works on clones of them (:func:`clone`), kept in
+        ``models_``. A generator is refused, since it can be read only once.
     errors : sequence of float, optional
-        Each member's error (RMSE). When not given, ``fit`` holds out ``validation_size`` of each
-        user's ratings, fits every member on the rest, measures ``member.rmse(holdout)``, then
-        refits every member on all the data.
+        Each member's error (RMSE), positive. When not given, ``fit`` holds out ``validation_size``
+        of each user's ratings, fits every member on the rest, measures ``member.rmse(holdout)``,
+        then refits every member on all the data.
     validation_size : float, default 0.1
+        Share of each user's ratings held out to measure the errors, strictly between 0 and 1.
     candidates : int, optional
         ``None`` scores every unseen movie of the user with every member. An int ``k`` lets each
         member propose its own top ``k``; a pair is scored by the members that proposed it (the
         others add 0), so at most ``k * len(models)`` candidates per user.
     random_state : int, optional
-        Seeds the validation split and the reference sample.
+        Seeds the validation split and the reference sample: None or an int in ``[0, 2**32 - 1]``.
 
     Attributes
     ----------
+    models_ : list of Recommender
+        The fitted clones of ``models``, in the same order; :meth:`predict`, :meth:`top_n`,
+        :meth:`save` and :meth:`close` use these.
     errors_ : ndarray
         The error used for each member.
     weights_ : ndarray
         ``1 / errors_``.
     score_mean_, score_std_ : ndarray
         ``mu_m`` and ``sigma_m`` per member.
+    fit_seconds_ : ndarray
+        Each member's total fit time in seconds (hold-out fit and final fit).
+
+    Examples
+    --------
+    >>> members = [BiasedBaseline(), BiasedBaseline(damping=0.0)]
+    >>> ensemble = WeightedEnsemble(members, random_state=0).fit(ratings)
+    >>> ensemble.models_[0] is members[0]  # the members stay unfitted
+    False
     """
+
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "models": Instance((list, tuple), "a list or tuple of Recommenders"),
+        "validation_size": Real(0, 1, open_low=True, open_high=True),
+        "candidates": Int(1, none=True),
+        "random_state": Seed(),
+    }
 
     def __init__(
         self,
@@ -78,47 +131,116 @@ class WeightedEnsemble(Recommender):
         self.random_state = random_state
 
     # -- fit -----------------------------------------------------------------------------------
-    def _check_params(self) -> tuple[list[Recommender], np.ndarray | None]:
-        """Return the members and the given errors as floats (None when they are to be measured)."""
+    def _validate_params(self) -> dict[str, Any]:
+        """Return the checked parameters; ``errors`` as a float array (None when to be measured)."""
+        name = type(self).__name__
+        if isinstance(self.models, Iterator):
+            raise InvalidParameterError(
+                f"{name}: models must be a list or tuple of Recommenders, got the one-shot iterator "
+                f"{self.models!r}; pass list(...) of it"
+            )
+        params = super()._validate_params()
         models = list(self.models)
         if not models:
-            raise DataValidationError("models must hold at least one Recommender")
-        for model in models:
-            missing = [m for m in ("fit", "predict", "top_n", "rmse") if not callable(getattr(model, m, None))]
-            if missing:
-                raise DataValidationError(f"member {model!r} lacks the Recommender method(s) {missing}")
-        errors = None if self.errors is None else np.asarray(list(self.errors), dtype=float)
-        if errors is not None:
-            if errors.shape != (len(models),):
-                raise DataValidationError(f"errors must give one float per model ({len(models)}), got {self.errors!r}")
-            if not (np.isfinite(errors) & (errors > 0)).all():
-                raise DataValidationError(f"errors must be positive finite floats, got {self.errors!r}")
-        check_fraction(self.validation_size, "validation_size")
-        if self.candidates is not None:
-            check_n(self.candidates, "candidates")
-        return models, errors
+            raise InvalidParameterError(f"{name}: models must hold at least one Recommender, got {self.models!r}")
+        for position, model in enumerate(models):
+            if not isinstance(model, Recommender):
+                raise InvalidParameterError(f"{name}: models[{position}] must be a Recommender, got {model!r}")
+        params["errors"] = None if self.errors is None else self._checked_errors(len(models))
+        return params
 
-    def fit(self, ratings: pd.DataFrame) -> Self:
-        """Measure (or take) each member's error, fit every member on ``ratings``, fix mu and sigma."""
+    def _checked_errors(self, n_models: int) -> np.ndarray:
+        name = type(self).__name__
+        if not isinstance(self.errors, (list, tuple, np.ndarray)) or len(self.errors) != n_models:
+            raise InvalidParameterError(
+                f"{name}: errors must be None or a list of {n_models} positive floats (one per model), "
+                f"got {self.errors!r}"
+            )
+        positive = Real(0, open_low=True)
+        return np.array([check_value(name, f"errors[{i}]", e, positive) for i, e in enumerate(self.errors)])
+
+    def fit(self, ratings: pd.DataFrame, *, callback: Callable[[FitEvent], Any] | None = None) -> Self:
+        """Measure (or take) each member's error, fit a clone of every member on ``ratings``, fix mu and sigma.
+
+        Parameters
+        ----------
+        ratings : pandas.DataFrame
+            Columns ``userId, movieId, rating`` (and optionally ``timestamp``).
+        callback : callable, optional
+            Called with a :class:`FitEvent` after each member fit (progress bars, timings).
+
+        Returns
+        -------
+        WeightedEnsemble
+            ``self``, with ``models_`` the fitted clones; the given ``models`` are not changed.
+
+        Raises
+        ------
+        DataValidationError
+            If ``ratings`` is not a valid ratings frame.
+        InvalidParameterError
+            If a parameter is out of range, or ``callback`` is not callable.
+        """
         from movierec.split import stratified_split
 
         check_ratings(ratings)
-        models, errors = self._check_params()
+        params = self._validate_params()
+        if callback is not None and not callable(callback):
+            raise InvalidParameterError(f"{type(self).__name__}: callback must be callable or None, got {callback!r}")
+        previous = getattr(self, "models_", [])
         self._reset()
-        if errors is None:
-            train, holdout = stratified_split(ratings, self.validation_size, random_state=self.random_state)
-            errors = np.array([model.fit(train).rmse(holdout) for model in models], dtype=float)
-        for model in models:
-            model.fit(ratings)
-        self.users_, self.items_, _, _, self.seen_ = index_ratings(ratings)
+        models = [clone(model) for model in self.models]
+        seconds = np.zeros(len(models))
+
+        def fit_member(position: int, data: pd.DataFrame, stage: Literal["validation", "final"]) -> Recommender:
+            start = time.perf_counter()
+            models[position].fit(data)
+            elapsed = time.perf_counter() - start
+            seconds[position] += elapsed
+            if callback is not None:
+                callback(FitEvent(position, type(models[position]).__name__, stage, len(data), elapsed))
+            return models[position]
+
+        try:
+            errors = params["errors"]
+            if errors is None:
+                # One clone per member serves both fits: the hold-out fit, then the fit on all.
+                train, holdout = stratified_split(ratings, self.validation_size, random_state=self.random_state)
+                errors = np.array(
+                    [_holdout_error(fit_member(p, train, "validation"), holdout) for p in range(len(models))],
+                    dtype=float,
+                )
+            for position in range(len(models)):
+                fit_member(position, ratings, "final")
+            self.users_, self.items_, _, _, self.seen_ = index_ratings(ratings)
+            self.score_mean_, self.score_std_ = self._reference_stats(models)
+        except BaseException:
+            self._reset()
+            _close_all(models)  # a failure to close must not hide the fit's own error
+            raise
+        finally:
+            # The clones of an earlier fit (after load, the members are both models and models_: kept).
+            failure = _close_all([m for m in previous if not any(m is given for given in self.models)])
+            if failure is not None:
+                warnings.warn(f"could not close a member of the previous fit: {failure}", MovieRecWarning, stacklevel=2)
+        self.models_ = models
         self.errors_ = errors
-        self.score_mean_, self.score_std_ = self._reference_stats(models)
+        self.fit_seconds_ = seconds
         return self
 
     @property
     def weights_(self) -> np.ndarray:
         """``1 / errors_``: each member's weight."""
         return 1.0 / self.errors_
+
+    def close(self) -> None:
+        """Close every fitted member (a SparkALS clone's Spark session, for one); safe to call twice.
+
+        Every member is closed even if one fails; the first failure is raised afterwards.
+        """
+        failure = _close_all(getattr(self, "models_", []))
+        if failure is not None:
+            raise failure
 
     def _reference_stats(self, models: list[Recommender]) -> tuple[np.ndarray, np.ndarray]:
         pairs = sample_pairs(self.users_, self.items_, REFERENCE_PAIRS, self.random_state)
@@ -145,10 +267,7 @@ class WeightedEnsemble(Recommender):
     def _weighted(self, position: int, scores: np.ndarray) -> np.ndarray:
         """Return ``z_m / e_m`` for member ``position``; NaN (cannot score) counts as 0."""
         std = self.score_std_[position]
-        if std == 0:
-            z = np.zeros_like(scores)
-        else:
-            z = (scores - self.score_mean_[position]) / std
+        z = np.zeros_like(scores) if std == 0 else (scores - self.score_mean_[position]) / std
         return np.nan_to_num(z, nan=0.0) * self.weights_[position]
 
     def predict(self, pairs: pd.DataFrame) -> pd.Series:
@@ -157,7 +276,7 @@ class WeightedEnsemble(Recommender):
         check_pairs(pairs)
         total = np.zeros(len(pairs))
         weight = np.zeros(len(pairs))
-        for position, model in enumerate(self.models):
+        for position, model in enumerate(self.models_):
             scores = model.predict(pairs).to_numpy(dtype=float)
             known = np.isfinite(scores)
             total[known] += scores[known] * self.weights_[position]
@@ -198,7 +317,7 @@ class WeightedEnsemble(Recommender):
                 u, i = u[keep], i[keep]
             pairs = pd.DataFrame({USER: self.users_.ids[u], ITEM: self.items_.ids[i]})
             score = np.zeros(len(pairs))
-            for position, model in enumerate(self.models):
+            for position, model in enumerate(self.models_):
                 score += self._weighted(position, model.predict(pairs).to_numpy(dtype=float))
             # Keep only each user's best n before the next block, to bound memory.
             parts.append(rank_frame(pairs.assign(score=score), n).drop(columns="rank"))
@@ -206,7 +325,7 @@ class WeightedEnsemble(Recommender):
 
     def _score_candidates(self, users: np.ndarray, exclude_seen: bool) -> pd.DataFrame:
         parts = []
-        for position, model in enumerate(self.models):
+        for position, model in enumerate(self.models_):
             proposed = model.top_n(users=list(users), n=self.candidates, exclude_seen=exclude_seen)
             weighted = self._weighted(position, proposed["score"].to_numpy(dtype=float))
             parts.append(pd.DataFrame({USER: proposed[USER].to_numpy(), ITEM: proposed[ITEM].to_numpy(), "score": weighted}))
@@ -223,30 +342,37 @@ class WeightedEnsemble(Recommender):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """Read an ensemble written by :meth:`save`, members included."""
+        """Read an ensemble written by :meth:`save`, members included (as both ``models`` and ``models_``)."""
         path = Path(path)
         params, extra = read_params(path, cls, build=False)
-        members = []
-        for position, qualified in enumerate(extra["members"]):
-            members.append(model_class(qualified.rpartition(".")[2]).load(path / f"member_{position}"))
+        members = [
+            model_class(qualified.rpartition(".")[2]).load(path / f"member_{position}")
+            for position, qualified in enumerate(extra["members"])
+        ]
         model = cls(members, **params)
+        model.models_ = members
         with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
             model.users_, model.items_, model.seen_ = restore_state(data)
             model.errors_ = data["errors"]
             model.score_mean_, model.score_std_ = data["score_mean"], data["score_std"]
+            # Saves written before fit times were kept have none: NaN, "not measured".
+            model.fit_seconds_ = data["fit_seconds"] if "fit_seconds" in data.files else np.full(len(members), np.nan)
         return model
 
     def __repr__(self) -> str:
-        names = ", ".join(type(m).__name__ for m in self.models)
-        return f"WeightedEnsemble([{names}], errors={self.errors!r}, candidates={self.candidates!r})"
-
+        # Never iterate a generator here: repr must not consume what fit will refuse.
+        if isinstance(self.models, (list, tuple)):
+            models = "[" + ", ".join(type(m).__name__ for m in self.models) + "]"
+        else:
+            models = repr(self.models)
+        return f"WeightedEnsemble({models}, errors={self.errors!r}, candidates={self.candidates!r})"
 
 
 def _save_ensemble(model: WeightedEnsemble, path: Path) -> None:
     params = {k: v for k, v in model.get_params().items() if k != "models"}
     params["errors"] = None if model.errors is None else [float(e) for e in model.errors]
     members = []
-    for position, member in enumerate(model.models):
+    for position, member in enumerate(model.models_):
         member.save(path / f"member_{position}")
         members.append(registered_name(type(member)))
     write_params(path, model, params=params, extra={"members": members})
@@ -256,4 +382,26 @@ def _save_ensemble(model: WeightedEnsemble, path: Path) -> None:
         errors=model.errors_,
         score_mean=model.score_mean_,
         score_std=model.score_std_,
+        fit_seconds=model.fit_seconds_,
     )
+
+
+def _holdout_error(model: Recommender, holdout: pd.DataFrame) -> float:
+    """Return ``model.rmse(holdout)``; its warnings are raised again, marked as the hold-out's."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        error = model.rmse(holdout)
+    for warning in caught:
+        warnings.warn_explicit(f"{HOLDOUT_PREFIX}{warning.message}", warning.category, warning.filename, warning.lineno)
+    return error
+
+
+def _close_all(models: Iterable[Recommender]) -> Exception | None:
+    """Close every model, even if one fails; return the first failure (None when all closed)."""
+    failure: Exception | None = None
+    for model in models:
+        try:
+            model.close()
+        except Exception as err:  # noqa: BLE001 - the others must still be closed
+            failure = failure or err
+    return failure

@@ -41,7 +41,7 @@ class ReportData:
     titles : pandas.Series
         Movie titles indexed by movieId.
     members : mapping of str to Recommender
-        The ensemble's fitted members by name, in the ensemble's order.
+        A name for each of the ensemble's fitted members: its ``models_``, in that order.
     ensemble : WeightedEnsemble
         The fitted ensemble (its ``errors_``, ``weights_``, ``score_mean_``, ``score_std_``).
     metrics : pandas.DataFrame
@@ -71,6 +71,13 @@ class ReportData:
     users: Sequence[Any] = (1, 2, 3)
     settings: Mapping[str, str] = field(default_factory=dict)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        # The ensemble works on clones of the models it was given: naming those would show unfitted models.
+        fitted = list(self.ensemble.models_)
+        given = list(self.members.values())
+        if len(given) != len(fitted) or any(a is not b for a, b in zip(given, fitted)):
+            raise ValueError("ReportData.members must name the ensemble's fitted members, ensemble.models_, in order")
 
 
 def render_report(data: ReportData) -> str:

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from benchmarks import render
-from benchmarks.ranking import Popularity, sample_negatives
 from benchmarks.synthetic import default_shape, generate
 
 
@@ -82,26 +81,6 @@ def test_explicit_shape_and_impossible_shapes():
         generate(1_000, n_users=100, n_items=200)
     with pytest.raises(ValueError, match="cannot give"):
         generate(10_000, n_users=20, n_items=100)
-
-
-# -- ranking helpers -------------------------------------------------------------------------------
-def test_sampled_negatives_are_unseen_distinct_and_one_per_rating(ratings):
-    small = ratings[ratings["userId"] <= 30]
-    negatives = sample_negatives(small, seed=0)
-    assert not negatives.duplicated().any()
-    seen = set(zip(small["userId"], small["movieId"]))
-    assert not any(pair in seen for pair in zip(negatives["userId"], negatives["movieId"]))
-    assert set(negatives["movieId"]) <= set(small["movieId"])
-    rated = small.groupby("userId").size()
-    expected = np.minimum(rated, small["movieId"].nunique() - rated)  # capped by the unseen movies
-    pd.testing.assert_series_equal(negatives.groupby("userId").size(), expected, check_names=False)
-
-
-def test_popularity_ranks_by_count_and_skips_seen():
-    frame = pd.DataFrame({"userId": [1, 1, 2, 2, 3, 3, 4], "movieId": [10, 20, 10, 30, 10, 20, 40],
-                          "rating": [4.0] * 7})
-    top = Popularity().fit(frame).top_n(users=[4], n=3)
-    assert top["movieId"].tolist() == [10, 20, 30]
 
 
 # -- render ----------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from movierec import registry
+from movierec._cli_commands import build_members
 from movierec.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +82,9 @@ def test_recommend_writes_csv_and_report(baseline_run, u1):
     rows = table_rows(result.stdout)
     assert list(rows) == ["model", "baseline", "ensemble"]
     assert rows["model"][:2] == ["RMSE", "MAE"]
-    assert 0.9 < float(rows["baseline"][0]) < 1.0  # BiasedBaseline on u1: 0.9595
+    assert rows["baseline"][0] == "0.9595"  # BiasedBaseline on u1
+    # The ensemble's own hold-out warning, once, with its prefix (u1's 10 % hold-out has 17 cold pairs).
+    assert result.stderr.count("movierec: warning: ensemble hold-out: 17 of 8004 test pairs") == 1, result.stderr
     check_recommendations(read_recommendations(out / "recommendations.csv"), u1.train)
     report = (out / "report.html").read_text(encoding="utf-8")
     assert report.count('src="data:image/png;base64,') == 4
@@ -101,6 +105,18 @@ def test_recommend_other_model_lists_and_test_size(tmp_path, data_home):
     frame = read_recommendations(tmp_path / "recommendations.csv")
     assert len(frame) == ML100K_USERS * 3
     assert "fitted baseline" in result.stderr  # info messages without --quiet
+
+
+def test_members_come_from_the_registry_seeded_where_they_take_a_seed():
+    members = build_members(["baseline", "svd"], 7)
+    assert list(members) == ["baseline", "svd"]
+    assert type(members["baseline"]) is registry.model_class("baseline")
+    assert "random_state" not in members["baseline"].get_params()
+    assert members["svd"].get_params()["random_state"] == 7
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    help_text = commands["recommend"].format_help()
+    for name, spec in registry.MODELS.items():
+        assert f"{name}={spec.class_name}" in " ".join(help_text.split()), name
 
 
 def test_python_m_and_console_script_agree(data_home):
@@ -196,6 +212,12 @@ def test_evaluate_prints_markdown_and_writes_csv(tmp_path, data_home):
     assert list(table.columns) == ["model", "rmse_mean", "rmse_sd", "mae_mean", "mae_sd", "folds"]
     assert table["folds"].tolist() == [2, 2]
     assert 0.9 < table.loc[0, "rmse_mean"] < 1.0 and table.loc[0, "rmse_sd"] > 0
+
+
+def test_cli_reference_documents_every_registered_model():
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    for name, spec in registry.MODELS.items():
+        assert f"| `{name}` | `{spec.class_name}`" in text, f"docs/cli.md does not list the model {name}"
 
 
 def test_cli_reference_documents_every_option():

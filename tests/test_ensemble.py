@@ -1,4 +1,4 @@
-"""WeightedEnsemble: the contract, the formula by hand, and the properties of ARCHITECTURE.md section 4."""
+"""WeightedEnsemble: the contract, the formula by hand, and the properties of docs/architecture.md, section 4."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movierec import BiasedBaseline, Recommender, WeightedEnsemble
-from movierec.exceptions import DataValidationError
+from movierec import FitEvent, clone
+from movierec.exceptions import InvalidParameterError, MovieRecWarning, NotFittedError
 from movierec.split import stratified_split
 from movierec.testing import RecommenderContract, synthetic_ratings
 
@@ -79,7 +80,7 @@ class TestEnsembleContract(RecommenderContract):
         top = fitted.top_n(n=4)
         expected = sum(
             (member.predict(top) - fitted.score_mean_[m]) / fitted.score_std_[m] / fitted.errors_[m]
-            for m, member in enumerate(fitted.models)
+            for m, member in enumerate(fitted.models_)
         )
         np.testing.assert_allclose(top.score, expected, rtol=1e-9)
 
@@ -136,22 +137,131 @@ def test_errors_come_from_a_holdout_of_the_training_data():
     expected = [BiasedBaseline().fit(train).rmse(holdout), BiasedBaseline(damping=0.0).fit(train).rmse(holdout)]
     np.testing.assert_allclose(ensemble.errors_, expected)
     np.testing.assert_allclose(ensemble.weights_, 1 / np.array(expected))
-    # members end up fitted on all the data
-    np.testing.assert_allclose(members[0].item_bias_, BiasedBaseline().fit(ratings).item_bias_)
+    # the members' clones end up fitted on all the data
+    np.testing.assert_allclose(ensemble.models_[0].item_bias_, BiasedBaseline().fit(ratings).item_bias_)
 
 
-def test_bad_parameters_raise():
+def test_fit_clones_the_members_and_leaves_the_callers_objects_untouched():
     ratings = synthetic_ratings()
-    with pytest.raises(DataValidationError):
-        WeightedEnsemble([]).fit(ratings)
-    with pytest.raises(DataValidationError):
-        WeightedEnsemble([BiasedBaseline()], errors=[0.0]).fit(ratings)
-    with pytest.raises(DataValidationError):
-        WeightedEnsemble([BiasedBaseline()], errors=[1.0, 2.0]).fit(ratings)
-    with pytest.raises(DataValidationError):
-        WeightedEnsemble([object()]).fit(ratings)
-    with pytest.raises(DataValidationError):
-        WeightedEnsemble([BiasedBaseline()], candidates=0).fit(ratings)
+    members = [BiasedBaseline(), BiasedBaseline(damping=0.0)]
+    given = list(members)
+    ensemble = WeightedEnsemble(members, random_state=0).fit(ratings)
+    assert ensemble.models is members and members == given  # the same list, the same objects
+    for member, fitted in zip(members, ensemble.models_):
+        assert fitted is not member and type(fitted) is type(member)
+        assert fitted.get_params() == member.get_params()
+        with pytest.raises(NotFittedError):  # the caller's member was never fitted
+            member.predict(ratings)
+    # a second fit makes new clones and gives the same numbers
+    first = ensemble.models_
+    again = ensemble.fit(ratings)
+    assert all(a is not b for a, b in zip(first, again.models_))
+    np.testing.assert_allclose(again.models_[1].item_bias_, first[1].item_bias_)
+
+
+def test_clone_copies_nested_recommenders_and_passes_other_values_as_they_are():
+    table = np.ones((2, 2))
+    inner = BiasedBaseline(damping=3.0)
+    copy = clone(Affine(inner, 2.0, 1.0))
+    assert copy.member is not inner and copy.member.get_params() == inner.get_params()
+    assert copy.scale == 2.0 and clone(TableModel(table)).table is table
+    pair = clone(WeightedEnsemble((BiasedBaseline(), inner), errors=[1.0, 2.0]))
+    assert isinstance(pair.models, tuple) and pair.models[1] is not inner
+    assert pair.models[1].get_params() == inner.get_params()
+
+
+def test_callback_sees_two_fits_per_member_when_errors_are_measured():
+    ratings = synthetic_ratings()
+    events: list[FitEvent] = []
+    ensemble = WeightedEnsemble([BiasedBaseline(), BiasedBaseline(damping=0.0)], validation_size=0.2, random_state=1)
+    ensemble.fit(ratings, callback=events.append)
+    train, _ = stratified_split(ratings, 0.2, random_state=1)
+    assert [(e.position, e.stage, e.n_ratings) for e in events] == [
+        (0, "validation", len(train)),
+        (1, "validation", len(train)),
+        (0, "final", len(ratings)),
+        (1, "final", len(ratings)),
+    ]
+    assert all(e.model == "BiasedBaseline" and e.seconds >= 0 for e in events)
+    totals = [sum(e.seconds for e in events if e.position == p) for p in (0, 1)]
+    np.testing.assert_allclose(ensemble.fit_seconds_, totals)
+    # with the errors given, one (final) fit per member
+    events.clear()
+    WeightedEnsemble([BiasedBaseline()], errors=[1.0]).fit(ratings, callback=events.append)
+    assert [(e.position, e.stage) for e in events] == [(0, "final")]
+    with pytest.raises(InvalidParameterError, match="callback"):
+        WeightedEnsemble([BiasedBaseline()], errors=[1.0]).fit(ratings, callback="print")
+
+
+def test_holdout_warnings_say_they_come_from_the_holdout():
+    ratings = synthetic_ratings()
+    # A movie rated once is in train or in the hold-out, never both: the hold-out has cold-start pairs.
+    lonely = pd.DataFrame({"userId": [3, 13, 23], "movieId": [9001, 9002, 9003], "rating": [4.0, 3.0, 5.0]})
+    ratings = pd.concat([ratings.drop(columns="timestamp"), lonely], ignore_index=True)
+    with pytest.warns(MovieRecWarning, match=r"^ensemble hold-out: \d+ of \d+ test pairs"):
+        WeightedEnsemble([BiasedBaseline()], validation_size=0.5, random_state=0).fit(ratings)
+
+
+def test_a_generator_of_models_is_refused():
+    ratings = synthetic_ratings()
+    members = (BiasedBaseline() for _ in range(2))
+    ensemble = WeightedEnsemble(members)
+    assert "generator" in repr(ensemble)  # repr does not consume it
+    with pytest.raises(InvalidParameterError, match="models must be a list or tuple"):
+        ensemble.fit(ratings)
+    with pytest.raises(InvalidParameterError, match="models must be a list or tuple"):
+        WeightedEnsemble(iter([BiasedBaseline()])).fit(ratings)
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"models": []}, "at least one Recommender"),
+        ({"models": [object()]}, r"models\[0\] must be a Recommender"),
+        ({"models": {BiasedBaseline()}}, "models must be a list or tuple"),
+        ({"errors": [0.0]}, r"errors\[0\] must be a float > 0, got 0.0"),
+        ({"errors": [float("nan")]}, r"errors\[0\]"),
+        ({"errors": [1.0, 2.0]}, "list of 1 positive floats"),
+        ({"errors": 1.0}, "list of 1 positive floats"),
+        ({"candidates": 0}, "candidates must be a positive int or None, got 0"),
+        ({"validation_size": 1.0}, "validation_size must be a float in"),
+        ({"random_state": -1}, r"random_state must be None or an int in \[0, 4294967295\], got -1"),
+        ({"random_state": np.random.default_rng(0)}, "random_state"),
+    ],
+)
+def test_bad_parameters_raise_invalid_parameter_error(params, fragment):
+    params = {"models": [BiasedBaseline()], **params}
+    ensemble = WeightedEnsemble(**params)
+    with pytest.raises(InvalidParameterError, match=fragment) as caught:
+        ensemble.fit(synthetic_ratings())
+    assert "WeightedEnsemble" in str(caught.value)
+    assert not hasattr(ensemble, "models_")
+
+
+def test_close_closes_every_fitted_member_even_if_one_fails():
+    closed = []
+
+    class Closing(BiasedBaseline):
+        def close(self):
+            closed.append(self)
+            if len(closed) == 1:
+                raise OSError("cannot close")
+
+    members = [Closing(), Closing()]
+    ensemble = WeightedEnsemble(members, errors=[1.0, 1.0]).fit(synthetic_ratings())
+    with pytest.raises(OSError, match="cannot close"):
+        ensemble.close()
+    assert closed == ensemble.models_  # both clones, in order; the caller's members were not closed
+
+
+def test_save_load_keeps_members_and_fit_times(tmp_path):
+    ratings = synthetic_ratings()
+    ensemble = WeightedEnsemble([BiasedBaseline(), BiasedBaseline(damping=0.0)], random_state=0).fit(ratings)
+    ensemble.save(tmp_path / "ensemble")
+    loaded = WeightedEnsemble.load(tmp_path / "ensemble")
+    assert loaded.models == loaded.models_ and len(loaded.models_) == 2
+    np.testing.assert_array_equal(loaded.fit_seconds_, ensemble.fit_seconds_)
+    pd.testing.assert_series_equal(loaded.predict(ratings), ensemble.predict(ratings))
 
 
 # -- the five properties -------------------------------------------------------------------------
@@ -200,8 +310,8 @@ def test_one_member_ensemble_ranks_exactly_as_its_member(seed, error, candidates
     # Integer scores make ties frequent: both break them by movieId.
     table = np.random.default_rng(seed).integers(0, 4, size=(6, 9)).astype(float)
     ratings = table_ratings(6, 9, seed % 4)
-    member = TableModel(table)
-    ensemble = WeightedEnsemble([member], errors=[error], candidates=candidates, random_state=0).fit(ratings)
+    ensemble = WeightedEnsemble([TableModel(table)], errors=[error], candidates=candidates, random_state=0).fit(ratings)
+    member = TableModel(table).fit(ratings)
     n = 3 if candidates else 9
     assert ranking(ensemble.top_n(n=n, exclude_seen=exclude_seen)) == ranking(member.top_n(n=n, exclude_seen=exclude_seen))
 
@@ -249,4 +359,4 @@ def test_member_with_smaller_error_gets_larger_weight_and_wins(a, small, candida
     ensemble = WeightedEnsemble([bad, good], errors=[1.0, small], candidates=candidates, random_state=seed).fit(ratings)
     assert ensemble.weights_[1] > ensemble.weights_[0]
     if candidates is None:
-        assert ranking(ensemble.top_n(n=3)) == ranking(good.top_n(n=3))
+        assert ranking(ensemble.top_n(n=3)) == ranking(good.fit(ratings).top_n(n=3))

@@ -29,10 +29,12 @@ pytestmark = pytest.mark.realdata
 @pytest.fixture(scope="module")
 def run(u1, ml100k):
     """A small real run: two baselines with different damping and their ensemble, on u1."""
-    members = {"light": BiasedBaseline(damping=1.0), "heavy": BiasedBaseline(damping=50.0)}
+    names = ["light", "heavy"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ensemble = WeightedEnsemble(list(members.values()), candidates=20, random_state=0).fit(u1.train)
+        ensemble = WeightedEnsemble([BiasedBaseline(damping=1.0), BiasedBaseline(damping=50.0)], candidates=20,
+                                    random_state=0).fit(u1.train)
+    members = dict(zip(names, ensemble.models_))
     models = {**members, "ensemble": ensemble}
     top = {name: model.top_n(n=10) for name, model in models.items()}
     titles = ml100k.items.set_index("movieId")["title"].copy()
@@ -63,7 +65,7 @@ def test_evaluate_without_top_and_refusals(run, u1):
     with pytest.raises(DataValidationError, match="rating"):
         evaluate({"light": run.members["light"]}, u1.test.drop(columns="rating"))
     strangers = u1.test.assign(userId=u1.test["userId"] + 10_000)
-    with pytest.raises(DataValidationError, match="scored none"):
+    with pytest.raises(DataValidationError, match="no pair can be scored"):
         evaluate({"light": run.members["light"]}, strangers)
 
 
@@ -86,6 +88,15 @@ def test_report_is_self_contained_and_escaped(run):
     for text in ("Truth About Cats &amp; Dogs", "light (BiasedBaseline)", "precision@10", "hold-out RMSE"):
         assert text in document
     assert re.search(r"<td>heavy</td><td class=\"num\">\d\.\d{4}</td>", document)  # the weights table
+
+
+def test_report_data_refuses_members_that_are_not_the_ensembles(run):
+    fields = {name: getattr(run, name) for name in run.__dataclass_fields__}
+    unfitted = {"light": BiasedBaseline(damping=1.0), "heavy": BiasedBaseline(damping=50.0)}
+    with pytest.raises(ValueError, match="models_"):
+        ReportData(**{**fields, "members": unfitted})
+    with pytest.raises(ValueError, match="models_"):
+        ReportData(**{**fields, "members": {"light": run.members["light"]}})
 
 
 def test_write_report_creates_folders(run, tmp_path):

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/movierec recommend --dataset ml-100k --models als,svd,fm --n 5 --out out
+	$(BIN)/movierec recommend --dataset ml-100k --n 10 --out out
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -34,6 +34,7 @@ __all__ = [
 logger = logging.getLogger("movierec.cli")
 
 ENSEMBLE = "ensemble"
+REFERENCE = "popularity"  # the ranking task's reference row
 REPORT_USERS = 3
 
 
@@ -51,14 +52,15 @@ def _bar(args: argparse.Namespace, total: int, desc: str) -> Any:
                 file=sys.stderr, dynamic_ncols=True)
 
 
-def build_members(names: Sequence[str], seed: int) -> dict[str, Recommender]:
-    """Return a new, unfitted model per registry name, seeded with ``seed`` where it takes a random_state.
+def build_members(names: Sequence[str], seed: int, task: str = "rating") -> dict[str, Recommender]:
+    """Return a new, unfitted model per registry name, configured for ``task``, seeded with ``seed``
+    where it takes a random_state.
 
     An adapter is imported only when its name is asked for.
     """
     members = {}
     for name in names:
-        model = registry.make_model(name)
+        model = registry.make_model(name, task)
         if "random_state" in model.get_params():  # BiasedBaseline has nothing to seed
             model.set_params(random_state=seed)
         members[name] = model
@@ -71,6 +73,29 @@ def _close(ensemble: WeightedEnsemble) -> None:
         ensemble.close()
     except Exception as err:  # noqa: BLE001
         logger.warning("warning: could not close a member of the ensemble: %s", one_line(err))
+
+
+def _new_ensemble(args: argparse.Namespace, train: pd.DataFrame, candidates: int | None = None) -> WeightedEnsemble:
+    """Return the unfitted ensemble of the task's members.
+
+    Ranking: each member's hold-out error is ``1 - nDCG@k``, members are chosen on that hold-out
+    (forward selection), and members the registry tunes for ranking (EASE's l2) are tuned first
+    on a validation split of ``train``. Rating: the seed's ensemble, weighted by 1/RMSE.
+    """
+    from movierec.ensemble import WeightedEnsemble
+
+    members = build_members(args.models, args.seed, args.task)
+    if args.task == "rating":
+        return WeightedEnsemble(list(members.values()), candidates=candidates, random_state=args.seed)
+    metric = f"ndcg@{args.k}"
+    for name, model in members.items():
+        if args.task in registry.MODELS[name].tuned_for:
+            start = time.perf_counter()
+            result = model.tune(train, metric=metric, random_state=args.seed)
+            logger.info("tuned %s on a validation split of the training part: %s (%s %.4f, %.1f s)", name,
+                        result.best_params, metric, result.best_score, time.perf_counter() - start)
+    return WeightedEnsemble(list(members.values()), metric=metric, select="forward", candidates=candidates,
+                            random_state=args.seed)
 
 
 def _fit_ensemble(args: argparse.Namespace, ensemble: WeightedEnsemble, names: Sequence[str],
@@ -86,6 +111,18 @@ def _fit_ensemble(args: argparse.Namespace, ensemble: WeightedEnsemble, names: S
 
         ensemble.fit(train, callback=progress)
     return dict(zip(names, (float(s) for s in ensemble.fit_seconds_)))
+
+
+def _chosen(names: Sequence[str], ensemble: WeightedEnsemble) -> dict[str, Recommender]:
+    """Return the ensemble's fitted members by name (the chosen ones, with ``select="forward"``)."""
+    return {names[position]: model for position, model in zip(ensemble.members_, ensemble.models_)}
+
+
+def _reference(args: argparse.Namespace, train: pd.DataFrame) -> dict[str, Recommender]:
+    """Return the ranking task's Popularity reference, fitted on ``train`` (nothing for the rating task)."""
+    from movierec.popularity import Popularity
+
+    return {REFERENCE: Popularity().fit(train)} if args.task == "ranking" else {}
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -123,19 +160,17 @@ def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, st
 
 
 def recommend_command(args: argparse.Namespace) -> int:
-    from movierec.ensemble import WeightedEnsemble
     from movierec.metrics import evaluate
     from movierec.report import ReportData, write_report
 
     started = time.perf_counter()
     data, train, test, split = _load(args)
     candidates = args.candidates if args.ensemble == "candidates" else None
-    ensemble = WeightedEnsemble(list(build_members(args.models, args.seed).values()), candidates=candidates,
-                                random_state=args.seed)
+    ensemble = _new_ensemble(args, train, candidates)
     try:
         fit_seconds = _fit_ensemble(args, ensemble, args.models, train, "fitting")
-        members = dict(zip(args.models, ensemble.models_))
-        everyone: dict[str, Any] = {**members, ENSEMBLE: ensemble}
+        members = _chosen(args.models, ensemble)
+        everyone: dict[str, Any] = {**_reference(args, train), **members, ENSEMBLE: ensemble}
         depth = max(args.n, args.k)
         top = {}
         with _bar(args, len(everyone), "top-N") as bar:
@@ -146,7 +181,7 @@ def recommend_command(args: argparse.Namespace) -> int:
                 logger.info("top %d of %s for %d users (%.1f s)", depth, name,
                             top[name]["userId"].nunique(), time.perf_counter() - start)
                 bar.update()
-        metrics = evaluate(everyone, test, top=top, k=args.k)
+        metrics = evaluate(everyone, test, top=top, k=args.k, task=args.task, catalogue=train["movieId"].unique())
 
         args.out.mkdir(parents=True, exist_ok=True)
         chosen = top[args.recommender]
@@ -157,6 +192,8 @@ def recommend_command(args: argparse.Namespace) -> int:
         titles = data.items.set_index("movieId")["title"]
         shown_users = args.users or sorted(train["userId"].unique())[:REPORT_USERS]
         settings = {
+            "task": (f"ranking: members trained for top-N, weighted by 1 - nDCG@{args.k} on a hold-out"
+                     if args.task == "ranking" else "rating: members predict ratings, weighted by 1/RMSE"),
             "ensemble": ("every unseen movie scored by every member" if candidates is None
                          else f"candidates: each member's top {candidates}"),
             "recommendations.csv": f"{args.recommender}'s top {args.n}",
@@ -165,22 +202,30 @@ def recommend_command(args: argparse.Namespace) -> int:
         }
         report = ReportData(dataset=args.dataset, split=split, train=train, test=test, titles=titles,
                             members=members, ensemble=ensemble, metrics=metrics, top=top, k=args.k,
-                            users=shown_users, settings=settings, seed=args.seed)
+                            users=shown_users, settings=settings, seed=args.seed, task=args.task)
         report_path = write_report(report, args.out / "report.html")
     finally:
         _close(ensemble)
 
     shown = metrics.assign(fit_s=pd.Series(fit_seconds)).rename(
-        columns={"rmse": "RMSE", "mae": "MAE", f"ndcg@{args.k}": f"nDCG@{args.k}", "fit_s": "fit s"})
-    table = shown.drop(columns="scored").map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+        columns={"rmse": "RMSE", "mae": "MAE", f"ndcg@{args.k}": f"nDCG@{args.k}", f"map@{args.k}": f"MAP@{args.k}",
+                 "fit_s": "fit s"})
+    table = shown.drop(columns="scored", errors="ignore").map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
     table["fit s"] = shown["fit s"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
     table.index.name = "model"
     print(_markdown(table))
-    unscored = len(test) - int(metrics["scored"].min())
-    print(f"\n{split}: {len(train):,} train / {len(test):,} test ratings"
-          + (f"; {unscored} test pairs with a user or movie unseen in train are left out" if unscored else ""))
-    print("ensemble weights 1/RMSE(hold-out): "
-          + ", ".join(f"{name} {w:.3f}" for name, w in zip(args.models, ensemble.weights_)))
+    if args.task == "rating":
+        unscored = len(test) - int(metrics["scored"].min())
+        print(f"\n{split}: {len(train):,} train / {len(test):,} test ratings"
+              + (f"; {unscored} test pairs with a user or movie unseen in train are left out" if unscored else ""))
+        print("ensemble weights 1/RMSE(hold-out): "
+              + ", ".join(f"{name} {w:.3f}" for name, w in zip(args.models, ensemble.weights_)))
+    else:
+        print(f"\n{split}: {len(train):,} train / {len(test):,} test ratings; relevant = the user's test movies")
+        print(f"hold-out nDCG@{args.k} of each member: " + ", ".join(
+            f"{name} {1 - e:.4f}" for name, e in zip(args.models, ensemble.candidate_errors_)))
+        print(f"members chosen on the hold-out: {', '.join(members)}; weights 1/(1 - nDCG@{args.k}): "
+              + ", ".join(f"{name} {w:.3f}" for name, w in zip(members, ensemble.weights_)))
     n_users = recommendations["userId"].nunique()
     print(f"wrote {csv_path} ({len(recommendations):,} rows: {n_users} users x top {args.n} of {args.recommender})")
     print(f"wrote {report_path}")
@@ -196,48 +241,51 @@ def _with_titles(top: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     from movierec.datasets import official_folds
-    from movierec.metrics import evaluate
 
     start = time.perf_counter()
     folds = official_folds(args.dataset, which=tuple(args.folds), data_home=args.data_home)
     logger.info("loaded %s folds %s (%.1f s)", args.dataset, ",".join(args.folds), time.perf_counter() - start)
-    from movierec.ensemble import WeightedEnsemble
-
-    # One ensemble refitted per fold: each fit clones the members afresh and closes the previous clones.
-    ensemble = WeightedEnsemble(list(build_members(args.models, args.seed).values()), random_state=args.seed)
-    rows = []
-    try:
-        for fold in folds:
-            _fit_ensemble(args, ensemble, args.models, fold.train, f"fold {fold.name}")
-            table = evaluate({**dict(zip(args.models, ensemble.models_)), ENSEMBLE: ensemble}, fold.test)
-            logger.info("fold %s: %s", fold.name,
-                        ", ".join(f"{name} RMSE {row.rmse:.4f}" for name, row in table.iterrows()))
-            rows.append(table.assign(fold=fold.name).reset_index())
-    finally:
-        _close(ensemble)
+    rows = [_evaluate_fold(args, fold) for fold in folds]
     per_fold = pd.concat(rows, ignore_index=True)
     grouped = per_fold.groupby("model", sort=False)
-    summary = pd.DataFrame({
-        "rmse_mean": grouped["rmse"].mean(), "rmse_sd": grouped["rmse"].std(ddof=1),
-        "mae_mean": grouped["mae"].mean(), "mae_sd": grouped["mae"].std(ddof=1),
-        "folds": grouped.size(),
-    })
+    columns = ["rmse", "mae"] if args.task == "rating" else [f"precision@{args.k}", f"ndcg@{args.k}", f"map@{args.k}"]
+    summary = pd.DataFrame(
+        {f"{c}_{stat}": getattr(grouped[c], stat)() for c in columns for stat in ("mean", "std")}
+        | {"folds": grouped.size()}
+    ).rename(columns=lambda c: c.replace("_std", "_sd"))
     summary.index.name = "model"
 
     def pm(mean: float, sd: float) -> str:
         return f"{mean:.4f}" if pd.isna(sd) else f"{mean:.4f} ± {sd:.4f}"
 
-    shown = pd.DataFrame({
-        "RMSE": [pm(m, s) for m, s in zip(summary["rmse_mean"], summary["rmse_sd"])],
-        "MAE": [pm(m, s) for m, s in zip(summary["mae_mean"], summary["mae_sd"])],
-    }, index=summary.index)
+    labels = {"rmse": "RMSE", "mae": "MAE", f"precision@{args.k}": f"precision@{args.k}",
+              f"ndcg@{args.k}": f"nDCG@{args.k}", f"map@{args.k}": f"MAP@{args.k}"}
+    shown = pd.DataFrame({labels[c]: [pm(m, sd) for m, sd in zip(summary[f"{c}_mean"], summary[f"{c}_sd"])]
+                          for c in columns}, index=summary.index)
     print(_markdown(shown))
-    print(f"\n{args.dataset}, folds {','.join(args.folds)}: mean ± sample sd over {len(folds)} folds")
+    print(f"\n{args.dataset}, folds {','.join(args.folds)}, task {args.task}: mean ± sample sd over {len(folds)} folds")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         summary.to_csv(args.out, float_format="%.6f")
         print(f"wrote {args.out}")
     return 0
+
+
+def _evaluate_fold(args: argparse.Namespace, fold: Any) -> pd.DataFrame:
+    """Return the metrics table of one fold: each member, the reference (ranking) and the ensemble."""
+    from movierec.metrics import evaluate
+
+    ensemble = _new_ensemble(args, fold.train)
+    try:
+        _fit_ensemble(args, ensemble, args.models, fold.train, f"fold {fold.name}")
+        everyone = {**_reference(args, fold.train), **_chosen(args.models, ensemble), ENSEMBLE: ensemble}
+        top = {name: model.top_n(n=args.k) for name, model in everyone.items()} if args.task == "ranking" else None
+        table = evaluate(everyone, fold.test, top=top, k=args.k, task=args.task)
+    finally:
+        _close(ensemble)
+    metric = "rmse" if args.task == "rating" else f"ndcg@{args.k}"
+    logger.info("fold %s: %s", fold.name, ", ".join(f"{name} {metric} {row[metric]:.4f}" for name, row in table.iterrows()))
+    return table.assign(fold=fold.name).reset_index()
 
 
 def download_command(args: argparse.Namespace) -> int:

@@ -34,7 +34,9 @@ __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("movierec.cli")
 
-DEFAULT_MODELS = "als,svd,fm"
+#: The members of the main job per task: ranking members are trained for top-N lists.
+DEFAULT_MODELS = {"ranking": "ease,als,fm", "rating": "als,svd,fm"}
+TASKS = tuple(DEFAULT_MODELS)
 DEFAULT_CANDIDATES = 20
 
 
@@ -125,8 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"movierec {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    models_help = (f"comma-separated models among {', '.join(registry.MODELS)} (default {DEFAULT_MODELS}): "
-                   + ", ".join(f"{name}={spec.class_name}" for name, spec in registry.MODELS.items()))
+    models_help = (f"comma-separated models among {', '.join(registry.MODELS)} (default "
+                   + " / ".join(f"{DEFAULT_MODELS[t]} for --task {t}" for t in TASKS) + "): "
+                   + ", ".join(f"{name}={spec.class_name} ({'/'.join(spec.tasks)})"
+                               for name, spec in registry.MODELS.items()))
+    task_help = ("ranking (default): members trained for top-N lists, weighted by 1 - nDCG@k on a hold-out "
+                 "and chosen there, with Popularity as the reference row; rating: the seed's pipeline, "
+                 "members predicting ratings, weighted by 1/RMSE")
 
     rec = commands.add_parser(
         "recommend", parents=[common, data], help="fit models and the ensemble; write recommendations and a report",
@@ -134,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         "one's RMSE and MAE on the test part, and write recommendations.csv and report.html to --out.",
     )
     rec.add_argument("--dataset", default="ml-100k", choices=datasets, help="MovieLens dataset (default ml-100k)")
-    rec.add_argument("--models", type=_model_list, default=_model_list(DEFAULT_MODELS), metavar="LIST", help=models_help)
+    rec.add_argument("--task", choices=TASKS, default="ranking", help=task_help)
+    rec.add_argument("--models", type=_model_list, metavar="LIST", help=models_help)
     rec.add_argument("--n", type=_positive_int, default=5, help="recommendations per user (default 5)")
     split = rec.add_mutually_exclusive_group()
     split.add_argument("--fold", choices=ML100K_FOLDS, help="official ml-100k fold (default u1 on ml-100k)")
@@ -142,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="share of each user's ratings held out for test (stratified_split; "
                        "default 0.2 on datasets without official folds)")
     rec.add_argument("--seed", type=_seed, default=0, help="random_state of the models, ensemble and split (default 0)")
-    rec.add_argument("--ensemble", choices=("candidates", "full"), default="candidates",
+    rec.add_argument("--ensemble", choices=("candidates", "full"),
                      help="candidates: each member proposes its own top K; full: every member scores "
-                     "every unseen movie (default candidates)")
+                     "every unseen movie (default full for --task ranking, candidates for rating)")
     rec.add_argument("--candidates", type=_positive_int, default=DEFAULT_CANDIDATES, metavar="K",
                      help=f"K of --ensemble candidates (default {DEFAULT_CANDIDATES})")
     rec.add_argument("--recommender", metavar="MODEL", default=ENSEMBLE,
@@ -165,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="MovieLens dataset (default ml-100k; only ml-100k has official folds)")
     ev.add_argument("--folds", type=_fold_list, default=_fold_list("u1-u5"), metavar="FOLDS",
                     help="official folds: a range u1-u5 and/or names such as u1,u3 or ua,ub (default u1-u5)")
-    ev.add_argument("--models", type=_model_list, default=_model_list(DEFAULT_MODELS), metavar="LIST", help=models_help)
+    ev.add_argument("--task", choices=TASKS, default="ranking", help=task_help)
+    ev.add_argument("--models", type=_model_list, metavar="LIST", help=models_help)
+    ev.add_argument("--k", type=_positive_int, default=10, help="cut-off of the ranking metrics (default 10)")
     ev.add_argument("--seed", type=_seed, default=0, help="random_state of the models and ensemble (default 0)")
     ev.add_argument("--out", type=Path, metavar="FILE", help="also write the table as CSV to FILE")
     ev.set_defaults(func=evaluate_command)
@@ -184,7 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Checks that involve several arguments; failures exit 2 through ``parser.error``."""
+    if args.command in ("recommend", "evaluate"):
+        args.models = args.models or _model_list(DEFAULT_MODELS[args.task])
+        wrong = [name for name in args.models if args.task not in registry.MODELS[name].tasks]
+        if wrong:
+            offered = [name for name, spec in registry.MODELS.items() if args.task in spec.tasks]
+            parser.error(f"argument --models: {', '.join(wrong)} cannot be used for --task {args.task}; "
+                         f"choose among {', '.join(offered)}")
     if args.command == "recommend":
+        if args.ensemble is None:
+            args.ensemble = "full" if args.task == "ranking" else "candidates"
         if args.fold is not None and args.dataset != "ml-100k":
             parser.error(f"argument --fold: only ml-100k has official folds, not {args.dataset}; use --test-size")
         if args.recommender != ENSEMBLE and args.recommender not in args.models:

@@ -5,57 +5,35 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
 
+from movierec._blend import blend_block, forward_select, weighted_z
 from movierec._ids import index_ratings, resolve_users, sample_pairs
-from movierec._params import Constraint, Instance, Int, Real, Seed, check_value
+from movierec._members import FitEvent, close_all
+from movierec._params import Constraint, Instance, Int, Options, Real, Seed, check_value
 from movierec._persist import ARRAYS_FILE, read_params, restore_state, state_arrays, write_params
-from movierec._ranking import empty_top_n, rank_frame
+from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
 from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
 from movierec.base import Recommender, clone
 from movierec.exceptions import DataValidationError, InvalidParameterError, MovieRecWarning
+from movierec.metrics import model_error, parse_metric
 from movierec.registry import model_class, registered_name
 
 __all__ = ["FitEvent", "WeightedEnsemble"]
 
 # Size of the fixed random sample of (user, movie) pairs whose member scores give mu_m, sigma_m.
 REFERENCE_PAIRS = 50_000
-# Pairs sent to each member's predict at once when every unseen movie is scored.
-_CHUNK_PAIRS = 1_000_000
+# Cells (users x movies) of one user block when every unseen movie is scored: 32 MB per member.
+_BLOCK_CELLS = 4_000_000
+# The smallest error a ranking metric gives (1 - a perfect score), so weights stay finite.
+_MIN_ERROR = 1e-9
 # Prefix of the warnings a member raises while its hold-out error is measured, so they are not
 # mistaken for warnings about the caller's own test data.
 HOLDOUT_PREFIX = "ensemble hold-out: "
-
-
-@dataclass(frozen=True)
-class FitEvent:
-    """What :meth:`WeightedEnsemble.fit` reports to its ``callback`` after each member fit.
-
-    Attributes
-    ----------
-    position : int
-        The member's position in ``models``.
-    model : str
-        The member's class name.
-    stage : {"validation", "final"}
-        ``"validation"``: the fit on the training part of the hold-out split, whose error weights the
-        member; ``"final"``: the fit on all the ratings.
-    n_ratings : int
-        The number of ratings the member was fitted on.
-    seconds : float
-        How long that fit took.
-    """
-
-    position: int
-    model: str
-    stage: Literal["validation", "final"]
-    n_ratings: int
-    seconds: float
 
 
 class WeightedEnsemble(Recommender):
@@ -74,9 +52,19 @@ class WeightedEnsemble(Recommender):
         The members, left untouched: ``fit`` works on clones of them (:func:`clone`), kept in
         ``models_``. A generator is refused, since it can be read only once.
     errors : sequence of float, optional
-        Each member's error (RMSE), positive. When not given, ``fit`` holds out ``validation_size``
-        of each user's ratings, fits every member on the rest, measures ``member.rmse(holdout)``,
-        then refits every member on all the data.
+        Each member's error, positive. When not given, ``fit`` holds out ``validation_size`` of each
+        user's ratings, fits every member on the rest, measures its error on the hold-out (see
+        ``metric``), then refits every member on all the data.
+    metric : str, default "rmse"
+        The error that weights the members: ``"rmse"`` (the seed's, ``member.rmse(holdout)``) or
+        ``1 -`` a ranking metric at ``k`` such as ``"ndcg@10"``, ``"precision@10"``, ``"map@20"``
+        (:func:`movierec.metrics.model_error`: each hold-out user's top ``k`` unseen movies, every
+        hold-out movie relevant). The formula stays ``z_m / e_m`` summed.
+    select : {"all", "forward"}, default "all"
+        ``"all"`` keeps every member. ``"forward"`` chooses members on the hold-out: from the
+        member with the smallest error, it adds the member that most lowers the hold-out error of
+        the ensemble itself (by ``metric``) until none does; only the chosen members are refitted
+        on all the data. Needs the errors measured (``errors=None``).
     validation_size : float, default 0.1
         Share of each user's ratings held out to measure the errors, strictly between 0 and 1.
     candidates : int, optional
@@ -89,10 +77,16 @@ class WeightedEnsemble(Recommender):
     Attributes
     ----------
     models_ : list of Recommender
-        The fitted clones of ``models``, in the same order; :meth:`predict`, :meth:`top_n`,
-        :meth:`save` and :meth:`close` use these.
+        The fitted clones of the chosen members (every member unless ``select="forward"``), in the
+        order of ``models``; :meth:`predict`, :meth:`top_n`, :meth:`save` and :meth:`close` use these.
+    members_ : ndarray of int
+        The position in ``models`` of each member of ``models_``.
+    candidate_errors_ : ndarray
+        The error of every member of ``models`` (measured or given).
+    selection_ : pandas.DataFrame or None
+        With ``select="forward"``: every subset tried (``members``, positions) and its hold-out ``error``.
     errors_ : ndarray
-        The error used for each member.
+        The error used for each member of ``models_``.
     weights_ : ndarray
         ``1 / errors_``.
     score_mean_, score_std_ : ndarray
@@ -112,6 +106,7 @@ class WeightedEnsemble(Recommender):
         "models": Instance((list, tuple), "a list or tuple of Recommenders"),
         "validation_size": Real(0, 1, open_low=True, open_high=True),
         "candidates": Int(1, none=True),
+        "select": Options(("all", "forward")),
         "random_state": Seed(),
     }
 
@@ -120,12 +115,16 @@ class WeightedEnsemble(Recommender):
         models: Sequence[Recommender],
         *,
         errors: Sequence[float] | None = None,
+        metric: str = "rmse",
+        select: Literal["all", "forward"] = "all",
         validation_size: float = 0.1,
         candidates: int | None = None,
         random_state: int | None = None,
     ) -> None:
         self.models = models
         self.errors = errors
+        self.metric = metric
+        self.select = select
         self.validation_size = validation_size
         self.candidates = candidates
         self.random_state = random_state
@@ -147,6 +146,12 @@ class WeightedEnsemble(Recommender):
             if not isinstance(model, Recommender):
                 raise InvalidParameterError(f"{name}: models[{position}] must be a Recommender, got {model!r}")
         params["errors"] = None if self.errors is None else self._checked_errors(len(models))
+        try:
+            parse_metric(self.metric)
+        except InvalidParameterError as err:
+            raise InvalidParameterError(f"{name}: {err}") from None
+        if self.select == "forward" and self.errors is not None:
+            raise InvalidParameterError(f"{name}: select='forward' measures errors on a hold-out; pass errors=None")
         return params
 
     def _checked_errors(self, n_models: int) -> np.ndarray:
@@ -201,32 +206,65 @@ class WeightedEnsemble(Recommender):
                 callback(FitEvent(position, type(models[position]).__name__, stage, len(data), elapsed))
             return models[position]
 
+        chosen = list(range(len(models)))
         try:
             errors = params["errors"]
             if errors is None:
                 # One clone per member serves both fits: the hold-out fit, then the fit on all.
                 train, holdout = stratified_split(ratings, self.validation_size, random_state=self.random_state)
                 errors = np.array(
-                    [_holdout_error(fit_member(p, train, "validation"), holdout) for p in range(len(models))],
-                    dtype=float,
+                    [self._holdout_error(fit_member(p, train, "validation"), holdout) for p in chosen], dtype=float
                 )
-            for position in range(len(models)):
+                if self.select == "forward" and len(models) > 1:
+                    chosen, self.selection_ = self._forward_select(models, errors, train, holdout)
+                    close_all([m for p, m in enumerate(models) if p not in chosen])
+            for position in chosen:
                 fit_member(position, ratings, "final")
             self.users_, self.items_, _, _, self.seen_ = index_ratings(ratings)
-            self.score_mean_, self.score_std_ = self._reference_stats(models)
+            self.score_mean_, self.score_std_ = self._reference_stats([models[p] for p in chosen])
         except BaseException:
             self._reset()
-            _close_all(models)  # a failure to close must not hide the fit's own error
+            close_all(models)  # a failure to close must not hide the fit's own error
             raise
         finally:
             # The clones of an earlier fit (after load, the members are both models and models_: kept).
-            failure = _close_all([m for m in previous if not any(m is given for given in self.models)])
+            failure = close_all([m for m in previous if not any(m is given for given in self.models)])
             if failure is not None:
                 warnings.warn(f"could not close a member of the previous fit: {failure}", MovieRecWarning, stacklevel=2)
-        self.models_ = models
-        self.errors_ = errors
+        self.candidate_errors_ = errors
+        self.members_ = np.array(chosen, dtype=np.int64)
+        self.selection_ = getattr(self, "selection_", None)
+        self.models_ = [models[p] for p in chosen]
+        self.errors_ = errors[chosen]
         self.fit_seconds_ = seconds
         return self
+
+    def _holdout_error(self, model: Recommender, holdout: pd.DataFrame) -> float:
+        """Return ``model``'s error on the hold-out; its warnings are raised again, marked as the hold-out's."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            error = model_error(model, holdout, self.metric)
+        for warning in caught:
+            warnings.warn_explicit(f"{HOLDOUT_PREFIX}{warning.message}", warning.category, warning.filename, warning.lineno)
+        return max(float(error), _MIN_ERROR)
+
+    def _forward_select(
+        self, models: list[Recommender], errors: np.ndarray, train: pd.DataFrame, holdout: pd.DataFrame
+    ) -> tuple[list[int], pd.DataFrame]:
+        """Return the members chosen on the hold-out (greedy forward selection) and every subset tried."""
+        users, items, _, _, seen = index_ratings(train)
+        means, stds = self._reference_stats(models, users, items)
+
+        def error_of(subset: list[int]) -> float:
+            blend = type(self)([self.models[p] for p in subset], metric=self.metric, random_state=self.random_state)
+            blend.users_, blend.items_, blend.seen_ = users, items, seen
+            blend.models_ = [models[p] for p in subset]
+            blend.errors_, blend.score_mean_, blend.score_std_ = errors[subset], means[subset], stds[subset]
+            return self._holdout_error(blend, holdout)
+
+        chosen, trace = forward_select(len(models), error_of)
+        return chosen, pd.DataFrame(trace)
+
 
     @property
     def weights_(self) -> np.ndarray:
@@ -238,12 +276,15 @@ class WeightedEnsemble(Recommender):
 
         Every member is closed even if one fails; the first failure is raised afterwards.
         """
-        failure = _close_all(getattr(self, "models_", []))
+        failure = close_all(getattr(self, "models_", []))
         if failure is not None:
             raise failure
 
-    def _reference_stats(self, models: list[Recommender]) -> tuple[np.ndarray, np.ndarray]:
-        pairs = sample_pairs(self.users_, self.items_, REFERENCE_PAIRS, self.random_state)
+    def _reference_stats(self, models: list[Recommender], users: Any = None, items: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return mu and sigma of each member's scores on the reference pairs of ``users`` x ``items``."""
+        users = self.users_ if users is None else users
+        items = self.items_ if items is None else items
+        pairs = sample_pairs(users, items, REFERENCE_PAIRS, self.random_state)
         means, stds = [], []
         for position, model in enumerate(models):
             scores = model.predict(pairs).to_numpy(dtype=float)
@@ -266,9 +307,7 @@ class WeightedEnsemble(Recommender):
     # -- scoring -------------------------------------------------------------------------------
     def _weighted(self, position: int, scores: np.ndarray) -> np.ndarray:
         """Return ``z_m / e_m`` for member ``position``; NaN (cannot score) counts as 0."""
-        std = self.score_std_[position]
-        z = np.zeros_like(scores) if std == 0 else (scores - self.score_mean_[position]) / std
-        return np.nan_to_num(z, nan=0.0) * self.weights_[position]
+        return weighted_z(scores, self.score_mean_[position], self.score_std_[position], self.weights_[position])
 
     def predict(self, pairs: pd.DataFrame) -> pd.Series:
         """Return ``sum_m (s_m / e_m) / sum_m (1 / e_m)`` over members that score each pair."""
@@ -299,29 +338,24 @@ class WeightedEnsemble(Recommender):
         if len(user_idx) == 0:
             return empty_top_n()
         if self.candidates is None:
-            frame = self._score_all(user_idx, n, exclude_seen)
-        else:
-            frame = self._score_candidates(self.users_.ids[user_idx], exclude_seen)
-        return rank_frame(frame, n)
+            return self._score_all(user_idx, n, exclude_seen)
+        return rank_frame(self._score_candidates(self.users_.ids[user_idx], exclude_seen), n)
 
     def _score_all(self, user_idx: np.ndarray, n: int, exclude_seen: bool) -> pd.DataFrame:
-        n_items = len(self.items_)
-        block = max(1, _CHUNK_PAIRS // n_items)
+        """Score user blocks from each member's score matrix, keeping each block's top ``n`` only."""
+        block = max(1, _BLOCK_CELLS // max(1, len(self.items_)))
         parts = []
         for start in range(0, len(user_idx), block):
             chunk = user_idx[start : start + block]
-            u = np.repeat(chunk, n_items)
-            i = np.tile(np.arange(n_items), len(chunk))
+            scores = blend_block(self.models_, self.score_mean_, self.score_std_, self.weights_,
+                                 self.users_.ids[chunk], self.items_.ids)
             if exclude_seen:
-                keep = ~self.seen_[chunk].toarray().ravel()
-                u, i = u[keep], i[keep]
-            pairs = pd.DataFrame({USER: self.users_.ids[u], ITEM: self.items_.ids[i]})
-            score = np.zeros(len(pairs))
-            for position, model in enumerate(self.models_):
-                score += self._weighted(position, model.predict(pairs).to_numpy(dtype=float))
-            # Keep only each user's best n before the next block, to bound memory.
-            parts.append(rank_frame(pairs.assign(score=score), n).drop(columns="rank"))
-        return pd.concat(parts, ignore_index=True)
+                seen = self.seen_[chunk].tocoo()
+                scores[seen.row, seen.col] = -np.inf
+            rows, cols, values = top_k(scores, n)  # ties by item index: movieId order
+            parts.append((chunk[rows], cols, values))
+        u, i, v = (np.concatenate(p) for p in zip(*parts))
+        return top_n_frame(self.users_.ids, self.items_.ids, u, i, v)
 
     def _score_candidates(self, users: np.ndarray, exclude_seen: bool) -> pd.DataFrame:
         parts = []
@@ -354,6 +388,10 @@ class WeightedEnsemble(Recommender):
         with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
             model.users_, model.items_, model.seen_ = restore_state(data)
             model.errors_ = data["errors"]
+            # The saved members are the chosen ones: after load they are all of models and models_.
+            model.members_ = np.arange(len(members))
+            model.candidate_errors_ = model.errors_
+            model.selection_ = None
             model.score_mean_, model.score_std_ = data["score_mean"], data["score_std"]
             # Saves written before fit times were kept have none: NaN, "not measured".
             model.fit_seconds_ = data["fit_seconds"] if "fit_seconds" in data.files else np.full(len(members), np.nan)
@@ -382,26 +420,5 @@ def _save_ensemble(model: WeightedEnsemble, path: Path) -> None:
         errors=model.errors_,
         score_mean=model.score_mean_,
         score_std=model.score_std_,
-        fit_seconds=model.fit_seconds_,
+        fit_seconds=model.fit_seconds_[model.members_],
     )
-
-
-def _holdout_error(model: Recommender, holdout: pd.DataFrame) -> float:
-    """Return ``model.rmse(holdout)``; its warnings are raised again, marked as the hold-out's."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        error = model.rmse(holdout)
-    for warning in caught:
-        warnings.warn_explicit(f"{HOLDOUT_PREFIX}{warning.message}", warning.category, warning.filename, warning.lineno)
-    return error
-
-
-def _close_all(models: Iterable[Recommender]) -> Exception | None:
-    """Close every model, even if one fails; return the first failure (None when all closed)."""
-    failure: Exception | None = None
-    for model in models:
-        try:
-            model.close()
-        except Exception as err:  # noqa: BLE001 - the others must still be closed
-            failure = failure or err
-    return failure

@@ -209,8 +209,10 @@ def evaluate(
     top: Mapping[str, pd.DataFrame] | None = None,
     k: int = 10,
     threshold: float | None = None,
+    task: Literal["rating", "ranking"] = "rating",
+    catalogue: Iterable[Any] | None = None,
 ) -> pd.DataFrame:
-    """Return one row per model (index: its name) with its test RMSE and MAE, and ranking metrics.
+    """Return one row per model (index: its name) with its test metrics for the task.
 
     Parameters
     ----------
@@ -220,19 +222,19 @@ def evaluate(
         A ratings frame (``userId, movieId, rating``).
     top : mapping of str to pandas.DataFrame, optional
         Each model's ``top_n`` lists (``userId, movieId, score, rank``) with at least ``k`` ranks;
-        when given, columns ``precision@k`` and ``ndcg@k`` are added for the models it names.
+        ranking columns are added for the models it names.
     k : int, default 10
         The cut-off of the ranking metrics.
     threshold : float, optional
         Minimum test rating of a relevant movie; ``None`` counts every test rating as relevant.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``rmse``, ``mae``, ``scored`` (test pairs the model could score; the others, whose
-        user or movie was unseen in fit, are left out of RMSE and MAE, by the same rule as
-        :meth:`Recommender.rmse <movierec.Recommender.rmse>`) and, with ``top``,
-        ``precision@{k}`` and ``ndcg@{k}``.
+    task : {"rating", "ranking"}, default "rating"
+        ``"rating"``: ``rmse``, ``mae``, ``scored`` (test pairs the model could score; the others,
+        whose user or movie was unseen in fit, are left out of RMSE and MAE, by the same rule as
+        :meth:`Recommender.rmse <movierec.Recommender.rmse>`) and, with ``top``, ``precision@{k}``
+        and ``ndcg@{k}``. ``"ranking"``: ``precision@{k}``, ``ndcg@{k}``, ``map@{k}`` and, with
+        ``catalogue``, ``coverage``; scores are preferences, so no RMSE.
+    catalogue : iterable, optional
+        The movies the lists could draw from (the training movies), for ``coverage``.
 
     Raises
     ------
@@ -240,21 +242,23 @@ def evaluate(
         If ``test`` is not a ratings frame or a model scores none of its pairs.
     """
     k = check_n(k, "k")
+    check_choice(task, "task", ("rating", "ranking"))
+    check_pairs(test, name="test")
     rows = []
     for name, model in models.items():
-        try:
-            truth, predicted, _ = scored_predictions(model, test)
-        except DataValidationError as err:
-            raise DataValidationError(f"model {name!r}: {err}") from err
-        row: dict[str, Any] = {
-            "model": name,
-            "rmse": rmse(truth, predicted),
-            "mae": mae(truth, predicted),
-            "scored": len(truth),
-        }
+        row: dict[str, Any] = {"model": name}
+        if task == "rating":
+            try:
+                truth, predicted, _ = scored_predictions(model, test)
+            except DataValidationError as err:
+                raise DataValidationError(f"model {name!r}: {err}") from err
+            row |= {"rmse": rmse(truth, predicted), "mae": mae(truth, predicted), "scored": len(truth)}
         if top is not None and name in top:
             ranking = ranking_metrics(top[name], test, k, threshold=threshold)
-            row |= {key: ranking[key] for key in (f"precision@{k}", f"ndcg@{k}")}
+            keys = ("precision", "ndcg") if task == "rating" else ("precision", "ndcg", "map")
+            row |= {f"{key}@{k}": ranking[f"{key}@{k}"] for key in keys}
+            if task == "ranking" and catalogue is not None:
+                row["coverage"] = coverage(top[name][top[name]["rank"] <= k], catalogue)
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 

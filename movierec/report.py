@@ -56,6 +56,8 @@ class ReportData:
         Free-form run settings shown in the report's header (ensemble mode, seed, timings...).
     seed : int
         Seeds the sample of (user, movie) pairs of the score distributions.
+    task : {"rating", "ranking"}
+        What the run was for: the metrics section shows rating errors and ranking, or ranking only.
     """
 
     dataset: str
@@ -71,6 +73,7 @@ class ReportData:
     users: Sequence[Any] = (1, 2, 3)
     settings: Mapping[str, str] = field(default_factory=dict)
     seed: int = 0
+    task: str = "rating"
 
     def __post_init__(self) -> None:
         # The ensemble works on clones of the models it was given: naming those would show unfitted models.

@@ -360,3 +360,110 @@ def test_member_with_smaller_error_gets_larger_weight_and_wins(a, small, candida
     assert ensemble.weights_[1] > ensemble.weights_[0]
     if candidates is None:
         assert ranking(ensemble.top_n(n=3)) == ranking(good.fit(ratings).top_n(n=3))
+
+
+# -- ranking error, member selection, array scoring (issue 13) -------------------------------------
+def test_ranking_metric_errors_are_one_minus_the_holdout_metric():
+    from movierec import EASE, Popularity
+    from movierec.metrics import model_error
+
+    ratings = synthetic_ratings(seed=5)
+    ensemble = WeightedEnsemble([EASE(l2=5.0), Popularity()], metric="ndcg@5", validation_size=0.2, random_state=3)
+    ensemble.fit(ratings)
+    train, holdout = stratified_split(ratings, 0.2, random_state=3)
+    expected = [model_error(m.fit(train), holdout, "ndcg@5") for m in (EASE(l2=5.0), Popularity())]
+    np.testing.assert_allclose(ensemble.errors_, expected)
+    assert all(0 < e < 1 for e in ensemble.errors_)
+
+
+@pytest.mark.parametrize("metric", ["ndcg", "precision", "recall", "map"])
+def test_every_ranking_metric_at_any_k_is_accepted(metric):
+    ensemble = WeightedEnsemble([BiasedBaseline()], metric=f"{metric}@7", random_state=0).fit(synthetic_ratings())
+    assert ensemble.errors_.shape == (1,)
+
+
+@pytest.mark.parametrize("bad", ["ndcg", "ndcg@0", "auc@10", "ndcg@x", 10])
+def test_bad_metric_is_refused(bad):
+    with pytest.raises(InvalidParameterError, match="metric"):
+        WeightedEnsemble([BiasedBaseline()], metric=bad).fit(synthetic_ratings())
+
+
+def test_forward_selection_drops_a_member_that_only_adds_noise():
+    from movierec import EASE
+
+    ratings = synthetic_ratings(n_users=60, n_items=40, seed=2)
+    noise = TableModel(np.random.default_rng(0).normal(size=(700, 300)))
+    ratings = ratings.assign(userId=ratings.userId % 600 + 1, movieId=ratings.movieId % 280 + 100)
+    ratings = ratings.drop_duplicates(["userId", "movieId"])
+    ensemble = WeightedEnsemble([noise, EASE(l2=5.0)], metric="ndcg@5", select="forward", random_state=0)
+    ensemble.fit(ratings)
+    assert ensemble.members_.tolist() == [1]
+    assert [type(m).__name__ for m in ensemble.models_] == ["EASE"]
+    assert ensemble.candidate_errors_[1] < ensemble.candidate_errors_[0]
+    assert set(ensemble.selection_.members) >= {(0,), (1,), (0, 1)}
+    # The ensemble of the chosen member ranks exactly as that member.
+    alone = EASE(l2=5.0).fit(ratings).top_n(n=4)
+    assert ranking(ensemble.top_n(n=4)) == ranking(alone)
+
+
+def test_forward_selection_needs_measured_errors():
+    with pytest.raises(InvalidParameterError, match="select"):
+        WeightedEnsemble([BiasedBaseline()], errors=[1.0], select="forward").fit(synthetic_ratings())
+
+
+def test_full_top_n_from_score_matrices_equals_the_pair_by_pair_blend():
+    from movierec import EASE
+
+    ratings = synthetic_ratings(seed=4)
+    ensemble = WeightedEnsemble([BiasedBaseline(), EASE(l2=3.0)], metric="ndcg@5", random_state=1).fit(ratings)
+    top = ensemble.top_n(n=6)
+    grid = pd.DataFrame(
+        [(u, i) for u in ensemble.users_.ids for i in ensemble.items_.ids], columns=["userId", "movieId"]
+    )
+    grid = grid[~grid.set_index(["userId", "movieId"]).index.isin(ratings.set_index(["userId", "movieId"]).index)]
+    score = sum(
+        (m.predict(grid) - ensemble.score_mean_[p]) / ensemble.score_std_[p] / ensemble.errors_[p]
+        for p, m in enumerate(ensemble.models_)
+    )
+    expected = grid.assign(score=score.to_numpy()).sort_values(
+        ["userId", "score", "movieId"], ascending=[True, False, True]
+    )
+    expected = expected.groupby("userId").head(6)
+    assert list(zip(top.userId, top.movieId)) == list(zip(expected.userId, expected.movieId))
+    np.testing.assert_allclose(top.score, expected.score, rtol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(tables, tables, positive, st.floats(-50, 50), st.integers(0, 3))
+def test_under_a_ranking_metric_an_affine_change_of_a_member_changes_nothing(a, b, scale, shift, seed):
+    ratings = table_ratings(6, 9, seed)
+    make = lambda t2: WeightedEnsemble([TableModel(a), t2], metric="ndcg@3", validation_size=0.3, random_state=seed)  # noqa: E731
+    x = make(TableModel(b)).fit(ratings)
+    y = make(TableModel(b, scale=scale, shift=shift)).fit(ratings)
+    np.testing.assert_allclose(x.errors_, y.errors_)
+    assert ranking(x.top_n(n=4)) == ranking(y.top_n(n=4))
+
+
+@settings(max_examples=25, deadline=None)
+@given(tables, tables, tables, st.permutations([0, 1, 2]), st.integers(0, 3))
+def test_under_a_ranking_metric_member_order_changes_nothing(a, b, c, order, seed):
+    ratings = table_ratings(6, 9, seed)
+    tabs = [a, b, c]
+    first = WeightedEnsemble([TableModel(t) for t in tabs], metric="ndcg@3", validation_size=0.3, random_state=seed)
+    second = WeightedEnsemble(
+        [TableModel(tabs[k]) for k in order], metric="ndcg@3", validation_size=0.3, random_state=seed
+    )
+    x, y = first.fit(ratings).top_n(n=4), second.fit(ratings).top_n(n=4)
+    assert ranking(x) == ranking(y)
+    np.testing.assert_allclose(x.score, y.score, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(tables, st.integers(0, 3), st.booleans())
+def test_under_a_ranking_metric_a_one_member_ensemble_ranks_as_its_member(a, seed, exclude_seen):
+    ratings = table_ratings(6, 9, seed)
+    ensemble = WeightedEnsemble([TableModel(a)], metric="map@3", validation_size=0.3, random_state=seed).fit(ratings)
+    member = TableModel(a).fit(ratings)
+    x = ensemble.top_n(n=4, exclude_seen=exclude_seen)
+    y = member.top_n(n=4, exclude_seen=exclude_seen)
+    assert ranking(x) == ranking(y)

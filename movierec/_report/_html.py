@@ -86,6 +86,32 @@ class _Raw:
 
 
 def _metrics_section(data: ReportData) -> str:
+    return _ranking_metrics_section(data) if data.task == "ranking" else _rating_metrics_section(data)
+
+
+def _ranking_metrics_section(data: ReportData) -> str:
+    table, k = data.metrics, data.k
+    columns = [c for c in (f"precision@{k}", f"ndcg@{k}", f"map@{k}", "coverage") if c in table.columns]
+    labels = {f"precision@{k}": f"precision@{k}", f"ndcg@{k}": f"nDCG@{k}", f"map@{k}": f"MAP@{k}", "coverage": "coverage"}
+    rows = [[name, *(row[c] for c in columns)] for name, row in table.iterrows()]
+    classes = ["ensemble" if name == "ensemble" else "" for name in table.index]
+    bars = [c for c in columns if c != "coverage"]
+    return "\n".join([
+        f"<h2>Ranking quality on the test part: top {k} per user</h2>",
+        (
+            f"<p>Each model's top {k} movies per user among those the user has not rated in the training "
+            "part; a movie is relevant when the user rated it in the test part. Averaged over users with at "
+            "least one test rating. The popularity row (the most-rated unseen movies) is the reference a "
+            "list worth acting on must beat; coverage is the share of the training catalogue that appears "
+            "in some list.</p>"
+        ),
+        _table(["model", *(labels[c] for c in columns)], rows, classes=classes),
+        _img(_plots.grouped_bars(table.dropna(subset=bars), bars, [labels[c] for c in bars],
+                                 "ranking (higher is better)"), "ranking metrics per model"),
+    ])
+
+
+def _rating_metrics_section(data: ReportData) -> str:
     table = data.metrics
     ranking = [c for c in (f"precision@{data.k}", f"ndcg@{data.k}") if c in table.columns]
     header = ["model", "RMSE", "MAE", "test pairs scored", *ranking]
@@ -153,15 +179,21 @@ def _weights_section(data: ReportData) -> str:
     shares = weights / weights.sum()
     mode = "every unseen movie" if ensemble.candidates is None else f"each member's own top {ensemble.candidates}"
     rows = [[n, e, w, f"{s:.1%}"] for n, e, w, s in zip(names, errors, weights, shares)]
+    metric = ensemble.metric
+    error = "its RMSE" if metric == "rmse" else f"1 &minus; its {_e(metric)}"
+    chosen = "" if ensemble.select == "all" else (
+        " Members were chosen on that hold-out: from the best one, a member joins while it lowers the "
+        "ensemble's own hold-out error.")
     return "\n".join([
         "<h2>Ensemble weights</h2>",
         (
-            "<p>Member m's error e<sub>m</sub> is its RMSE on a hold-out of the training part (never the "
-            "test part); its weight is 1 / e<sub>m</sub>. The ranking score of a (user, movie) pair is "
+            f"<p>Member m's error e<sub>m</sub> is {error} on a hold-out of the training part (never the "
+            f"test part); its weight is 1 / e<sub>m</sub>.{chosen} The ranking score of a (user, movie) pair is "
             "<span class=\"formula\">&Sigma;<sub>m</sub> z<sub>m</sub>(u, i) / e<sub>m</sub></span>, "
             f"over {_e(mode)}.</p>"
         ),
-        _table(["member", "hold-out RMSE e_m", "weight 1/e_m", "share"], rows),
+        _table(["member", f"hold-out {'RMSE' if metric == 'rmse' else '1 - ' + metric} e_m", "weight 1/e_m",
+                "share"], rows),
         _img(_plots.weight_bars(names, weights, errors), "ensemble weights per member"),
     ])
 
@@ -180,7 +212,8 @@ def _users_section(data: ReportData) -> str:
             f"{SHOWN_RANKS} among the movies the user has not rated there.</p>"
         ),
     ]
-    names = [name for name in ("ensemble", *data.members) if name in data.top]
+    others = [name for name in data.top if name != "ensemble" and name not in data.members]  # the reference
+    names = [name for name in ("ensemble", *data.members, *others) if name in data.top]
     for user in data.users:
         history = user_history(data.train, user, SHOWN_RANKS)
         if history.empty:

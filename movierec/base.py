@@ -356,7 +356,13 @@ class ArrayRecommender(Recommender):
         return model
 
     def _check_restored(self) -> None:
-        """Score the first and last user and movie once, so arrays that do not fit fail at load."""
+        """Check sparse state and score the first and last user and movie once, so arrays that do not
+        fit fail at load, not at predict."""
+        from scipy import sparse
+
+        for value in vars(self).values():
+            if sparse.issparse(value):
+                value.check_format(full_check=True)  # indices in range: scipy does not check them
         users = np.array([0, len(self.users_) - 1])
         items = np.array([0, len(self.items_) - 1])
         scores = np.asarray(self._score_users(users), dtype=np.float64)

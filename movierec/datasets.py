@@ -19,9 +19,18 @@ Download
 When an archive is absent, :func:`load_movielens` (``download=True``) fetches it from GroupLens,
 ``https://files.grouplens.org/datasets/movielens/{zipname}``, or from the base URL in the
 ``MOVIEREC_MIRROR`` environment variable. The file is written to a temporary file in the data folder,
-verified (zip readable, every CRC, the known SHA-256 hashes), then renamed into place, so a failed or
-interrupted download never leaves a partial archive behind. Progress goes to a tqdm bar when tqdm is
-installed and to the ``logging`` logger of this package, never to ``print``.
+verified (zip readable, member names, sizes, every CRC, the known SHA-256 hashes), then renamed into
+place, so a failed or interrupted download never leaves a partial archive behind. Progress goes to a
+tqdm bar when tqdm is installed and to the ``logging`` logger of this package, never to ``print``.
+
+Bounds
+------
+Nothing a mirror or an archive holds can hang a download or exhaust memory or disk: a download has a
+total deadline and a size cap (arguments of :func:`download_movielens`, by default derived from the
+archive's known size), and no member may inflate beyond 1.5 times its known size (the whole archive's,
+for members of unknown size). Members are hashed while they stream, never read whole first. Loaders
+check what they parse: ratings must form a valid ratings frame (finite ratings, no duplicate pair),
+movie and user ids must be unique; anything else raises :class:`~movierec.exceptions.DatasetError`.
 """
 
 from __future__ import annotations
@@ -36,7 +45,9 @@ import pandas as pd
 
 from movierec._datasets import _parsers
 from movierec._datasets._archive import Archive
+from movierec._datasets._download import Limits
 from movierec._datasets._download import download as _download
+from movierec._datasets._limits import download_cap, download_deadline
 from movierec._datasets._registry import (
     LAYOUTS,
     ML100K_FOLDS,
@@ -45,6 +56,7 @@ from movierec._datasets._registry import (
     layout,
     resolve_home,
 )
+from movierec._params import Int, Real, check_value
 from movierec.exceptions import DatasetError
 
 __all__ = [
@@ -149,7 +161,8 @@ def is_present(name: str, data_home: PathLike | None = None) -> bool:
 
 
 def download_movielens(name: str = "ml-100k", *, data_home: PathLike | None = None,
-                       url: str | None = None, force: bool = False) -> Path:
+                       url: str | None = None, force: bool = False, max_bytes: int | None = None,
+                       deadline: float | None = None) -> Path:
     """Return the path of the archive of ``name``, downloading it first if it is absent.
 
     Parameters
@@ -163,6 +176,14 @@ def download_movielens(name: str = "ml-100k", *, data_home: PathLike | None = No
         else the GroupLens URL.
     force : bool
         Download again even if the archive is already there.
+    max_bytes : int, optional
+        The most bytes to accept. By default 1.5 times the archive's known size; a server that
+        announces or sends more is refused, so an endless stream cannot fill the disk.
+    deadline : float, optional
+        The most seconds the whole download may take, connecting and TLS included (a DNS lookup
+        is not). By default the time the archive takes at 100 kB/s, and at least 120 s; a mirror
+        that trickles bytes fails then. A silent mirror fails after one read timeout (30 s, or
+        ``deadline`` if shorter).
 
     Returns
     -------
@@ -172,15 +193,25 @@ def download_movielens(name: str = "ml-100k", *, data_home: PathLike | None = No
     Raises
     ------
     DatasetError
-        If ``name`` is unknown, or the download fails or does not verify (the message says where to
-        put a copy downloaded by hand); :class:`~movierec.exceptions.ChecksumError` if an ml-100k
-        member has the wrong SHA-256. Nothing is left behind on failure.
+        If ``name`` is unknown, or the download fails, passes ``max_bytes`` or ``deadline``, or does
+        not verify (the message says where to put a copy downloaded by hand);
+        :class:`~movierec.exceptions.ChecksumError` if an ml-100k member has the wrong SHA-256.
+        Nothing is left behind on failure.
+    InvalidParameterError
+        If ``max_bytes`` is not a positive int or ``deadline`` not a positive number of seconds.
     """
+    spec = layout(name)
+    limits = Limits(
+        max_bytes=download_cap(spec) if max_bytes is None else
+        check_value("download_movielens", "max_bytes", max_bytes, Int(1)),
+        deadline=download_deadline(spec) if deadline is None else
+        check_value("download_movielens", "deadline", deadline, Real(0, None, open_low=True)),
+    )
     path = archive_path(name, data_home)
     if path.is_file() and not force:
         logger.debug("%s is already at %s", name, path)
         return path
-    return _download(layout(name), url or archive_url(name), path)
+    return _download(spec, url or archive_url(name), path, limits)
 
 
 def _locate(name: str, data_home: PathLike | None, download: bool) -> Path:
@@ -229,13 +260,13 @@ def load_movielens(name: str = "ml-100k", *, data_home: PathLike | None = None,
     path = _locate(name, data_home, download)
     with Archive(path, spec) as archive:
         if spec.format == "100k":
-            ratings = _parse(archive, spec.ratings, _parsers.ratings_100k)
-            items = _parse(archive, spec.movies, _parsers.items_100k)
-            users = _parse(archive, "u.user", _parsers.users_100k)
+            ratings = archive.parse(spec.ratings, _parsers.ratings_100k)
+            items = archive.parse(spec.movies, _parsers.items_100k)
+            users = archive.parse("u.user", _parsers.users_100k)
         elif spec.format == "dat":
-            ratings = _parse(archive, spec.ratings, _parsers.ratings_dat)
-            items = _parse(archive, spec.movies, lambda data: _parsers.movies_dat(data, spec.encoding))
-            users = _parse(archive, spec.users, _parsers.users_1m) if spec.users else None
+            ratings = archive.parse(spec.ratings, _parsers.ratings_dat)
+            items = archive.parse(spec.movies, lambda data: _parsers.movies_dat(data, spec.encoding))
+            users = archive.parse(spec.users, _parsers.users_1m) if spec.users else None
         else:
             with archive.open(spec.ratings) as stream:
                 ratings = _parsers.ratings_csv(stream)
@@ -244,12 +275,6 @@ def load_movielens(name: str = "ml-100k", *, data_home: PathLike | None = None,
             users = None
     logger.debug("loaded %s from %s: %d ratings", name, path, len(ratings))
     return MovieLens(name=name, ratings=ratings, items=items, users=users)
-
-
-def _parse(archive: Archive, filename: str, parser: _parsers.BytesParser) -> pd.DataFrame:
-    data = archive.read(filename)
-    with archive.reading(filename):
-        return parser(data)
 
 
 def official_folds(name: str = "ml-100k", *, which: str | Iterable[str] = ML100K_FOLDS[:5],
@@ -291,7 +316,7 @@ def official_folds(name: str = "ml-100k", *, which: str | Iterable[str] = ML100K
     with Archive(path, spec) as archive:
         return [
             Fold(name=fold,
-                 train=_parse(archive, f"{fold}.base", _parsers.ratings_100k),
-                 test=_parse(archive, f"{fold}.test", _parsers.ratings_100k))
+                 train=archive.parse(f"{fold}.base", _parsers.ratings_100k),
+                 test=archive.parse(f"{fold}.test", _parsers.ratings_100k))
             for fold in names
         ]

@@ -48,6 +48,7 @@ class EASE(ArrayRecommender):
     """
 
     _parameter_constraints = {"l2": Real(0, None, open_low=True), "max_items": Int(1)}
+    _array_shapes = {"B": ("items", "items")}
 
     def __init__(self, l2: float = 500.0, max_items: int = 20_000) -> None:
         self.l2 = l2

@@ -15,18 +15,31 @@ from movierec._blend import blend_block, forward_select, weighted_z
 from movierec._ids import index_ratings, resolve_users, sample_pairs
 from movierec._members import FitEvent, close_all
 from movierec._params import Constraint, Instance, Int, Options, Real, Seed, check_value
-from movierec._persist import ARRAYS_FILE, read_params, restore_state, state_arrays, write_params
+from movierec._persist import (
+    ARRAYS_FILE,
+    PARAMS_FILE,
+    atomic_folder,
+    check_arrays,
+    read_folder,
+    restore_state,
+    saved_class,
+    state_arrays,
+    write_arrays,
+    write_params,
+)
 from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
 from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
 from movierec.base import Recommender, clone
-from movierec.exceptions import DataValidationError, InvalidParameterError, MovieRecWarning
+from movierec.exceptions import DataValidationError, InvalidParameterError, ModelFileError, MovieRecWarning
 from movierec.metrics import model_error, parse_metric
-from movierec.registry import model_class, registered_name
+from movierec.registry import registered_name
 
 __all__ = ["FitEvent", "WeightedEnsemble"]
 
 # Size of the fixed random sample of (user, movie) pairs whose member scores give mu_m, sigma_m.
 REFERENCE_PAIRS = 50_000
+# The ensemble's own saved arrays, one value per member.
+_STATE = ("errors", "score_mean", "score_std", "fit_seconds")
 # Cells (users x movies) of one user block when every unseen movie is scored: 32 MB per member.
 _BLOCK_CELLS = 4_000_000
 # The smallest error a ranking metric gives (1 - a perfect score), so weights stay finite.
@@ -368,33 +381,60 @@ class WeightedEnsemble(Recommender):
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Write the ensemble to the directory ``path``: its own state, and each member in ``member_<i>/``."""
+        """Write the ensemble to the directory ``path`` atomically: its state, each member in ``member_<i>/``.
+
+        The whole folder, members included, is written aside and swapped into place only when
+        complete, with one manifest over every file (docs/architecture.md, "Trust and files").
+        """
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        _save_ensemble(self, path)
+        params = {k: v for k, v in self.get_params().items() if k != "models"}
+        params["errors"] = None if self.errors is None else [float(e) for e in self.errors]
+        with atomic_folder(path) as folder:
+            for position, member in enumerate(self.models_):
+                member.save(folder / f"member_{position}")
+            members = [registered_name(type(m)) for m in self.models_]
+            write_params(folder, self, params=params, extra={"members": members})
+            write_arrays(folder, {
+                **state_arrays(self.users_, self.items_, self.seen_),
+                "errors": self.errors_,
+                "score_mean": self.score_mean_,
+                "score_std": self.score_std_,
+                "fit_seconds": self.fit_seconds_[self.members_],
+            })
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """Read an ensemble written by :meth:`save`, members included (as both ``models`` and ``models_``)."""
-        path = Path(path)
-        params, extra = read_params(path, cls, build=False)
-        members = [
-            model_class(qualified.rpartition(".")[2]).load(path / f"member_{position}")
-            for position, qualified in enumerate(extra["members"])
-        ]
-        model = cls(members, **params)
-        model.models_ = members
-        with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
-            model.users_, model.items_, model.seen_ = restore_state(data)
-            model.errors_ = data["errors"]
-            # The saved members are the chosen ones: after load they are all of models and models_.
-            model.members_ = np.arange(len(members))
-            model.candidate_errors_ = model.errors_
-            model.selection_ = None
-            model.score_mean_, model.score_std_ = data["score_mean"], data["score_std"]
-            # Saves written before fit times were kept have none: NaN, "not measured".
-            model.fit_seconds_ = data["fit_seconds"] if "fit_seconds" in data.files else np.full(len(members), np.nan)
+        """Read an ensemble written by :meth:`save`, members included (as both ``models`` and ``models_``).
+
+        Member classes resolve through the registry only; every file is checked against the
+        manifest, and a save that replaces the folder while it is read makes the load start again.
+        """
+        while True:
+            files = read_folder(path, cls)
+            params_file = files.path / PARAMS_FILE
+            names = files.extra.get("members")
+            if not (isinstance(names, list) and names):
+                raise ModelFileError(f"{params_file}: extra.members must be a non-empty list of class names")
+            members = [
+                saved_class(name, Recommender, params_file).load(files.path / f"member_{position}")
+                for position, name in enumerate(names)
+            ]
+            if files.is_current():
+                break
+        where = files.path / ARRAYS_FILE
+        users, items, seen = restore_state(files.arrays, where)
+        n = len(members)
+        check_arrays(where, {k: files.arrays.get(k, np.zeros(0)) for k in _STATE}, {k: ("members",) for k in _STATE},
+                     {"members": n})
+        model = cls(members, **files.params)
+        model.models_, model.members_ = members, np.arange(n)
+        model.users_, model.items_, model.seen_ = users, items, seen
+        model.errors_ = files.arrays["errors"]
+        model.candidate_errors_, model.selection_ = model.errors_, None
+        model.score_mean_, model.score_std_ = files.arrays["score_mean"], files.arrays["score_std"]
+        model.fit_seconds_ = files.arrays["fit_seconds"]
+        if not (model.errors_ > 0).all() or not (model.score_std_ >= 0).all():
+            raise ModelFileError(f"{where}: errors must be positive and score_std non-negative")
         return model
 
     def __repr__(self) -> str:
@@ -404,21 +444,3 @@ class WeightedEnsemble(Recommender):
         else:
             models = repr(self.models)
         return f"WeightedEnsemble({models}, errors={self.errors!r}, candidates={self.candidates!r})"
-
-
-def _save_ensemble(model: WeightedEnsemble, path: Path) -> None:
-    params = {k: v for k, v in model.get_params().items() if k != "models"}
-    params["errors"] = None if model.errors is None else [float(e) for e in model.errors]
-    members = []
-    for position, member in enumerate(model.models_):
-        member.save(path / f"member_{position}")
-        members.append(registered_name(type(member)))
-    write_params(path, model, params=params, extra={"members": members})
-    np.savez(
-        path / ARRAYS_FILE,
-        **state_arrays(model.users_, model.items_, model.seen_),
-        errors=model.errors_,
-        score_mean=model.score_mean_,
-        score_std=model.score_std_,
-        fit_seconds=model.fit_seconds_[model.members_],
-    )

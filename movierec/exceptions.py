@@ -10,6 +10,7 @@ __all__ = [
     "DatasetError",
     "ChecksumError",
     "BackendError",
+    "ModelFileError",
     "MovieRecWarning",
 ]
 
@@ -43,6 +44,13 @@ class ChecksumError(DatasetError):
 
 class BackendError(MovieRecError, RuntimeError):
     """A backend (Spark, Surprise, SageMaker) failed; the original error is chained."""
+
+
+class ModelFileError(MovieRecError, ValueError):
+    """A saved model folder is incomplete, changed or malformed, or names a class movierec does not know.
+
+    Raised by ``load``, never later: the message names the file and what is wrong with it.
+    """
 
 
 class MovieRecWarning(UserWarning):

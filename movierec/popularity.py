@@ -26,6 +26,8 @@ class Popularity(ArrayRecommender):
     >>> Popularity().fit(fold.train).top_n(users=[1], n=3)  # doctest: +SKIP
     """
 
+    _array_shapes = {"item_count": ("items",)}
+
     def __init__(self) -> None:
         pass
 

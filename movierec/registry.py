@@ -1,20 +1,33 @@
 """The one registry of models: short names for the command line, class names for saved models.
 
-``movierec recommend --models als,svd``, the benchmarks, the docs and :func:`movierec.load` all read
+``movierec recommend --models als,svd``, the benchmarks, the docs and model loading all read
 :data:`MODELS`. A saved model names its class by the registry's class name, and loading resolves
 that name here only, so nothing a model folder says is imported (docs/architecture.md, "Trust").
+
+Classes of other packages join in two ways: :func:`register` (at run time), or an entry point in
+the group ``movierec.models`` of the package's metadata, e.g. in its ``pyproject.toml``::
+
+    [project.entry-points."movierec.models"]
+    MyModel = "my_package.models:MyModel"
+
+An entry point's module is imported only when a name asked for is that entry point's name.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.base import Recommender
 
-__all__ = ["MODELS", "ModelSpec", "make_model", "model_class", "register", "registered_name"]
+__all__ = ["ENTRY_POINT_GROUP", "MODELS", "ModelSpec", "make_model", "model_class", "register", "registered_name"]
+
+#: The entry-point group through which installed packages register Recommender classes.
+ENTRY_POINT_GROUP = "movierec.models"
 
 
 @dataclass(frozen=True)
@@ -31,41 +44,56 @@ class ModelSpec:
         The module that defines the class; imported on first use.
     extra : str or None
         The ``pip install 'movierec[extra]'`` the model needs, None for the core.
-    task : {"rating", "ranking"}
-        What the model is trained for: predicting ratings or ranking movies.
+    tasks : mapping
+        The tasks the main job can use the model for (``"rating"``: predicting ratings;
+        ``"ranking"``: top-N lists), each with the parameters it takes for that task. For example
+        SparkALS ranks with ``implicit_prefs=True``. A model without a task is not offered for it.
     summary : str
         One line for ``--help`` and the docs.
+    tuned_for : tuple of str
+        The tasks for which the main job tunes the model on a validation split of its training part
+        before fitting (``model.tune(train, metric=..., random_state=...)``, default grid).
     """
 
     name: str
     class_name: str
     module: str
     extra: str | None
-    task: Literal["rating", "ranking"]
+    tasks: Mapping[str, Mapping[str, Any]]
     summary: str
+    tuned_for: tuple[str, ...] = ()
 
     def load_class(self) -> type[Recommender]:
         """Return the class, importing its module (which may need the extra)."""
         return getattr(importlib.import_module(self.module), self.class_name)
 
 
+#: SparkALS for top-N: confidence-weighted implicit feedback (Hu, Koren, Volinsky 2008).
+RANKING_ALS = {"implicit_prefs": True, "rank": 20, "reg_param": 0.1, "alpha": 1.0}
+#: SageMakerFM for top-N: every rated pair a positive, one sampled unrated pair per positive.
+RANKING_FM = {"predictor_type": "binary_classifier", "positive_rating": None, "negatives_per_positive": 1.0}
+
 #: Every model movierec ships, by short name, in the order the command line lists them.
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("baseline", "BiasedBaseline", "movierec.baseline", None, "rating",
+        ModelSpec("baseline", "BiasedBaseline", "movierec.baseline", None, {"rating": {}},
                   "global mean plus damped user and movie biases (numpy)"),
-        ModelSpec("pop", "Popularity", "movierec.popularity", None, "ranking",
+        ModelSpec("pop", "Popularity", "movierec.popularity", None, {"ranking": {}},
                   "the most-rated movies the user has not seen: the reference for ranking"),
-        ModelSpec("ease", "EASE", "movierec.ease", None, "ranking",
-                  "closed-form item-item model (Steck 2019) on who rated what"),
-        ModelSpec("als", "SparkALS", "movierec.adapters.spark", "spark", "rating",
-                  "Spark MLlib ALS matrix factorization"),
-        ModelSpec("svd", "SurpriseSVD", "movierec.adapters.surprise_svd", "surprise", "rating",
+        ModelSpec("ease", "EASE", "movierec.ease", None, {"ranking": {}},
+                  "closed-form item-item model (Steck 2019) on who rated what", ("ranking",)),
+        # Ranking settings chosen on a 10% validation split of ml-100k u1.base (docs/benchmarks.md).
+        ModelSpec("als", "SparkALS", "movierec.adapters.spark", "spark",
+                  {"rating": {}, "ranking": dict(RANKING_ALS)},
+                  "Spark MLlib ALS matrix factorization (implicit feedback for ranking)"),
+        ModelSpec("svd", "SurpriseSVD", "movierec.adapters.surprise_svd", "surprise", {"rating": {}},
                   "scikit-surprise SVD (biased matrix factorization by SGD)"),
-        ModelSpec("fm", "SageMakerFM", "movierec.adapters.fm", "sagemaker", "rating",
-                  "SageMaker's Factorization Machines (local backend by default)"),
-        ModelSpec("bfm", "MyFMBayes", "movierec.adapters.myfm_bayes", "myfm", "rating",
+        ModelSpec("fm", "SageMakerFM", "movierec.adapters.fm", "sagemaker",
+                  {"rating": {}, "ranking": dict(RANKING_FM)},
+                  "SageMaker's Factorization Machines (local backend; a binary classifier on sampled "
+                  "negatives for ranking)"),
+        ModelSpec("bfm", "MyFMBayes", "movierec.adapters.myfm", "myfm", {"rating": {}},
                   "Bayesian factorization machine by Gibbs sampling (myfm)"),
     )
 }
@@ -93,12 +121,32 @@ def model_class(name: str) -> type[Recommender]:
         return getattr(importlib.import_module(_OTHER_CLASSES[name]), name)
     if name in _EXTRA_CLASSES:
         return _EXTRA_CLASSES[name]
-    known = sorted({s.class_name for s in MODELS.values()} | set(_OTHER_CLASSES) | set(_EXTRA_CLASSES) | set(MODELS))
+    entry_points = _entry_points()
+    for entry in entry_points:
+        if entry.name == name:
+            return _checked(entry.load(), f"entry point {name} = {entry.value}")
+    known = sorted(
+        {s.class_name for s in MODELS.values()}
+        | set(_OTHER_CLASSES)
+        | set(_EXTRA_CLASSES)
+        | set(MODELS)
+        | {e.name for e in entry_points}
+    )
     raise KeyError(f"no model named {name!r} is registered; known: {known}")
 
 
-def make_model(name: str, **params: Any) -> Recommender:
-    """Return a new, unfitted model of the registered ``name`` built with ``params``."""
+def make_model(name: str, task: str | None = None, **params: Any) -> Recommender:
+    """Return a new, unfitted model of the registered ``name`` built with ``params``.
+
+    With ``task`` (``"rating"`` or ``"ranking"``), the model's parameters for that task come first
+    and ``params`` override them; a model the registry does not offer for the task raises KeyError.
+    """
+    if task is not None:
+        spec = MODELS[name]
+        if task not in spec.tasks:
+            offered = [n for n, s in MODELS.items() if task in s.tasks]
+            raise KeyError(f"{name!r} is not a {task} model; for {task} choose among {offered}")
+        params = {**spec.tasks[task], **params}
     return model_class(name)(**params)
 
 
@@ -109,6 +157,10 @@ def registered_name(cls: type) -> str:
             return spec.class_name
     if _OTHER_CLASSES.get(cls.__name__) == cls.__module__ or _EXTRA_CLASSES.get(cls.__name__) is cls:
         return cls.__name__
+    # Only entry points naming a class of this name are loaded, to compare them with cls.
+    for entry in _entry_points():
+        if entry.attr == cls.__qualname__ and entry.name not in _builtin_names() and entry.load() is cls:
+            return entry.name
     raise KeyError(
         f"{cls.__module__}.{cls.__qualname__} is not registered: call movierec.registry.register({cls.__name__}) "
         "before saving or loading it"
@@ -120,13 +172,28 @@ def register(cls: type) -> type:
 
     Usable as a class decorator. Its class name must not clash with a movierec model.
     """
-    # Checked by the class's MRO, so the registry imports no model code.
-    if not (isinstance(cls, type) and any(f"{c.__module__}.{c.__name__}" == "movierec.base.Recommender" for c in cls.__mro__)):
-        raise TypeError(f"only Recommender subclasses can be registered, got {cls!r}")
-    if any(spec.class_name == cls.__name__ for spec in MODELS.values()) or cls.__name__ in _OTHER_CLASSES:
+    _checked(cls, "register")
+    if cls.__name__ in _builtin_names():
         raise ValueError(f"{cls.__name__} is the name of a movierec model; choose another class name")
     _EXTRA_CLASSES[cls.__name__] = cls
     return cls
+
+
+def _checked(cls: Any, source: str) -> type:
+    """Return ``cls`` if it is a Recommender subclass; raise TypeError naming ``source`` if not."""
+    # Checked by the class's MRO, so the registry imports no model code.
+    if not (isinstance(cls, type) and any(f"{c.__module__}.{c.__name__}" == "movierec.base.Recommender" for c in cls.__mro__)):
+        raise TypeError(f"{source}: only Recommender subclasses can be registered, got {cls!r}")
+    return cls
+
+
+def _builtin_names() -> set[str]:
+    return {spec.class_name for spec in MODELS.values()} | set(MODELS) | set(_OTHER_CLASSES)
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    """Return the installed ``movierec.models`` entry points that do not shadow a movierec name (none loaded)."""
+    return [e for e in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if e.name not in _builtin_names()]
 
 
 def _public_module(cls: type) -> str:

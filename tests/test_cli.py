@@ -72,7 +72,7 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def baseline_run(tmp_path_factory, data_home):
     out = tmp_path_factory.mktemp("baseline-run")
-    return run_cli("recommend", "--dataset", "ml-100k", "--models", "baseline", "--n", "5", "--out", str(out),
+    return run_cli("recommend", "--dataset", "ml-100k", "--task", "rating", "--models", "baseline", "--n", "5", "--out", str(out),
                    "--quiet", data=data_home), out
 
 
@@ -98,7 +98,7 @@ def test_recommend_quiet_prints_no_info(baseline_run):
 
 
 def test_recommend_other_model_lists_and_test_size(tmp_path, data_home):
-    result = run_cli("recommend", "--models", "baseline", "--test-size", "0.2", "--seed", "3", "--n", "3",
+    result = run_cli("recommend", "--task", "rating", "--models", "baseline", "--test-size", "0.2", "--seed", "3", "--n", "3",
                      "--recommender", "baseline", "--ensemble", "full", "--out", str(tmp_path), data=data_home)
     assert result.returncode == 0, result.stderr
     assert "stratified 0.2" in result.stdout
@@ -134,15 +134,17 @@ def test_python_m_and_console_script_agree(data_home):
         (["--n", "-1"], "argument --n: must be a positive integer, got '-1'"),
         (["--n", "0"], "argument --n"),
         (["--n", "five"], "argument --n"),
-        (["--models", "baseline,nope"], "unknown model(s) nope"),
-        (["--models", "baseline,baseline"], "named twice"),
+        (["--task", "rating", "--models", "baseline,nope"], "unknown model(s) nope"),
+        (["--task", "rating", "--models", "baseline,baseline"], "named twice"),
         (["--dataset", "ml-9k"], "argument --dataset: invalid choice: 'ml-9k'"),
         (["--fold", "u9"], "argument --fold: invalid choice"),
         (["--test-size", "1.5"], "argument --test-size"),
         (["--fold", "u2", "--test-size", "0.2"], "not allowed with argument"),
         (["--dataset", "ml-1m", "--fold", "u1"], "only ml-100k has official folds"),
-        (["--models", "baseline", "--recommender", "svd"], "argument --recommender"),
-        (["--candidates", "3"], "argument --candidates"),
+        (["--task", "rating", "--models", "baseline", "--recommender", "svd"], "argument --recommender"),
+        (["--task", "rating", "--candidates", "3"], "argument --candidates"),
+        (["--models", "svd"], "svd cannot be used for --task ranking"),
+        (["--task", "rating", "--models", "ease"], "ease cannot be used for --task rating"),
         (["--no-such-option"], "unrecognized arguments"),
     ],
 )
@@ -164,9 +166,9 @@ def test_missing_archive_offline_exits_1_with_url_and_path(command, tmp_path):
     empty = tmp_path / "data"
     empty.mkdir()
     args = {
-        "recommend": ["recommend", "--models", "baseline", "--out", str(tmp_path / "out")],
+        "recommend": ["recommend", "--task", "rating", "--models", "baseline", "--out", str(tmp_path / "out")],
         "download": ["download", "ml-100k"],
-        "evaluate": ["evaluate", "--models", "baseline", "--folds", "u1"],
+        "evaluate": ["evaluate", "--task", "rating", "--models", "baseline", "--folds", "u1"],
     }[command]
     result = run_cli(*args, data=empty, MOVIEREC_MIRROR=DEAD_MIRROR)
     assert result.returncode == 1, result.stderr
@@ -202,7 +204,7 @@ def test_datasets_and_download_when_present(tmp_path, data_home):
 
 def test_evaluate_prints_markdown_and_writes_csv(tmp_path, data_home):
     out = tmp_path / "cv" / "table.csv"
-    result = run_cli("evaluate", "--dataset", "ml-100k", "--folds", "u1,u2", "--models", "baseline",
+    result = run_cli("evaluate", "--dataset", "ml-100k", "--folds", "u1,u2", "--task", "rating", "--models", "baseline",
                      "--out", str(out), "--quiet", data=data_home)
     assert result.returncode == 0, result.stderr
     rows = table_rows(result.stdout)
@@ -236,7 +238,7 @@ def test_cli_reference_documents_every_option():
 @pytest.mark.spark
 def test_recommend_with_spark_surprise_fm_and_the_ensemble(tmp_path, u1, data_home):
     """The main job (what `make run` does): three real backends and their ensemble."""
-    result = run_cli("recommend", "--dataset", "ml-100k", "--models", "als,svd,fm", "--n", "5",
+    result = run_cli("recommend", "--dataset", "ml-100k", "--task", "rating", "--models", "als,svd,fm", "--n", "5",
                      "--out", str(tmp_path), data=data_home, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = table_rows(result.stdout)
@@ -250,3 +252,40 @@ def test_recommend_with_spark_surprise_fm_and_the_ensemble(tmp_path, u1, data_ho
     assert report.count('src="data:image/png;base64,') == 4
     for name in ("SparkALS", "SurpriseSVD", "SageMakerFM"):
         assert name in report
+
+
+# -- the ranking task ------------------------------------------------------------------------------
+@pytest.mark.realdata
+def test_recommend_ranking_task_beats_the_popularity_row(tmp_path, data_home, u1):
+    out = tmp_path / "out"
+    result = run_cli("recommend", "--models", "ease,pop", "--n", "10", "--out", str(out), "-q", data=data_home)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = lines[0]
+    for column in ("precision@10", "nDCG@10", "MAP@10", "coverage"):
+        assert column in header
+    assert "RMSE" not in header
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    assert list(rows)[1:] == ["popularity", "ease", "pop", "ensemble"] or list(rows)[1:] == ["popularity", "ease", "ensemble"]
+    ndcg = {name: float(row.split("|")[3]) for name, row in rows.items() if name != "model"}
+    assert ndcg["ensemble"] >= 0.55 and ndcg["ensemble"] >= 1.6 * ndcg["popularity"]
+    assert "members chosen on the hold-out: ease" in result.stdout
+    recs = pd.read_csv(out / "recommendations.csv")
+    assert len(recs) == 943 * 10
+    seen = set(zip(u1.train.userId, u1.train.movieId))
+    assert not any(pair in seen for pair in zip(recs.userId, recs.movieId))
+    report = (out / "report.html").read_text()
+    assert "ranking: members trained for top-N" in report and "Ranking quality on the test part" in report
+
+
+@pytest.mark.realdata
+def test_evaluate_ranking_task_cross_validates_ranking_metrics(tmp_path, data_home):
+    result = run_cli("evaluate", "--models", "ease", "--folds", "u1,u2", "--out", str(tmp_path / "cv.csv"), "-q",
+                     data=data_home)
+    assert result.returncode == 0, result.stderr
+    assert "nDCG@10" in result.stdout and "popularity" in result.stdout and "task ranking" in result.stdout
+    table = pd.read_csv(tmp_path / "cv.csv", index_col="model")
+    assert list(table.columns) == ["precision@10_mean", "precision@10_sd", "ndcg@10_mean", "ndcg@10_sd",
+                                   "map@10_mean", "map@10_sd", "folds"]
+    assert table.loc["ease", "ndcg@10_mean"] > 1.5 * table.loc["popularity", "ndcg@10_mean"]
+    assert (table["folds"] == 2).all()

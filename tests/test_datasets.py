@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from movierec._datasets._registry import LAYOUTS, MEMBER_SIZES
 from movierec.datasets import (
     Fold,
     MovieLens,
@@ -169,6 +170,18 @@ def test_loading_writes_nothing(ml100k_home: Path, tmp_path: Path, ml100k_zip: P
     load_movielens(data_home=tmp_path)
     official_folds(which="u1", data_home=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@realdata
+def test_known_sizes_match_the_real_archive(ml100k_zip: Path) -> None:
+    # The download cap and the members' inflation caps are derived from these figures.
+    layout = LAYOUTS["ml-100k"]
+    assert ml100k_zip.stat().st_size == layout.size
+    with zipfile.ZipFile(ml100k_zip) as archive:
+        sizes = {info.filename.removeprefix("ml-100k/"): info.file_size
+                 for info in archive.infolist() if not info.is_dir()}
+    assert sizes == MEMBER_SIZES["ml-100k"]
+    assert sum(sizes.values()) == layout.inflated
 
 
 # --- names, folders ------------------------------------------------------------------------------

@@ -1,16 +1,23 @@
-"""Vectorized pandas parsers for the three MovieLens file formats (no Python loop over rows)."""
+"""Vectorized pandas parsers for the three MovieLens file formats (no Python loop over rows).
+
+The files are untrusted input: every parser returns a frame with the documented columns and dtypes
+or raises ValueError (which the loaders turn into DatasetError), whatever the bytes. Ratings must
+form a valid ratings frame, movie and user ids must be unique.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import IO
 
+import numpy as np
 import pandas as pd
 
 from movierec._datasets._registry import ML100K_GENRES
-from movierec._validation import ITEM, RATING, RATINGS_COLUMNS, TIMESTAMP, USER
+from movierec._validation import ITEM, RATING, RATINGS_COLUMNS, TIMESTAMP, USER, check_ratings
 
 BytesParser = Callable[[bytes], pd.DataFrame]
 RATINGS_DTYPES = {USER: "int64", ITEM: "int64", RATING: "float64", TIMESTAMP: "int64"}
@@ -19,14 +26,25 @@ RATINGS_DTYPES = {USER: "int64", ITEM: "int64", RATING: "float64", TIMESTAMP: "i
 _STAND_INS = (b"\x1f", b"\x1e", b"\x1d", b"\x1c", b"\t")
 
 
+@contextmanager
+def _numbers_in_range() -> Iterator[None]:
+    """Report a number too large for its dtype as ValueError, like every other malformed field."""
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):  # the failed cast raises below
+            yield
+    except OverflowError as err:
+        raise ValueError(f"a number is too large for its column ({err})") from err
+
+
 def _read_text(data: bytes | IO[bytes], sep: str, names: list[str], dtype: Mapping[str, str],
                encoding: str, usecols: list[str] | None = None) -> pd.DataFrame:
     """Parse headerless text with no quoting: quotes in MovieLens titles are part of the title."""
     source = io.BytesIO(data) if isinstance(data, bytes) else data
-    return pd.read_csv(
-        source, sep=sep, header=None, names=names, usecols=usecols, dtype=dict(dtype),
-        encoding=encoding, quoting=csv.QUOTE_NONE, keep_default_na=False, engine="c",
-    )
+    with _numbers_in_range():
+        return pd.read_csv(
+            source, sep=sep, header=None, names=names, usecols=usecols, dtype=dict(dtype),
+            encoding=encoding, quoting=csv.QUOTE_NONE, keep_default_na=False, engine="c",
+        )
 
 
 def read_double_colon(data: bytes, names: list[str], dtype: Mapping[str, str], encoding: str) -> pd.DataFrame:
@@ -34,15 +52,13 @@ def read_double_colon(data: bytes, names: list[str], dtype: Mapping[str, str], e
     for stand_in in _STAND_INS:
         if stand_in not in data:
             return _read_text(data.replace(b"::", stand_in), stand_in.decode(), names, dtype, encoding)
-    return pd.read_csv(  # pragma: no cover - no MovieLens file holds all the stand-ins
-        io.BytesIO(data), sep="::", header=None, names=names, dtype=dict(dtype), encoding=encoding,
-        quoting=csv.QUOTE_NONE, keep_default_na=False, engine="python",
-    )
+    # No MovieLens file holds all the stand-ins; a hostile one may, and is refused.
+    raise ValueError("the file holds every control character that could stand in for '::'")
 
 
 def ratings_100k(data: bytes) -> pd.DataFrame:
     """Parse ``u.data`` or a fold file: tab-separated user, item, rating, timestamp."""
-    return _read_text(data, "\t", list(RATINGS_COLUMNS), RATINGS_DTYPES, "ascii")
+    return _valid_ratings(_read_text(data, "\t", list(RATINGS_COLUMNS), RATINGS_DTYPES, "ascii"))
 
 
 def items_100k(data: bytes) -> pd.DataFrame:
@@ -57,25 +73,25 @@ def items_100k(data: bytes) -> pd.DataFrame:
     items[list(ML100K_GENRES)] = flags.astype(bool)
     # Blank dates become NaT; "%b" month names are the English ones GroupLens wrote.
     items["release_date"] = pd.to_datetime(items["release_date"], format="%d-%b-%Y")
-    return items[usecols]
+    return _unique(items[usecols], ITEM)
 
 
 def users_100k(data: bytes) -> pd.DataFrame:
     """Parse ``u.user``: userId, age, gender, occupation (a word), zip (a string: some are Canadian)."""
     names = [USER, "age", "gender", "occupation", "zip"]
     dtype = {USER: "int64", "age": "int64", "gender": "str", "occupation": "str", "zip": "str"}
-    return _read_text(data, "|", names, dtype, "latin-1")
+    return _unique(_read_text(data, "|", names, dtype, "latin-1"), USER)
 
 
 def ratings_dat(data: bytes) -> pd.DataFrame:
     """Parse ``ratings.dat`` (ml-1m, ml-10m)."""
-    return read_double_colon(data, list(RATINGS_COLUMNS), RATINGS_DTYPES, "ascii")
+    return _valid_ratings(read_double_colon(data, list(RATINGS_COLUMNS), RATINGS_DTYPES, "ascii"))
 
 
 def movies_dat(data: bytes, encoding: str) -> pd.DataFrame:
     """Parse ``movies.dat`` (ml-1m Latin-1, ml-10m UTF-8): movieId, title, genres ('|'-separated)."""
     dtype = {ITEM: "int64", "title": "str", "genres": "str"}
-    return read_double_colon(data, [ITEM, "title", "genres"], dtype, encoding)
+    return _unique(read_double_colon(data, [ITEM, "title", "genres"], dtype, encoding), ITEM)
 
 
 def users_1m(data: bytes) -> pd.DataFrame:
@@ -83,24 +99,42 @@ def users_1m(data: bytes) -> pd.DataFrame:
     names = [USER, "gender", "age", "occupation", "zip"]
     dtype = {USER: "int64", "gender": "str", "age": "int64", "occupation": "int64", "zip": "str"}
     users = read_double_colon(data, names, dtype, "latin-1")
-    return users[[USER, "age", "gender", "occupation", "zip"]]
+    return _unique(users[[USER, "age", "gender", "occupation", "zip"]], USER)
 
 
 def ratings_csv(stream: IO[bytes]) -> pd.DataFrame:
     """Parse ``ratings.csv`` (ml-20m and later): header userId,movieId,rating,timestamp."""
-    ratings = pd.read_csv(stream, dtype=RATINGS_DTYPES, engine="c")
+    with _numbers_in_range():
+        ratings = pd.read_csv(stream, dtype=RATINGS_DTYPES, engine="c")
     _expect_columns(ratings, list(RATINGS_COLUMNS))
-    return ratings
+    return _valid_ratings(ratings)
 
 
 def movies_csv(stream: IO[bytes]) -> pd.DataFrame:
     """Parse ``movies.csv``: header movieId,title,genres; quoted titles may hold commas."""
     dtype = {ITEM: "int64", "title": "str", "genres": "str"}
-    movies = pd.read_csv(stream, dtype=dtype, encoding="utf-8", keep_default_na=False, engine="c")
+    with _numbers_in_range():
+        movies = pd.read_csv(stream, dtype=dtype, encoding="utf-8", keep_default_na=False, engine="c")
     _expect_columns(movies, [ITEM, "title", "genres"])
-    return movies
+    return _unique(movies, ITEM)
 
 
 def _expect_columns(frame: pd.DataFrame, columns: list[str]) -> None:
     if list(frame.columns) != columns:
         raise ValueError(f"expected columns {columns}, found {list(frame.columns)}")
+
+
+def _valid_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Return ``ratings`` if it is a valid ratings frame (finite ratings, no duplicate pair, a row)."""
+    return check_ratings(ratings, name="ratings")  # DataValidationError is a ValueError
+
+
+def _unique(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Return ``frame`` if it has rows and ``column`` (an id) holds no value twice."""
+    if frame.empty:
+        raise ValueError("the file holds no rows")
+    repeated = frame[column].duplicated()
+    if repeated.any():
+        row = frame[repeated].iloc[0]
+        raise ValueError(f"{column} {row[column]} appears more than once (row {row.name})")
+    return frame

@@ -36,24 +36,33 @@ class Layout:
     movies: str
     users: str | None
     encoding: str
+    size: int
+    inflated: int
 
     def member(self, filename: str) -> str:
         """Return the path of ``filename`` inside the zip."""
         return f"{self.folder}/{filename}"
 
 
-def _csv_layout(name: str) -> Layout:
-    return Layout(name, f"{name}.zip", name, "csv", "ratings.csv", "movies.csv", None, "utf-8")
+def _csv_layout(name: str, size: int, inflated: int) -> Layout:
+    return Layout(name, f"{name}.zip", name, "csv", "ratings.csv", "movies.csv", None, "utf-8",
+                  size, inflated)
 
 
+# size: bytes of the zip as GroupLens serves it; inflated: bytes of all its members once inflated.
+# They bound a download and an archive's members (movierec._datasets._limits), with a margin, so
+# the figures of the large archives are rounded up where only an approximate size is known.
 LAYOUTS: dict[str, Layout] = {
     "ml-100k": Layout("ml-100k", "ml-100k.zip", "ml-100k", "100k",
-                      "u.data", "u.item", "u.user", "latin-1"),
+                      "u.data", "u.item", "u.user", "latin-1", 4_943_633, 16_100_896),
     "ml-1m": Layout("ml-1m", "ml-1m.zip", "ml-1m", "dat",
-                    "ratings.dat", "movies.dat", "users.dat", "latin-1"),
+                    "ratings.dat", "movies.dat", "users.dat", "latin-1", 5_917_549, 25_000_000),
     "ml-10m": Layout("ml-10m", "ml-10m.zip", "ml-10M100K", "dat",
-                     "ratings.dat", "movies.dat", None, "utf-8"),
-    **{name: _csv_layout(name) for name in ("ml-20m", "ml-25m", "ml-32m", "ml-latest-small")},
+                     "ratings.dat", "movies.dat", None, "utf-8", 65_566_137, 270_000_000),
+    "ml-20m": _csv_layout("ml-20m", 198_702_078, 880_000_000),
+    "ml-25m": _csv_layout("ml-25m", 261_978_986, 1_160_000_000),
+    "ml-32m": _csv_layout("ml-32m", 240_000_000, 1_000_000_000),
+    "ml-latest-small": _csv_layout("ml-latest-small", 978_202, 3_400_000),
 }
 
 # SHA-256 of the ml-100k members as GroupLens publishes them (u.data, u.item, u.user, u1.base and
@@ -78,6 +87,19 @@ SHA256: dict[str, dict[str, str]] = {
         "ua.test": "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42",
         "ub.base": "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881",
         "ub.test": "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da",
+    },
+}
+
+
+# Inflated bytes of every ml-100k member, from the same copy of ml-100k.zip as the hashes.
+MEMBER_SIZES: dict[str, dict[str, int]] = {
+    "ml-100k": {
+        "README": 6_750, "allbut.pl": 716, "mku.sh": 643, "u.data": 1_979_173, "u.genre": 202,
+        "u.info": 36, "u.item": 236_344, "u.occupation": 193, "u.user": 22_628,
+        "u1.base": 1_586_544, "u1.test": 392_629, "u2.base": 1_583_948, "u2.test": 395_225,
+        "u3.base": 1_582_546, "u3.test": 396_627, "u4.base": 1_581_878, "u4.test": 397_295,
+        "u5.base": 1_581_776, "u5.test": 397_397, "ua.base": 1_792_501, "ua.test": 186_672,
+        "ub.base": 1_792_476, "ub.test": 186_697,
     },
 }
 

@@ -132,6 +132,12 @@ class SurpriseSVD(ArrayRecommender):
     # reproduces the FAQ recipe's stable sort over the anti-testset.
     _sort_item_ids = False
 
+    _array_shapes = {
+        "user_factors": ("users", "k"),
+        "item_factors": ("items", "k"),
+        "user_bias": ("users",),
+        "item_bias": ("items",),
+    }
     _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
         "n_factors": Int(1),
         "n_epochs": Int(1),

@@ -103,7 +103,7 @@ def test_ties_break_by_first_appearance_not_by_movie_id():
 def test_loaded_model_predicts_identically_without_surprise_state(shuffled, tmp_path):
     model = SurpriseSVD(**CLIPPING, rating_scale=(1, 5)).fit(shuffled)
     model.save(tmp_path / "svd")
-    assert sorted(p.name for p in (tmp_path / "svd").iterdir()) == ["arrays.npz", "params.json"]
+    assert sorted(p.name for p in (tmp_path / "svd").iterdir()) == ["arrays.npz", "manifest.json", "params.json"]
     with np.load(tmp_path / "svd" / "arrays.npz", allow_pickle=False) as arrays:
         assert {"model_user_factors", "model_item_factors", "model_user_bias", "model_item_bias"} <= set(arrays.files)
     loaded = SurpriseSVD.load(tmp_path / "svd")

@@ -39,6 +39,13 @@ class FittedFM(ArrayRecommender):
     ``side_feature_value``, ``feature_dim``) and runs the backend that learns the weights.
     """
 
+    _array_shapes = {
+        "w": ("features",),
+        "V": ("features", "k"),
+        "user_rows": ("users", "features"),
+        "item_rows": ("items", "features"),
+    }
+
     predictor_type: str
     positive_rating: float | None
     negatives_per_positive: float

@@ -101,6 +101,15 @@ class MyFMBayes(ArrayRecommender):
     0.887
     """
 
+    _array_shapes = {
+        "user_factors": ("users", "k"),
+        "item_factors": ("items", "k"),
+        "user_bias": ("users",),
+        "item_bias": ("items",),
+        "periods": ("periods",),
+        "period_bias": ("periods",),
+        "period_factors": ("periods", "k"),
+    }
     _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
         "rank": Int(1),
         "n_iter": Int(1),

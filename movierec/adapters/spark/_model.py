@@ -122,6 +122,7 @@ class SparkALS(ArrayRecommender):
     #: Above this many (user, movie) scores, top_n runs in Spark
     #: (ml-20m's 3.7e9 does; ml-1m's 2.2e7 does not).
     spark_top_n_cells: ClassVar[int] = 1_000_000_000
+    _array_shapes = {"user_factors": ("users", "k"), "item_factors": ("items", "k")}
     _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
         "rank": Int(1),
         "max_iter": Int(1),
@@ -317,7 +318,8 @@ class SparkALS(ArrayRecommender):
 
     def save(self, path: str | Path) -> None:
         """Write ``params.json``, ``arrays.npz`` (factors, id maps, seen movies; no pickle) and
-        ``spark_model/`` (Spark's own ML writer) to the directory ``path``.
+        ``spark_model/`` (Spark's own ML writer) to the directory ``path``, atomically, with a
+        ``manifest.json`` of every file (:meth:`ArrayRecommender.save`).
 
         The session is not saved. On a multi-machine cluster ``path`` must be on a filesystem
         every node mounts at the same place, since Spark's executors write ``spark_model/``.
@@ -325,11 +327,12 @@ class SparkALS(ArrayRecommender):
         self._check_fitted()
         if not is_alive(self._session):
             raise BackendError("save needs this model's Spark session, which was closed; save before close()")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        super().save(path)  # atomic: calls _write on a temporary folder
+
+    def _write(self, folder: Path) -> None:
         with backend_errors("save the ALS model"):
-            self.model_.write().overwrite().save(_uri(path / SPARK_MODEL_DIR))
-        super().save(path)
+            self.model_.write().save(_uri(folder / SPARK_MODEL_DIR))
+        super()._write(folder)
 
     def _saved_params(self) -> dict[str, Any]:
         return {**self.get_params(), "spark": None}  # a session cannot be saved; load takes one

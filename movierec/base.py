@@ -35,7 +35,7 @@ from movierec._persist import (
 )
 from movierec._ranking import top_k, top_n_frame
 from movierec._validation import ITEM, RATING, USER, check_n, check_pairs, check_ratings
-from movierec.exceptions import InvalidParameterError, ModelFileError, MovieRecWarning, NotFittedError
+from movierec.exceptions import BackendError, InvalidParameterError, ModelFileError, MovieRecWarning, NotFittedError
 
 __all__ = ["ArrayRecommender", "Recommender", "TuneResult", "clone"]
 
@@ -239,7 +239,7 @@ class ArrayRecommender(Recommender):
         known = (user_idx >= 0) & (item_idx >= 0)
         out = np.full(len(pairs), np.nan)
         if known.any():
-            out[known] = self._score_pairs(user_idx[known], item_idx[known])
+            out[known] = self._finite(self._score_pairs(user_idx[known], item_idx[known]))
         return pd.Series(out, index=pairs.index, name="prediction")
 
     def top_n(
@@ -261,7 +261,7 @@ class ArrayRecommender(Recommender):
         parts = []
         for start in range(0, len(user_idx), block):
             chunk = user_idx[start : start + block]
-            scores = np.array(self._score_users(chunk), dtype=np.float64)
+            scores = np.array(self._finite(self._score_users(chunk)), dtype=np.float64)
             if exclude_seen:
                 seen = self.seen_[chunk].tocoo()
                 scores[seen.row, seen.col] = -np.inf
@@ -286,7 +286,7 @@ class ArrayRecommender(Recommender):
         out = np.full((len(user_idx), len(item_idx)), np.nan)
         rows, cols = np.flatnonzero(user_idx >= 0), np.flatnonzero(item_idx >= 0)
         if len(rows) and len(cols):
-            scores = np.asarray(self._score_users(user_idx[rows]), dtype=np.float64)
+            scores = self._finite(self._score_users(user_idx[rows]))
             out[np.ix_(rows, cols)] = scores[:, item_idx[cols]]
         return out
 
@@ -382,6 +382,21 @@ class ArrayRecommender(Recommender):
         self, user_idx: np.ndarray, item_idx: np.ndarray, ratings: np.ndarray, frame: pd.DataFrame
     ) -> None:
         """Learn from index-coded ratings; ``frame`` is the validated input, for side data."""
+
+    def _finite(self, scores: Any) -> np.ndarray:
+        """Return ``scores`` as floats; NaN or infinite scores of known ids raise BackendError naming the model.
+
+        NaN means "cannot score" only for ids unseen in fit; from a fitted backend (factors, an
+        artifact, an endpoint) it is a failure, never a silent cold start.
+        """
+        scores = np.asarray(scores, dtype=np.float64)
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            raise BackendError(
+                f"{type(self).__name__} gave {int(bad.sum())} NaN or infinite score(s) of {scores.size} for users "
+                "and movies it was fitted on: its learned state or backend is broken (refit it)"
+            )
+        return scores
 
     @abstractmethod
     def _score_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:

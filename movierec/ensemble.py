@@ -15,31 +15,17 @@ from movierec._blend import blend_block, forward_select, weighted_z
 from movierec._ids import index_ratings, resolve_users, sample_pairs
 from movierec._members import FitEvent, close_all
 from movierec._params import Constraint, Instance, Int, Options, Real, Seed, check_value
-from movierec._persist import (
-    ARRAYS_FILE,
-    PARAMS_FILE,
-    atomic_folder,
-    check_arrays,
-    read_folder,
-    restore_state,
-    saved_class,
-    state_arrays,
-    write_arrays,
-    write_params,
-)
+from movierec._ensemble_files import load_ensemble, save_ensemble
 from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
 from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
 from movierec.base import Recommender, clone
-from movierec.exceptions import DataValidationError, InvalidParameterError, ModelFileError, MovieRecWarning
+from movierec.exceptions import DataValidationError, InvalidParameterError, MovieRecWarning
 from movierec.metrics import model_error, parse_metric
-from movierec.registry import registered_name
 
 __all__ = ["FitEvent", "WeightedEnsemble"]
 
 # Size of the fixed random sample of (user, movie) pairs whose member scores give mu_m, sigma_m.
 REFERENCE_PAIRS = 50_000
-# The ensemble's own saved arrays, one value per member.
-_STATE = ("errors", "score_mean", "score_std", "fit_seconds")
 # Cells (users x movies) of one user block when every unseen movie is scored: 32 MB per member.
 _BLOCK_CELLS = 4_000_000
 # The smallest error a ranking metric gives (1 - a perfect score), so weights stay finite.
@@ -73,6 +59,13 @@ class WeightedEnsemble(Recommender):
         ``1 -`` a ranking metric at ``k`` such as ``"ndcg@10"``, ``"precision@10"``, ``"map@20"``
         (:func:`movierec.metrics.model_error`: each hold-out user's top ``k`` unseen movies, every
         hold-out movie relevant). The formula stays ``z_m / e_m`` summed.
+    weights : {"inverse_error", "stacked"}, default "inverse_error"
+        ``"inverse_error"``: ``w_m = 1 / e_m`` (the seed). ``"stacked"`` (``metric="rmse"`` only):
+        ``w_m >= 0`` and an intercept ``b`` learned by non-negative least squares of the hold-out
+        ratings on the members' standardized hold-out scores; :meth:`predict` is then
+        ``b + sum_m w_m z_m``. The stacked blend's own hold-out RMSE is cross-fitted
+        (``stacked_error_``). If every learned weight is 0 (no member's scores rise with the
+        ratings), the members are weighed equally, with a warning.
     select : {"all", "forward"}, default "all"
         ``"all"`` keeps every member. ``"forward"`` chooses members on the hold-out: from the
         member with the smallest error, it adds the member that most lowers the hold-out error of
@@ -100,8 +93,12 @@ class WeightedEnsemble(Recommender):
         With ``select="forward"``: every subset tried (``members``, positions) and its hold-out ``error``.
     errors_ : ndarray
         The error used for each member of ``models_``.
+    intercept_ : float
+        ``b`` of ``weights="stacked"`` (NaN for ``"inverse_error"``).
+    stacked_error_ : float
+        The cross-fitted hold-out RMSE of the stacked blend (NaN for ``"inverse_error"``).
     weights_ : ndarray
-        ``1 / errors_``.
+        Each member's weight: ``1 / errors_``, or the stacked weights.
     score_mean_, score_std_ : ndarray
         ``mu_m`` and ``sigma_m`` per member.
     fit_seconds_ : ndarray
@@ -120,6 +117,7 @@ class WeightedEnsemble(Recommender):
         "validation_size": Real(0, 1, open_low=True, open_high=True),
         "candidates": Int(1, none=True),
         "select": Options(("all", "forward")),
+        "weights": Options(("inverse_error", "stacked")),
         "random_state": Seed(),
     }
 
@@ -129,6 +127,7 @@ class WeightedEnsemble(Recommender):
         *,
         errors: Sequence[float] | None = None,
         metric: str = "rmse",
+        weights: Literal["inverse_error", "stacked"] = "inverse_error",
         select: Literal["all", "forward"] = "all",
         validation_size: float = 0.1,
         candidates: int | None = None,
@@ -137,6 +136,7 @@ class WeightedEnsemble(Recommender):
         self.models = models
         self.errors = errors
         self.metric = metric
+        self.weights = weights
         self.select = select
         self.validation_size = validation_size
         self.candidates = candidates
@@ -163,6 +163,10 @@ class WeightedEnsemble(Recommender):
             parse_metric(self.metric)
         except InvalidParameterError as err:
             raise InvalidParameterError(f"{name}: {err}") from None
+        if self.weights == "stacked" and (self.errors is not None or self.metric != "rmse"):
+            raise InvalidParameterError(
+                f"{name}: weights='stacked' learns from hold-out ratings: it needs errors=None and metric='rmse'"
+            )
         if self.select == "forward" and self.errors is not None:
             raise InvalidParameterError(f"{name}: select='forward' measures errors on a hold-out; pass errors=None")
         return params
@@ -231,6 +235,8 @@ class WeightedEnsemble(Recommender):
                 if self.select == "forward" and len(models) > 1:
                     chosen, self.selection_ = self._forward_select(models, errors, train, holdout)
                     close_all([m for p, m in enumerate(models) if p not in chosen])
+                if self.weights == "stacked":
+                    stacked = self._stack([models[p] for p in chosen], train, holdout)
             for position in chosen:
                 fit_member(position, ratings, "final")
             self.users_, self.items_, _, _, self.seen_ = index_ratings(ratings)
@@ -249,6 +255,9 @@ class WeightedEnsemble(Recommender):
         self.selection_ = getattr(self, "selection_", None)
         self.models_ = [models[p] for p in chosen]
         self.errors_ = errors[chosen]
+        self.weights_, self.intercept_, self.stacked_error_ = (
+            stacked if self.weights == "stacked" else (1.0 / self.errors_, np.nan, np.nan)
+        )
         self.fit_seconds_ = seconds
         return self
 
@@ -273,16 +282,32 @@ class WeightedEnsemble(Recommender):
             blend.users_, blend.items_, blend.seen_ = users, items, seen
             blend.models_ = [models[p] for p in subset]
             blend.errors_, blend.score_mean_, blend.score_std_ = errors[subset], means[subset], stds[subset]
+            blend.weights_, blend.intercept_ = 1.0 / errors[subset], np.nan
             return self._holdout_error(blend, holdout)
 
         chosen, trace = forward_select(len(models), error_of)
         return chosen, pd.DataFrame(trace)
 
 
-    @property
-    def weights_(self) -> np.ndarray:
-        """``1 / errors_``: each member's weight."""
-        return 1.0 / self.errors_
+    def _stack(
+        self, models: list[Recommender], train: pd.DataFrame, holdout: pd.DataFrame
+    ) -> tuple[np.ndarray, float, float]:
+        """Return stacked ``(weights, intercept, cross-fitted RMSE)`` from the hold-out fits' scores."""
+        from movierec._stacking import cross_fitted_rmse, stack
+
+        users, items, _, _, _ = index_ratings(train)
+        means, stds = self._reference_stats(models, users, items)
+        z = np.column_stack([
+            weighted_z(m.predict(holdout).to_numpy(dtype=float), means[p], stds[p], 1.0) for p, m in enumerate(models)
+        ])
+        y = holdout["rating"].to_numpy(dtype=float)
+        weights, intercept = stack(z, y)
+        if not weights.any():
+            # No member's scores rise with the hold-out ratings: weigh them equally (scale-free, as z is).
+            warnings.warn("stacking gave every member weight 0; weighing the members equally", MovieRecWarning,
+                          stacklevel=3)
+            return np.ones(len(models)), np.nan, np.nan
+        return weights, intercept, cross_fitted_rmse(z, y, self.random_state)
 
     def close(self) -> None:
         """Close every fitted member (a SparkALS clone's Spark session, for one); safe to call twice.
@@ -323,9 +348,14 @@ class WeightedEnsemble(Recommender):
         return weighted_z(scores, self.score_mean_[position], self.score_std_[position], self.weights_[position])
 
     def predict(self, pairs: pd.DataFrame) -> pd.Series:
-        """Return ``sum_m (s_m / e_m) / sum_m (1 / e_m)`` over members that score each pair."""
+        """Return ``sum_m (s_m / e_m) / sum_m (1 / e_m)`` over members that score each pair.
+
+        With stacked weights: ``b + sum_m w_m z_m``, members that cannot score adding 0; NaN where none can.
+        """
         self._check_fitted()
         check_pairs(pairs)
+        if not np.isnan(self.intercept_):
+            return self._predict_stacked(pairs)
         total = np.zeros(len(pairs))
         weight = np.zeros(len(pairs))
         for position, model in enumerate(self.models_):
@@ -336,6 +366,15 @@ class WeightedEnsemble(Recommender):
         with np.errstate(invalid="ignore", divide="ignore"):
             blended = np.where(weight > 0, total / weight, np.nan)
         return pd.Series(blended, index=pairs.index, name="prediction")
+
+    def _predict_stacked(self, pairs: pd.DataFrame) -> pd.Series:
+        total = np.full(len(pairs), self.intercept_)
+        scored = np.zeros(len(pairs), dtype=bool)
+        for position, model in enumerate(self.models_):
+            scores = model.predict(pairs).to_numpy(dtype=float)
+            scored |= np.isfinite(scores)
+            total += self._weighted(position, scores)
+        return pd.Series(np.where(scored, total, np.nan), index=pairs.index, name="prediction")
 
     def top_n(
         self, users: Iterable[Any] | None = None, n: int = 5, *, exclude_seen: bool = True
@@ -387,20 +426,7 @@ class WeightedEnsemble(Recommender):
         complete, with one manifest over every file (docs/architecture.md, "Trust and files").
         """
         self._check_fitted()
-        params = {k: v for k, v in self.get_params().items() if k != "models"}
-        params["errors"] = None if self.errors is None else [float(e) for e in self.errors]
-        with atomic_folder(path) as folder:
-            for position, member in enumerate(self.models_):
-                member.save(folder / f"member_{position}")
-            members = [registered_name(type(m)) for m in self.models_]
-            write_params(folder, self, params=params, extra={"members": members})
-            write_arrays(folder, {
-                **state_arrays(self.users_, self.items_, self.seen_),
-                "errors": self.errors_,
-                "score_mean": self.score_mean_,
-                "score_std": self.score_std_,
-                "fit_seconds": self.fit_seconds_[self.members_],
-            })
+        save_ensemble(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -409,33 +435,7 @@ class WeightedEnsemble(Recommender):
         Member classes resolve through the registry only; every file is checked against the
         manifest, and a save that replaces the folder while it is read makes the load start again.
         """
-        while True:
-            files = read_folder(path, cls)
-            params_file = files.path / PARAMS_FILE
-            names = files.extra.get("members")
-            if not (isinstance(names, list) and names):
-                raise ModelFileError(f"{params_file}: extra.members must be a non-empty list of class names")
-            members = [
-                saved_class(name, Recommender, params_file).load(files.path / f"member_{position}")
-                for position, name in enumerate(names)
-            ]
-            if files.is_current():
-                break
-        where = files.path / ARRAYS_FILE
-        users, items, seen = restore_state(files.arrays, where)
-        n = len(members)
-        check_arrays(where, {k: files.arrays.get(k, np.zeros(0)) for k in _STATE}, {k: ("members",) for k in _STATE},
-                     {"members": n})
-        model = cls(members, **files.params)
-        model.models_, model.members_ = members, np.arange(n)
-        model.users_, model.items_, model.seen_ = users, items, seen
-        model.errors_ = files.arrays["errors"]
-        model.candidate_errors_, model.selection_ = model.errors_, None
-        model.score_mean_, model.score_std_ = files.arrays["score_mean"], files.arrays["score_std"]
-        model.fit_seconds_ = files.arrays["fit_seconds"]
-        if not (model.errors_ > 0).all() or not (model.score_std_ >= 0).all():
-            raise ModelFileError(f"{where}: errors must be positive and score_std non-negative")
-        return model
+        return load_ensemble(cls, path)
 
     def __repr__(self) -> str:
         # Never iterate a generator here: repr must not consume what fit will refuse.

@@ -125,3 +125,24 @@ def test_tune_result_is_frozen():
     result = TuneResult({"rank": 4}, 0.9, "rmse", pd.DataFrame({"rank": [4], "rmse": [0.9]}))
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.best_score = 0.8
+
+
+def test_non_finite_scores_of_known_ids_raise_backend_error_naming_the_model():
+    import pandas as pd
+
+    from movierec import BiasedBaseline
+    from movierec.exceptions import BackendError
+    from movierec.testing import synthetic_ratings
+
+    ratings = synthetic_ratings()
+    model = BiasedBaseline().fit(ratings)
+    model.item_bias_[0] = np.nan  # a broken learned state, as a bad artifact or endpoint would give
+    with pytest.raises(BackendError, match="BiasedBaseline gave .* NaN or infinite"):
+        model.predict(ratings)
+    with pytest.raises(BackendError, match="BiasedBaseline"):
+        model.top_n(n=3)
+    with pytest.raises(BackendError, match="BiasedBaseline"):
+        model.score_matrix(model.users_.ids[:2], model.items_.ids)
+    # Unknown ids stay NaN (cold start), not an error.
+    cold = model.predict(pd.DataFrame({"userId": [-5], "movieId": [model.items_.ids[1]]}))
+    assert np.isnan(cold.iloc[0])

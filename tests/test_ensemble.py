@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -467,3 +469,100 @@ def test_under_a_ranking_metric_a_one_member_ensemble_ranks_as_its_member(a, see
     x = ensemble.top_n(n=4, exclude_seen=exclude_seen)
     y = member.top_n(n=4, exclude_seen=exclude_seen)
     assert ranking(x) == ranking(y)
+
+
+# -- stacked weights (issue 14) ---------------------------------------------------------------------
+def test_stacked_weights_are_non_negative_least_squares_on_the_holdout():
+    from scipy.optimize import nnls
+
+    ratings = synthetic_ratings(seed=6)
+    members = [BiasedBaseline(), BiasedBaseline(damping=0.0), BiasedBaseline(damping=50.0)]
+    ensemble = WeightedEnsemble(members, weights="stacked", validation_size=0.2, random_state=2).fit(ratings)
+    assert (ensemble.weights_ >= 0).all() and ensemble.weights_.any()
+    # Recompute from the public pieces: the hold-out split, the members fitted on its training part, mu and sigma.
+    train, holdout = stratified_split(ratings, 0.2, random_state=2)
+    fitted = [clone(m).fit(train) for m in members]
+    probe = WeightedEnsemble(members, errors=[1.0, 1.0, 1.0], random_state=2).fit(train)
+    z = np.column_stack([
+        (m.predict(holdout) - probe.score_mean_[p]) / probe.score_std_[p] for p, m in enumerate(fitted)
+    ])
+    y = holdout.rating.to_numpy()
+    w, _ = nnls(z - z.mean(0), y - y.mean())
+    np.testing.assert_allclose(ensemble.weights_, w, rtol=1e-6, atol=1e-9)
+    assert np.isfinite(ensemble.stacked_error_) and np.isfinite(ensemble.intercept_)
+    # predict is b + sum_m w_m z_m with the final members.
+    z_all = sum((m.predict(ratings) - ensemble.score_mean_[p]) / ensemble.score_std_[p] * ensemble.weights_[p]
+                for p, m in enumerate(ensemble.models_))
+    np.testing.assert_allclose(ensemble.predict(ratings), ensemble.intercept_ + z_all, rtol=1e-9)
+
+
+def test_stacked_error_is_cross_fitted_not_in_sample():
+    from movierec._stacking import cross_fitted_rmse, stack
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 3))
+    y = rng.normal(size=200)  # pure noise: in-sample fit flatters, cross-fitting must not
+    w, b = stack(z, y)
+    in_sample = np.sqrt(np.mean((b + z @ w - y) ** 2))
+    assert cross_fitted_rmse(z, y, seed=0) > in_sample
+
+
+def test_stacked_ensemble_saves_and_loads_with_its_weights(tmp_path):
+    ratings = synthetic_ratings(seed=7)
+    ensemble = WeightedEnsemble([BiasedBaseline(), BiasedBaseline(damping=0.0)], weights="stacked",
+                                random_state=0).fit(ratings)
+    ensemble.save(tmp_path / "e")
+    loaded = WeightedEnsemble.load(tmp_path / "e")
+    np.testing.assert_array_equal(loaded.weights_, ensemble.weights_)
+    assert loaded.intercept_ == ensemble.intercept_
+    pd.testing.assert_series_equal(loaded.predict(ratings), ensemble.predict(ratings))
+    plain = WeightedEnsemble([BiasedBaseline()], random_state=0).fit(ratings)
+    plain.save(tmp_path / "p")
+    assert np.isnan(WeightedEnsemble.load(tmp_path / "p").intercept_)
+
+
+@pytest.mark.parametrize("params", [{"errors": [1.0, 1.0]}, {"metric": "ndcg@10"}])
+def test_stacked_needs_measured_rmse_errors(params):
+    with pytest.raises(InvalidParameterError, match="stacked"):
+        WeightedEnsemble([BiasedBaseline(), BiasedBaseline()], weights="stacked", **params).fit(synthetic_ratings())
+
+
+@settings(max_examples=25, deadline=None)
+@given(tables, tables, positive, st.floats(-50, 50), st.integers(0, 3))
+def test_stacked_an_affine_change_of_a_member_changes_nothing(a, b, scale, shift, seed):
+    ratings = table_ratings(6, 9, seed)
+    make = lambda t2: WeightedEnsemble([TableModel(a), t2], weights="stacked", validation_size=0.3, random_state=seed)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MovieRecWarning)
+        x = make(TableModel(b)).fit(ratings)
+        y = make(TableModel(b, scale=scale, shift=shift)).fit(ratings)
+    # Collinear members may swap weights between them (NNLS picks one); the blend's scores cannot change.
+    top_x, top_y = x.top_n(n=4), y.top_n(n=4)
+    assert ranking(top_x) == ranking(top_y)
+    np.testing.assert_allclose(top_x.score, top_y.score, rtol=1e-6, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(tables, tables, st.integers(0, 3))
+def test_stacked_member_order_changes_nothing(a, b, seed):
+    ratings = table_ratings(6, 9, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MovieRecWarning)
+        x = WeightedEnsemble([TableModel(a), TableModel(b)], weights="stacked", validation_size=0.3,
+                             random_state=seed).fit(ratings)
+        y = WeightedEnsemble([TableModel(b), TableModel(a)], weights="stacked", validation_size=0.3,
+                             random_state=seed).fit(ratings)
+    top_x, top_y = x.top_n(n=4), y.top_n(n=4)
+    assert ranking(top_x) == ranking(top_y)
+    np.testing.assert_allclose(top_x.score, top_y.score, rtol=1e-6, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(tables, st.integers(0, 3))
+def test_stacked_one_member_ensemble_ranks_as_its_member(a, seed):
+    ratings = table_ratings(6, 9, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MovieRecWarning)
+        ensemble = WeightedEnsemble([TableModel(a)], weights="stacked", validation_size=0.3, random_state=seed)
+        ensemble.fit(ratings)
+    assert ranking(ensemble.top_n(n=4)) == ranking(TableModel(a).fit(ratings).top_n(n=4))

@@ -180,6 +180,9 @@ def _weights_section(data: ReportData) -> str:
     mode = "every unseen movie" if ensemble.candidates is None else f"each member's own top {ensemble.candidates}"
     rows = [[n, e, w, f"{s:.1%}"] for n, e, w, s in zip(names, errors, weights, shares)]
     metric = ensemble.metric
+    weighting = ("its weight w<sub>m</sub> &ge; 0 is learned by non-negative least squares of the hold-out "
+                 "ratings on the members' standardized scores" if ensemble.weights == "stacked"
+                 else "its weight is 1 / e<sub>m</sub>")
     error = "its RMSE" if metric == "rmse" else f"1 &minus; its {_e(metric)}"
     chosen = "" if ensemble.select == "all" else (
         " Members were chosen on that hold-out: from the best one, a member joins while it lowers the "
@@ -188,12 +191,12 @@ def _weights_section(data: ReportData) -> str:
         "<h2>Ensemble weights</h2>",
         (
             f"<p>Member m's error e<sub>m</sub> is {error} on a hold-out of the training part (never the "
-            f"test part); its weight is 1 / e<sub>m</sub>.{chosen} The ranking score of a (user, movie) pair is "
+            f"test part); {weighting}.{chosen} The ranking score of a (user, movie) pair is "
             "<span class=\"formula\">&Sigma;<sub>m</sub> z<sub>m</sub>(u, i) / e<sub>m</sub></span>, "
             f"over {_e(mode)}.</p>"
         ),
-        _table(["member", f"hold-out {'RMSE' if metric == 'rmse' else '1 - ' + metric} e_m", "weight 1/e_m",
-                "share"], rows),
+        _table(["member", f"hold-out {'RMSE' if metric == 'rmse' else '1 - ' + metric} e_m",
+                "stacked weight w_m" if ensemble.weights == "stacked" else "weight 1/e_m", "share"], rows),
         _img(_plots.weight_bars(names, weights, errors), "ensemble weights per member"),
     ])
 

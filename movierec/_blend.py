@@ -12,12 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import warnings
+
 import numpy as np
+import pandas as pd
+
+from movierec.exceptions import DataValidationError, MovieRecWarning
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.base import Recommender
 
-__all__ = ["blend_block", "forward_select", "weighted_z"]
+__all__ = ["blend_block", "forward_select", "reference_stats", "weighted_z"]
 
 
 def weighted_z(scores: np.ndarray, mean: float, std: float, weight: float) -> np.ndarray:
@@ -65,3 +70,29 @@ def forward_select(n_members: int, error_of: Callable[[list[int]], float]) -> tu
             break
         chosen, best = sorted(chosen + [candidate]), tries[candidate]
     return chosen, trace
+
+
+def reference_stats(models: Sequence[Recommender], pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Return each member's mean and standard deviation over the reference ``pairs`` (mu_m, sigma_m).
+
+    Pairs a member cannot score are left out; a member that scores none raises, and a member that
+    scores them all alike gets sigma 0 (its standardized scores are 0) and a warning.
+    """
+    means, stds = [], []
+    for position, model in enumerate(models):
+        scores = model.predict(pairs).to_numpy(dtype=float)
+        finite = scores[np.isfinite(scores)]
+        if finite.size == 0:
+            raise DataValidationError(f"member {position} ({type(model).__name__}) scored none of the reference pairs")
+        mean, std = float(finite.mean()), float(finite.std())
+        if not std > 0:
+            warnings.warn(
+                f"member {position} ({type(model).__name__}) gives the same score to every reference "
+                "pair; its standardized scores are 0",
+                MovieRecWarning,
+                stacklevel=4,
+            )
+            std = 0.0
+        means.append(mean)
+        stds.append(std)
+    return np.array(means), np.array(stds)

@@ -10,9 +10,13 @@ rating both chooses the weights and scores them.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-__all__ = ["STACKING_FOLDS", "cross_fitted_rmse", "stack"]
+from movierec.exceptions import MovieRecWarning
+
+__all__ = ["STACKING_FOLDS", "cross_fitted_rmse", "stack", "stacked_weights"]
 
 #: Folds of the hold-out for the cross-fitted error.
 STACKING_FOLDS = 5
@@ -42,3 +46,17 @@ def cross_fitted_rmse(z: np.ndarray, y: np.ndarray, seed: int | None) -> float:
             w, b = stack(z[~inside], y[~inside])
         predicted[inside] = b + z[inside] @ w
     return float(np.sqrt(np.mean((predicted - y) ** 2)))
+
+
+def stacked_weights(z: np.ndarray, y: np.ndarray, seed: int | None) -> tuple[np.ndarray, float, float]:
+    """Return ``(w, b, cross-fitted RMSE)`` of the hold-out's standardized scores ``z`` and ratings ``y``.
+
+    If every weight is 0 (no member's scores rise with the ratings) the members are weighed equally,
+    which is as free of scale as ``z`` itself, with a warning; ``b`` and the error are then NaN.
+    """
+    weights, intercept = stack(z, y)
+    if not weights.any():
+        warnings.warn("stacking gave every member weight 0; weighing the members equally", MovieRecWarning,
+                      stacklevel=4)
+        return np.ones(z.shape[1]), np.nan, np.nan
+    return weights, intercept, cross_fitted_rmse(z, y, seed)

@@ -166,6 +166,13 @@ class Recommender(ABC):
         pairs = pd.DataFrame({USER: np.repeat(users, len(items)), ITEM: np.tile(items, len(users))})
         return self.predict(pairs).to_numpy(dtype=np.float64).reshape(len(users), len(items))
 
+    def uses_side_data(self) -> bool:
+        """Return whether :meth:`fit` takes ``users=`` / ``items=`` frames (side features); False here.
+
+        An ensemble passes its side frames to the members that say True, and only to them.
+        """
+        return False
+
     def prediction_targets(self, ratings: np.ndarray) -> np.ndarray:
         """Return what :meth:`predict` estimates for these ratings: the ratings themselves by default.
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._blend import blend_block, forward_select, weighted_z
+from movierec._blend import blend_block, forward_select, reference_stats, weighted_z
 from movierec._ids import index_ratings, resolve_users, sample_pairs
 from movierec._members import FitEvent, close_all
 from movierec._params import Constraint, Instance, Int, Options, Real, Seed, check_value
@@ -19,7 +19,7 @@ from movierec._ensemble_files import load_ensemble, save_ensemble
 from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
 from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
 from movierec.base import Recommender, clone
-from movierec.exceptions import DataValidationError, InvalidParameterError, MovieRecWarning
+from movierec.exceptions import InvalidParameterError, MovieRecWarning
 from movierec.metrics import model_error, parse_metric
 
 __all__ = ["FitEvent", "WeightedEnsemble"]
@@ -181,7 +181,14 @@ class WeightedEnsemble(Recommender):
         positive = Real(0, open_low=True)
         return np.array([check_value(name, f"errors[{i}]", e, positive) for i, e in enumerate(self.errors)])
 
-    def fit(self, ratings: pd.DataFrame, *, callback: Callable[[FitEvent], Any] | None = None) -> Self:
+    def fit(
+        self,
+        ratings: pd.DataFrame,
+        *,
+        callback: Callable[[FitEvent], Any] | None = None,
+        users: pd.DataFrame | None = None,
+        items: pd.DataFrame | None = None,
+    ) -> Self:
         """Measure (or take) each member's error, fit a clone of every member on ``ratings``, fix mu and sigma.
 
         Parameters
@@ -190,6 +197,9 @@ class WeightedEnsemble(Recommender):
             Columns ``userId, movieId, rating`` (and optionally ``timestamp``).
         callback : callable, optional
             Called with a :class:`FitEvent` after each member fit (progress bars, timings).
+        users, items : pandas.DataFrame, optional
+            Side frames (``MovieLens.users`` / ``.items``), passed to the members whose
+            :meth:`~movierec.Recommender.uses_side_data` is True and to no other.
 
         Returns
         -------
@@ -216,7 +226,8 @@ class WeightedEnsemble(Recommender):
 
         def fit_member(position: int, data: pd.DataFrame, stage: Literal["validation", "final"]) -> Recommender:
             start = time.perf_counter()
-            models[position].fit(data)
+            side = {"users": users, "items": items} if models[position].uses_side_data() else {}
+            models[position].fit(data, **{k: v for k, v in side.items() if v is not None})
             elapsed = time.perf_counter() - start
             seconds[position] += elapsed
             if callback is not None:
@@ -293,21 +304,14 @@ class WeightedEnsemble(Recommender):
         self, models: list[Recommender], train: pd.DataFrame, holdout: pd.DataFrame
     ) -> tuple[np.ndarray, float, float]:
         """Return stacked ``(weights, intercept, cross-fitted RMSE)`` from the hold-out fits' scores."""
-        from movierec._stacking import cross_fitted_rmse, stack
+        from movierec._stacking import stacked_weights
 
         users, items, _, _, _ = index_ratings(train)
         means, stds = self._reference_stats(models, users, items)
         z = np.column_stack([
             weighted_z(m.predict(holdout).to_numpy(dtype=float), means[p], stds[p], 1.0) for p, m in enumerate(models)
         ])
-        y = holdout["rating"].to_numpy(dtype=float)
-        weights, intercept = stack(z, y)
-        if not weights.any():
-            # No member's scores rise with the hold-out ratings: weigh them equally (scale-free, as z is).
-            warnings.warn("stacking gave every member weight 0; weighing the members equally", MovieRecWarning,
-                          stacklevel=3)
-            return np.ones(len(models)), np.nan, np.nan
-        return weights, intercept, cross_fitted_rmse(z, y, self.random_state)
+        return stacked_weights(z, holdout["rating"].to_numpy(dtype=float), self.random_state)
 
     def close(self) -> None:
         """Close every fitted member (a SparkALS clone's Spark session, for one); safe to call twice.
@@ -320,27 +324,9 @@ class WeightedEnsemble(Recommender):
 
     def _reference_stats(self, models: list[Recommender], users: Any = None, items: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Return mu and sigma of each member's scores on the reference pairs of ``users`` x ``items``."""
-        users = self.users_ if users is None else users
-        items = self.items_ if items is None else items
-        pairs = sample_pairs(users, items, REFERENCE_PAIRS, self.random_state)
-        means, stds = [], []
-        for position, model in enumerate(models):
-            scores = model.predict(pairs).to_numpy(dtype=float)
-            finite = scores[np.isfinite(scores)]
-            if finite.size == 0:
-                raise DataValidationError(f"member {position} ({type(model).__name__}) scored none of the reference pairs")
-            mean, std = float(finite.mean()), float(finite.std())
-            if not std > 0:
-                warnings.warn(
-                    f"member {position} ({type(model).__name__}) gives the same score to every reference "
-                    "pair; its standardized scores are 0",
-                    MovieRecWarning,
-                    stacklevel=3,
-                )
-                std = 0.0
-            means.append(mean)
-            stds.append(std)
-        return np.array(means), np.array(stds)
+        pairs = sample_pairs(self.users_ if users is None else users, self.items_ if items is None else items,
+                             REFERENCE_PAIRS, self.random_state)
+        return reference_stats(models, pairs)
 
     # -- scoring -------------------------------------------------------------------------------
     def _weighted(self, position: int, scores: np.ndarray) -> np.ndarray:

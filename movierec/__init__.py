@@ -14,6 +14,7 @@ from movierec.base import ArrayRecommender, Recommender, TuneResult, clone
 from movierec.baseline import BiasedBaseline
 from movierec.ease import EASE
 from movierec.popularity import Popularity
+from movierec.ratings_file import RatingsFile, load_ratings
 from movierec.datasets import Fold, MovieLens, download_movielens, load_movielens, official_folds
 from movierec.ensemble import FitEvent, WeightedEnsemble
 from movierec.exceptions import (
@@ -48,6 +49,8 @@ __all__ = [
     "MovieLens",
     "Fold",
     "load_movielens",
+    "load_ratings",
+    "RatingsFile",
     "official_folds",
     "download_movielens",
     "random_split",

@@ -83,8 +83,10 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     concurrent saver sees the old model or the new one, never a mix; the last complete save wins.
     On error the temporary folder is removed and ``path`` is untouched.
 
-    Saving into a subfolder of a folder that is being written this way (an ensemble's
-    ``member_<i>/``) writes in place: the outer swap already makes it atomic.
+    Saving into a folder that is being written this way, or a subfolder of one (an ensemble's
+    ``member_<i>/``), writes in place: the outer swap already makes it atomic. So
+    ``with atomic_folder(p) as f: model.save(f); write_card(f, card)`` keeps a model card inside
+    the model's folder, under its manifest (movierec.model_card.save_with_card).
 
     Raises
     ------
@@ -92,7 +94,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         If ``path`` is a file, or a non-empty folder that holds no saved model (never replaced).
     """
     path = Path(path).absolute()
-    if any(outer in path.parents for outer in _WRITING.get()):
+    if any(outer == path or outer in path.parents for outer in _WRITING.get()):
         path.mkdir(parents=True, exist_ok=True)
         yield path
         write_manifest(path)

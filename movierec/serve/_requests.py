@@ -1,0 +1,107 @@
+"""What a request carries, checked: ``n``, the body of ``/predict``, and ids typed as the model's.
+
+Every check raises :class:`RequestError` with the HTTP status to answer (422 malformed, 413 too
+large); nothing a client sends can raise anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from movierec._ids import IdIndex
+from movierec._validation import ITEM, USER
+
+__all__ = ["RequestError", "model_id", "pairs_frame", "parse_n", "parse_pairs", "typed_ids"]
+
+_DIGITS = re.compile(r"[+-]?\d{1,18}")
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class RequestError(Exception):
+    """A request the API refuses; ``status`` is the HTTP status of the answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_n(text: str | None, default: int, largest: int) -> int:
+    """Return the ``n`` query parameter: an int in ``[1, largest]`` (``default`` when absent)."""
+    if text is None:
+        return default
+    if not _DIGITS.fullmatch(text.strip()) or not 1 <= int(text) <= largest:
+        raise RequestError(422, f"n must be an integer from 1 to {largest}, got {text[:40]!r}")
+    return int(text)
+
+
+def model_id(raw: str, index: IdIndex) -> Any:
+    """Return the id ``raw`` (from a URL) names in ``index``: as an int if the model knows that
+    int, else as the string; None when the model knows neither."""
+    if _DIGITS.fullmatch(raw) and index.lookup([int(raw)])[0] >= 0:
+        return int(raw)
+    return raw if index.lookup(np.array([raw], dtype=object))[0] >= 0 else None
+
+
+def parse_pairs(body: bytes, largest: int) -> list[tuple[Any, Any]]:
+    """Return the (userId, movieId) pairs of a ``/predict`` body: a JSON list of objects.
+
+    Ids are JSON integers (within int64) or non-empty strings; other keys of an object are ignored.
+    """
+    try:
+        document = json.loads(body.decode("utf-8"), parse_constant=_refuse)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise RequestError(422, f"the body is not valid JSON ({' '.join(str(err).split())[:200]})") from None
+    if not isinstance(document, list):
+        raise RequestError(422, 'the body must be a JSON list of {"userId": ..., "movieId": ...} objects')
+    if len(document) > largest:
+        raise RequestError(413, f"{len(document)} pairs in one request; at most {largest} are allowed")
+    pairs = []
+    for position, entry in enumerate(document):
+        if not isinstance(entry, dict) or USER not in entry or ITEM not in entry:
+            raise RequestError(422, f"pair {position} must be an object with {USER!r} and {ITEM!r}")
+        pairs.append((_check_id(entry[USER], position, USER), _check_id(entry[ITEM], position, ITEM)))
+    return pairs
+
+
+def typed_ids(values: Sequence[Any], index: IdIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``values`` as an array of the model's id type, and which of them could be converted.
+
+    For a model with integer ids, digit strings become ints and other strings cannot be converted
+    (they are cold); for a model with string ids, ints become their decimal text.
+    """
+    if index.ids.dtype.kind in "iu":
+        ok = np.array([isinstance(v, int) or bool(_DIGITS.fullmatch(v)) for v in values], dtype=bool)
+        typed = np.array([int(v) if good else 0 for v, good in zip(values, ok)], dtype=np.int64)
+        return typed, ok
+    typed = np.empty(len(values), dtype=object)
+    typed[:] = [str(v) for v in values]
+    return typed, np.ones(len(values), dtype=bool)
+
+
+def pairs_frame(pairs: list[tuple[Any, Any]], users: IdIndex, items: IdIndex) -> tuple[pd.DataFrame, np.ndarray]:
+    """Return the pairs whose ids fit the model's id types as a ``userId, movieId`` frame, and
+    a mask of which pairs those are (the others are cold: the model cannot know them)."""
+    user_ids, item_ids = zip(*pairs)
+    (u, u_ok), (i, i_ok) = typed_ids(user_ids, users), typed_ids(item_ids, items)
+    ok = u_ok & i_ok
+    return pd.DataFrame({USER: u[ok], ITEM: i[ok]}), ok
+
+
+def _check_id(value: Any, position: int, key: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise RequestError(422, f"pair {position}: {key} must be an integer or a string, got {json.dumps(value)[:40]}")
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        raise RequestError(422, f"pair {position}: {key} {value} is out of the 64-bit range")
+    if isinstance(value, str) and not value:
+        raise RequestError(422, f"pair {position}: {key} must not be empty")
+    return value
+
+
+def _refuse(constant: str) -> None:
+    raise ValueError(f"{constant} is not a number JSON allows")

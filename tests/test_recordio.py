@@ -31,7 +31,6 @@ from movierec.sagemaker.recordio import (
     write_sparse,
 )
 
-
 FIXTURE_NAMES = [
     "dense_ratings.recordio",
     "sparse_labeled.recordio",

@@ -24,6 +24,7 @@ One array (MXNet ``NDArray::Save``)::
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections.abc import Sequence
@@ -33,12 +34,20 @@ import numpy as np
 
 from movierec.exceptions import DataValidationError
 
-__all__ = ["ArtifactError", "FileLike", "read_bytes", "read_ndarray_list", "write_ndarray_list"]
+__all__ = [
+    "MAX_DENSE_BYTES",
+    "ArtifactError",
+    "FileLike",
+    "read_bytes",
+    "read_ndarray_list",
+    "write_ndarray_list",
+]
 
 LIST_MAGIC = 0x112
 V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
 _DENSE, _ROW_SPARSE, _CSR = 0, 1, 2
 _AUX_COUNT = {_DENSE: 0, _ROW_SPARSE: 1, _CSR: 2}
+_STORAGE_NAMES = {_DENSE: "dense", _ROW_SPARSE: "row_sparse", _CSR: "csr"}
 #: mshadow type flags
 _DTYPES: dict[int, np.dtype[Any]] = {
     0: np.dtype("<f4"),
@@ -56,6 +65,10 @@ _DTYPES: dict[int, np.dtype[Any]] = {
 }
 _FLAGS = {dtype: flag for flag, dtype in _DTYPES.items()}
 _MAX_NDIM = 32  # MXNet's own limit; a larger value means a corrupt or foreign file
+#: Largest array a sparse entry may expand to. Dense data must be in the file, but a sparse array's
+#: shape is only a header field: one flipped byte would otherwise ask for terabytes. 1 GiB holds the
+#: factors of 4 million features x 64 factors in float32.
+MAX_DENSE_BYTES = 2**30
 
 FileLike = str | os.PathLike[str] | bytes | IO[bytes]
 
@@ -112,7 +125,7 @@ def _read_shape(cur: _Cursor, what: str, *, legacy_ndim: int | None = None) -> t
 
 
 def _read_data(cur: _Cursor, dtype: np.dtype[Any], shape: tuple[int, ...], what: str) -> np.ndarray:
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python ints: a corrupt shape cannot overflow into a small count
     raw = cur.take(count * dtype.itemsize, what)
     return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape).astype(dtype.newbyteorder("="))
 
@@ -157,14 +170,49 @@ def _read_array(cur: _Cursor, index: int) -> np.ndarray:
     assert storage_shape is not None
     values = _read_data(cur, dtype, storage_shape, f"{what} data {storage_shape}")
     aux_arrays = [_read_data(cur, t, s, f"{what} aux data {s}") for t, s in aux]
-    dense = np.zeros(shape, dtype=dtype)
+    return _densify(cur.where, what, stype, shape, values, aux_arrays)
+
+
+def _densify(
+    where: str, what: str, stype: int, shape: tuple[int, ...], values: np.ndarray, aux: list[np.ndarray]
+) -> np.ndarray:
+    """Return the dense array of a row_sparse or csr entry, after checking its indices fit ``shape``.
+
+    A corrupt index would otherwise surface as an IndexError, or silently overwrite a row.
+    """
+
+    def bad(problem: str) -> ArtifactError:
+        return ArtifactError(f"{where}: {what} ({_STORAGE_NAMES[stype]}, shape {shape}): {problem}")
+
+    if math.prod(shape) * values.dtype.itemsize > MAX_DENSE_BYTES:
+        raise bad(f"larger than {MAX_DENSE_BYTES} bytes once dense: a corrupt shape")
+    if any(a.ndim != 1 or a.dtype.kind not in "iu" for a in aux):
+        raise bad(f"its index arrays must be 1-D integers, got {[(a.dtype.str, a.shape) for a in aux]}")
+    dense = np.zeros(shape, dtype=values.dtype)
     if stype == _ROW_SPARSE:
-        dense[aux_arrays[0].astype(np.int64)] = values
-    else:  # csr: aux 0 = indptr, aux 1 = column indices
-        indptr, indices = (a.astype(np.int64) for a in aux_arrays)
-        rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
-        dense[rows, indices] = values
+        rows = aux[0].astype(np.int64)
+        if values.shape != (len(rows), *shape[1:]):
+            raise bad(f"{len(rows)} row indices for stored values of shape {values.shape}")
+        if len(rows) and (rows[0] < 0 or rows[-1] >= shape[0] or (np.diff(rows) <= 0).any()):
+            raise bad(f"row indices must increase strictly within [0, {shape[0]}), got {_preview(rows)}")
+        dense[rows] = values
+        return dense
+    # csr: aux 0 = indptr, aux 1 = column indices
+    indptr, columns = (a.astype(np.int64) for a in aux)
+    if len(shape) != 2 or values.ndim != 1 or len(columns) != len(values):
+        raise bad(f"{len(columns)} column indices for stored values of shape {values.shape}")
+    rising = len(indptr) == shape[0] + 1 and indptr[0] == 0 and (np.diff(indptr) >= 0).all()
+    if not rising or indptr[-1] != len(values):
+        raise bad(f"indptr must rise from 0 to {len(values)} in {shape[0] + 1} steps, got {_preview(indptr)}")
+    if len(columns) and (columns.min() < 0 or columns.max() >= shape[1]):
+        raise bad(f"column indices must lie in [0, {shape[1]}), got {_preview(columns)}")
+    dense[np.repeat(np.arange(shape[0]), np.diff(indptr)), columns] = values
     return dense
+
+
+def _preview(values: np.ndarray, n: int = 8) -> str:
+    shown = ", ".join(str(v) for v in values[:n])
+    return f"[{shown}{', ...' if len(values) > n else ''}] ({len(values)} values)"
 
 
 def read_ndarray_list(f: FileLike) -> tuple[list[np.ndarray], list[str]]:
@@ -186,7 +234,9 @@ def read_ndarray_list(f: FileLike) -> tuple[list[np.ndarray], list[str]]:
     ------
     ArtifactError
         On a wrong list magic, an unknown array magic, storage or type flag, a truncated file,
-        trailing bytes, or a name count that is neither 0 nor the array count.
+        trailing bytes, a name count that is neither 0 nor the array count, a name that is not
+        UTF-8, sparse indices outside the array's shape, or a sparse array larger than
+        ``MAX_DENSE_BYTES`` once dense.
     """
     data = read_bytes(f)
     cur = _Cursor(data, "NDArray list")
@@ -206,7 +256,11 @@ def read_ndarray_list(f: FileLike) -> tuple[list[np.ndarray], list[str]]:
     names = []
     for i in range(n_names):
         length = cur.unpack("Q", f"name {i} length")
-        names.append(cur.take(length, f"name {i}").decode("utf-8"))
+        raw = cur.take(length, f"name {i}")
+        try:
+            names.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise ArtifactError(f"NDArray list: name {i} is not UTF-8 text: {raw[:40]!r}") from err
     if cur.pos != len(data):
         raise ArtifactError(f"NDArray list: {len(data) - cur.pos} unexpected bytes after the names")
     return arrays, names

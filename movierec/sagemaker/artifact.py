@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import os
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -33,6 +35,7 @@ from movierec.sagemaker._ndarray import (
 )
 
 __all__ = [
+    "MAX_ARTIFACT_BYTES",
     "ArtifactError",
     "FMParameters",
     "read_fm_artifact",
@@ -42,6 +45,12 @@ __all__ = [
     "write_fm_artifact",
     "write_ndarray_list",
 ]
+
+
+#: Cap on an inflated ``model.tar.gz``: far above any FM model that fits in memory, far below what a
+#: small compressed bomb can inflate to.
+MAX_ARTIFACT_BYTES = 2**31
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class FMParameters(NamedTuple):
@@ -56,19 +65,59 @@ def read_model_tar(f: FileLike) -> dict[str, bytes]:
     """Return ``{member name: bytes}`` of the regular files in a ``model.tar.gz``.
 
     Members are read in memory, never extracted to disk (so no path in the archive can escape).
+    A gzip stream is inflated whole first, so its length and CRC are checked: a truncated or
+    altered download fails here, not as a half-read member.
+
+    Raises
+    ------
+    ArtifactError
+        If the data is not a tar archive, its gzip stream is truncated or corrupt, or it inflates
+        past ``MAX_ARTIFACT_BYTES``.
     """
     data = read_bytes(f)
+    if data[:2] == _GZIP_MAGIC:
+        data = _gunzip(data)
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             members = {}
+            claimed = sum(member.size for member in tar.getmembers() if member.isfile())
+            if claimed > MAX_ARTIFACT_BYTES:  # a bz2 or xz tarball is not inflated up front
+                raise ArtifactError(
+                    f"model.tar.gz claims {claimed} bytes of files, more than MAX_ARTIFACT_BYTES"
+                )
             for member in tar.getmembers():
                 if member.isfile():
                     handle = tar.extractfile(member)
                     assert handle is not None
                     members[member.name.lstrip("./") or member.name] = handle.read()
-    except tarfile.TarError as err:
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as err:
         raise ArtifactError(f"not a readable model.tar.gz ({len(data)} bytes): {err}") from err
     return members
+
+
+def _gunzip(data: bytes) -> bytes:
+    """Return the inflated bytes of every gzip member in ``data``, checking each one's CRC and length."""
+    out: list[bytes] = []
+    size = 0
+    rest = data
+    try:
+        while rest:
+            inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+            chunk = inflater.decompress(rest, MAX_ARTIFACT_BYTES + 1 - size)
+            size += len(chunk)
+            if size > MAX_ARTIFACT_BYTES:
+                raise ArtifactError(
+                    f"model.tar.gz inflates to more than MAX_ARTIFACT_BYTES={MAX_ARTIFACT_BYTES} bytes"
+                )
+            if not inflater.eof:
+                raise ArtifactError(
+                    f"model.tar.gz is truncated: its gzip stream ends without a trailer ({len(data)} bytes)"
+                )
+            out.append(chunk)
+            rest = inflater.unused_data.lstrip(b"\0")  # gzip allows zero padding after a member
+    except zlib.error as err:
+        raise ArtifactError(f"model.tar.gz is not a valid gzip stream ({len(data)} bytes): {err}") from err
+    return b"".join(out)
 
 
 def _strip(name: str) -> str:
@@ -99,8 +148,7 @@ def read_fm_params(arrays: Mapping[str, np.ndarray], feature_dim: int | None = N
         raise ArtifactError(f"the FM bias has {b.size} values, expected 1 (shape {b.shape})")
     if w.ndim > 2 or (w.ndim == 2 and 1 not in w.shape):
         raise ArtifactError(f"the FM linear weights have shape {w.shape}, expected a vector")
-    w = w.reshape(-1).astype(np.float64)
-    dim = len(w)
+    dim = w.size
     if V.ndim != 2:
         raise ArtifactError(f"the FM factors have shape {V.shape}, expected 2-D")
     if not v_features_first:
@@ -111,6 +159,7 @@ def read_fm_params(arrays: Mapping[str, np.ndarray], feature_dim: int | None = N
         raise ArtifactError(f"the FM factors have shape {V.shape} but the linear weights {dim} features")
     if feature_dim is not None and dim != feature_dim:
         raise ArtifactError(f"the artifact has {dim} features, expected feature_dim={feature_dim}")
+    w = w.reshape(-1).astype(np.float64)  # converted once the shapes agree
     return FMParameters(float(b.reshape(-1)[0]), w, np.ascontiguousarray(V, dtype=np.float64))
 
 
@@ -137,29 +186,52 @@ def read_fm_artifact(f: FileLike, feature_dim: int | None = None) -> FMParameter
         If the archive has no ``model_algo-*`` member, that member is not a zip with ``params``,
         the parameters are not an NDArray list or not FM's, or the shapes disagree.
     """
-    inner = _fm_zip_member(read_model_tar(f))
-    try:
-        with zipfile.ZipFile(io.BytesIO(inner)) as archive:
-            files = {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
-    except zipfile.BadZipFile as err:
-        raise ArtifactError(
-            "model_algo-1 is not a zip (symbol.json + params): not a Factorization Machines "
-            f"artifact ({err})"
-        ) from err
+    files = _read_zip(_fm_zip_member(read_model_tar(f)))
     if "params" not in files:
         raise ArtifactError(f"model_algo-1 has no 'params' file; it holds {sorted(files)}")
     arrays, names = read_ndarray_list(files["params"])
     if len(names) != len(arrays):
         raise ArtifactError("the FM params file stores no parameter names")
     params = read_fm_params(dict(zip(names, arrays)), feature_dim)
-    if "meta.json" in files:
-        try:
-            meta_dim = json.loads(files["meta.json"])["training_parameters"]["feature_dim"]
-        except (ValueError, KeyError, TypeError):
-            meta_dim = None
-        if meta_dim is not None and int(meta_dim) != len(params.w):
-            raise ArtifactError(f"meta.json says feature_dim={meta_dim}, params hold {len(params.w)}")
+    meta_dim = _meta_feature_dim(files.get("meta.json"))
+    if meta_dim is not None and meta_dim != len(params.w):
+        raise ArtifactError(f"meta.json says feature_dim={meta_dim}, params hold {len(params.w)}")
     return params
+
+
+def _read_zip(inner: bytes) -> dict[str, bytes]:
+    """Return the files of FM's inner zip; a corrupt or oversized zip raises :class:`ArtifactError`."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(inner)) as archive:
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+            claimed = sum(info.file_size for info in infos)
+            if claimed > MAX_ARTIFACT_BYTES:  # zipfile stops each member at its claimed size
+                raise ArtifactError(
+                    f"model_algo-1 claims {claimed} bytes once inflated, more than MAX_ARTIFACT_BYTES"
+                )
+            return {info.filename: archive.read(info) for info in infos}
+    except ArtifactError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as err:
+        raise ArtifactError(
+            f"model_algo-1 is not a readable zip (symbol.json + params): not a Factorization Machines "
+            f"artifact, or a corrupt one ({type(err).__name__}: {err})"
+        ) from err
+
+
+def _meta_feature_dim(raw: bytes | None) -> int | None:
+    """Return ``feature_dim`` of ``meta.json``, or None when the file or the key is missing or unreadable.
+
+    It sits at the top level in artifacts MXNet's FM wrote, under ``training_parameters`` in others.
+    """
+    if raw is None:
+        return None
+    try:
+        meta = json.loads(raw)
+        value = meta.get("feature_dim", (meta.get("training_parameters") or {}).get("feature_dim"))
+        return None if value is None else int(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def write_fm_artifact(

@@ -24,7 +24,7 @@ from movierec._extras import require
 from movierec.exceptions import BackendError
 from movierec.sagemaker.config import SageMakerConfig
 
-__all__ = ["AwsClients", "aws_errors", "split_s3_uri", "unique_name", "wait_for"]
+__all__ = ["AwsClients", "aws_errors", "client_options", "split_s3_uri", "unique_name", "wait_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,30 @@ def aws_errors(action: str, known: Mapping[str, str] | None = None) -> Iterator[
         raise BackendError(
             f"{action}: {error.get('Code', 'error')}: {error.get('Message', str(err))}"
         ) from err
+    except (botocore_exceptions.ConnectTimeoutError, botocore_exceptions.ReadTimeoutError) as err:
+        raise BackendError(
+            f"{action}: no answer in time, on every attempt ({err}); the limits are SageMakerConfig's "
+            "connect_timeout_seconds, read_timeout_seconds and max_attempts"
+        ) from err
     except botocore_exceptions.BotoCoreError as err:
         raise BackendError(f"{action}: {err}") from err
+
+
+def client_options(config: SageMakerConfig) -> dict[str, Any]:
+    """Return the ``botocore.config.Config`` arguments of every client movierec builds for ``config``.
+
+    Timeouts and attempts come from the config, so an address that accepts connections but never
+    answers fails the call within about ``max_attempts * read_timeout_seconds``, instead of
+    botocore's default of 60 s reads tried 5 times.
+    """
+    options: dict[str, Any] = {
+        "connect_timeout": config.connect_timeout_seconds,
+        "read_timeout": config.read_timeout_seconds,
+        "retries": {"total_max_attempts": config.max_attempts, "mode": "standard"},
+    }
+    if config.endpoint_url is not None:
+        options["s3"] = {"addressing_style": "path"}  # emulators answer on one host
+    return options
 
 
 class AwsClients:
@@ -85,10 +107,7 @@ class AwsClients:
         self.config = config
         self.calls: list[str] = []
         session = boto3.session.Session(region_name=config.region)
-        options: dict[str, Any] = {"retries": {"max_attempts": 5, "mode": "standard"}}
-        if config.endpoint_url is not None:
-            options["s3"] = {"addressing_style": "path"}  # emulators answer on one host
-        client_config = botocore_config.Config(**options)
+        client_config = botocore_config.Config(**client_options(config))
         self.s3 = self._client(session, "s3", client_config)
         self.sagemaker = self._client(session, "sagemaker", client_config)
         self.runtime = self._client(session, "sagemaker-runtime", client_config)

@@ -28,6 +28,7 @@ import numpy as np
 from movierec._params import Instance, Int, Seed, check_value
 from movierec.exceptions import BackendError, DataValidationError
 from movierec.sagemaker._endpoint import EndpointResources, delete_forgotten
+from movierec.sagemaker._finite import check_finite
 from movierec.sagemaker._jobs import JobWeights, fm_image_uri, split_test, upload_channels, wait_job
 from movierec.sagemaker._requests import (
     DEFAULT_RANGES,
@@ -264,9 +265,21 @@ class SageMakerBackend:
         return self._artifact_uris[job]
 
     def load_artifact(self, job_name: str | None = None, *, feature_dim: int | None = None) -> FMParameters:
-        """Download the job's ``model.tar.gz`` and return its ``(w0, w, V)`` (V: feature_dim x k)."""
+        """Download the job's ``model.tar.gz`` and return its ``(w0, w, V)`` (V: feature_dim x k).
+
+        Raises
+        ------
+        ArtifactError
+            If the archive is truncated, corrupt or not a Factorization Machines model.
+        BackendError
+            If a weight is NaN or infinite (the training job diverged), or on any AWS error.
+        """
         uri = self.artifact_uri(job_name)
         params = read_fm_artifact(self.aws.get_object(uri), feature_dim=feature_dim)
+        what = f"the model of training job {self._job(job_name)} ({uri})"
+        check_finite(np.array([params.w0]), what, "bias w0")
+        check_finite(params.w, what, "linear weight")
+        check_finite(params.V, what, "factor")
         logger.info("read %s: %d features, %d factors", uri, params.V.shape[0], params.V.shape[1])
         return params
 
@@ -321,7 +334,8 @@ class SageMakerBackend:
     def invoke(self, X: Any, batch_size: int | None = None) -> np.ndarray:
         """Return the endpoint's score for each row of ``X`` (FM JSON, ``batch_size`` rows a request).
 
-        A failure deletes the endpoint, its config and the model (``deploy`` again to retry).
+        A failure deletes the endpoint, its config and the model (``deploy`` again to retry); so
+        does a NaN or infinite score, which means the model it serves is broken.
         """
         if self._created.endpoint is None:
             raise BackendError("no endpoint: call deploy() first")
@@ -339,7 +353,12 @@ class SageMakerBackend:
                         Body=fm_request(rows),
                     )
                     body = reply["Body"].read()
-                scores[start : start + rows.shape[0]] = parse_fm_response(body, rows.shape[0])
+                batch_scores = parse_fm_response(body, rows.shape[0])
+                rows_asked = f"rows {start}-{start + len(batch_scores) - 1}"
+                check_finite(
+                    batch_scores, f"endpoint {endpoint} (request for {rows_asked})", "score", first_row=start
+                )
+                scores[start : start + rows.shape[0]] = batch_scores
         except Exception as err:
             self.delete_endpoint()
             raise BackendError(f"{err}; the endpoint, its config and model were deleted (deploy() to retry)") from err

@@ -133,6 +133,16 @@ class SageMakerConfig:
         How long ``deploy`` waits for ``InService``; past it everything it created is deleted.
     poll_seconds : float, default 15
         Pause between status checks (0 in tests against moto).
+    connect_timeout_seconds : float, default 10
+        How long each AWS request may take to open its connection (botocore's ``connect_timeout``).
+    read_timeout_seconds : float, default 60
+        How long each AWS request may wait for the answer (botocore's ``read_timeout``); 60 s is
+        what a real-time endpoint may take to answer ``invoke_endpoint``.
+    max_attempts : int, default 3
+        Attempts per AWS request, the first included (botocore's ``total_max_attempts``, standard
+        retry mode): an address that accepts connections but never answers fails the call after
+        about ``max_attempts * read_timeout_seconds``, with a
+        :class:`~movierec.exceptions.BackendError`.
     invoke_batch_size : int, default 500
         Rows per ``invoke_endpoint`` request (FM's JSON; keep each request under 6 MB).
     test_fraction : float, default 0.1
@@ -162,6 +172,9 @@ class SageMakerConfig:
     job_timeout_seconds: float = 7200.0
     endpoint_timeout_seconds: float = 1800.0
     poll_seconds: float = 15.0
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 60.0
+    max_attempts: int = 3
     invoke_batch_size: int = 500
     test_fraction: float = 0.1
     kms_key_id: str | None = None
@@ -178,6 +191,9 @@ class SageMakerConfig:
         "job_timeout_seconds": Real(0, open_low=True),
         "endpoint_timeout_seconds": Real(0, open_low=True),
         "poll_seconds": Real(0),
+        "connect_timeout_seconds": Real(0, open_low=True),
+        "read_timeout_seconds": Real(0, open_low=True),
+        "max_attempts": Int(1),
         "test_fraction": Real(0, 1, open_high=True),
     }
 

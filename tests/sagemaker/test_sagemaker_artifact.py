@@ -26,7 +26,6 @@ from movierec.sagemaker.artifact import (
 )
 
 
-
 @pytest.fixture(scope="module")
 def kmeans_path(shared_fixtures) -> Path:
     return shared_fixtures / "sagemaker-artifact" / "kmeans-model.tar.gz"

@@ -17,9 +17,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from movierec.exceptions import BackendError, DataValidationError, InvalidParameterError
+from movierec.sagemaker import JobWeights, SageMakerBackend, TuningOutcome
 from movierec.sagemaker._requests import fm_request, hyperparameter_strings, parse_fm_response
 from movierec.sagemaker.artifact import write_fm_artifact
-from movierec.sagemaker import JobWeights, SageMakerBackend, TuningOutcome
 from movierec.sagemaker.backend import fm_image_uri
 from movierec.sagemaker.recordio import read_sparse
 

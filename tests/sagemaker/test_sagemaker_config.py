@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from movierec.exceptions import InvalidParameterError
 from movierec.sagemaker import SageMakerConfig
+from movierec.sagemaker.aws import client_options
 from movierec.sagemaker.config import check_bucket_name
 
 ROLE = "arn:aws:iam::123456789012:role/movierec-fm"
@@ -25,6 +26,22 @@ def test_defaults_follow_the_issue():
     assert config.train_key == "fm/train/train.protobuf"
     assert config.test_key == "fm/test/test.protobuf"
     assert config.output_uri == "s3://my-bucket/fm/output"
+
+
+def test_aws_calls_wait_seconds_not_minutes_by_default():
+    config = SageMakerConfig("my-bucket", ROLE)
+    limits = (config.connect_timeout_seconds, config.read_timeout_seconds, config.max_attempts)
+    assert limits == (10.0, 60.0, 3)
+    assert client_options(config) == {
+        "connect_timeout": 10.0,
+        "read_timeout": 60.0,
+        "retries": {"total_max_attempts": 3, "mode": "standard"},
+    }
+    emulated = SageMakerConfig(
+        "my-bucket", ROLE, endpoint_url="http://127.0.0.1:5000", read_timeout_seconds=2
+    )
+    assert client_options(emulated)["read_timeout"] == 2
+    assert client_options(emulated)["s3"] == {"addressing_style": "path"}
 
 
 @pytest.mark.parametrize(
@@ -97,6 +114,11 @@ def test_bucket_must_be_a_string():
         ({"tags": {"k": 1}}, "tags"),
         ({"job_timeout_seconds": 0}, "job_timeout_seconds"),
         ({"volume_size_gb": 2.5}, "volume_size_gb"),
+        ({"connect_timeout_seconds": 0}, "connect_timeout_seconds"),
+        ({"read_timeout_seconds": -1.0}, "read_timeout_seconds"),
+        ({"read_timeout_seconds": "60"}, "read_timeout_seconds"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": 2.0}, "max_attempts"),
     ],
 )
 def test_other_arguments_are_checked(kwargs, message):

@@ -9,7 +9,9 @@ score or a save needs them. A SageMaker fit keeps its backend (``_remote``), thr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -39,7 +41,7 @@ class FittedFM(ArrayRecommender):
     ``side_feature_value``, ``feature_dim``) and runs the backend that learns the weights.
     """
 
-    _array_shapes = {
+    _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {
         "w": ("features",),
         "V": ("features", "k"),
         "user_rows": ("users", "features"),
@@ -131,13 +133,22 @@ class FittedFM(ArrayRecommender):
             self._pending_weights = weights
 
     def _set_weights(self, weights: _trainer.LearnedWeights) -> None:
-        """Take ``w0, w, V`` from ``weights``; raise :class:`BackendError` if training diverged."""
-        w, V = np.asarray(weights.w, dtype=np.float64), np.asarray(weights.V, dtype=np.float64)
-        if not (np.isfinite(weights.w0) and np.isfinite(w).all() and np.isfinite(V).all()):
+        """Take ``w0, w, V`` from ``weights``; raise :class:`BackendError` if training diverged.
+
+        A training job's weights are downloaded here; its artifact's own check names the job.
+        """
+        with self._named_errors():
+            w0 = float(weights.w0)
+            w, V = np.asarray(weights.w, dtype=np.float64), np.asarray(weights.V, dtype=np.float64)
+        parts = {"w0": np.array([w0]), "w": w, "V": V}
+        counts = {name: int((~np.isfinite(values)).sum()) for name, values in parts.items()}
+        if any(counts.values()):
+            found = ", ".join(f"{n} of {parts[name].size} in {name}" for name, n in counts.items() if n)
             raise BackendError(
-                "NaN or infinite weights after training: lower the learning rates or set clip_gradient"
+                f"{type(self).__name__}: NaN or infinite weights after training ({found}): lower the "
+                "learning rates or set clip_gradient"
             )
-        self.w0_, self.w_, self.V_ = float(weights.w0), w, V
+        self.w0_, self.w_, self.V_ = w0, w, V
         self._prepare_scoring()
 
     def _ensure_weights(self) -> None:
@@ -154,6 +165,14 @@ class FittedFM(ArrayRecommender):
         self._user_bias, self._user_vec = _trainer.block_terms(self.user_rows_, self.w_, self.V_)
         self._item_bias, self._item_vec = _trainer.block_terms(self.item_rows_, self.w_, self.V_)
 
+    @contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        """Put the model's name in front of its backend's errors (the backend serves any caller)."""
+        try:
+            yield
+        except BackendError as err:
+            raise BackendError(f"{type(self).__name__}: {err}") from err
+
     # -- scoring -------------------------------------------------------------------------------
     def _endpoint(self) -> SageMakerBackend | None:
         """Return the SageMaker backend while it serves an endpoint (after :meth:`deploy`), else None."""
@@ -164,7 +183,8 @@ class FittedFM(ArrayRecommender):
 
     def _score_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         if (endpoint := self._endpoint()) is not None:  # FM's endpoint gives probabilities itself
-            return endpoint.invoke(self._design(user_idx, item_idx))
+            with self._named_errors():  # NaN from the endpoint is an error there, not a cold start
+                return endpoint.invoke(self._design(user_idx, item_idx))
         self._ensure_weights()
         dot = np.einsum("nk,nk->n", self._user_vec[user_idx], self._item_vec[item_idx])
         return self._link(self.w0_ + self._user_bias[user_idx] + self._item_bias[item_idx] + dot)
@@ -173,7 +193,8 @@ class FittedFM(ArrayRecommender):
         if (endpoint := self._endpoint()) is not None:  # every (user, movie) pair, in requests
             n_items = self.item_rows_.shape[0]
             rows = self._design(np.repeat(user_idx, n_items), np.tile(np.arange(n_items), len(user_idx)))
-            return endpoint.invoke(rows).reshape(len(user_idx), n_items)
+            with self._named_errors():
+                return endpoint.invoke(rows).reshape(len(user_idx), n_items)
         self._ensure_weights()
         scores = self._user_vec[user_idx] @ self._item_vec.T
         scores += self.w0_ + self._user_bias[user_idx][:, None] + self._item_bias[None, :]

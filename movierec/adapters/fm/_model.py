@@ -281,6 +281,10 @@ class SageMakerFM(FittedFM):
         return params
 
     # -- fit ---------------------------------------------------------------------------------------
+    def uses_side_data(self) -> bool:
+        """Return ``side_features``: with it, :meth:`fit` takes ``users=`` / ``items=`` frames."""
+        return bool(self.side_features)
+
     def fit(
         self, ratings: pd.DataFrame, *, users: pd.DataFrame | None = None, items: pd.DataFrame | None = None
     ) -> Self:

@@ -8,13 +8,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from movierec import registry
+from movierec.exceptions import DataValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.base import Recommender
@@ -24,6 +27,8 @@ __all__ = [
     "ENSEMBLE",
     "REPORT_USERS",
     "build_members",
+    "check_out_dir",
+    "check_out_file",
     "datasets_command",
     "download_command",
     "evaluate_command",
@@ -139,6 +144,52 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([line(header), rule, *map(line, rows)])
 
 
+# -- checks that run before any fitting ------------------------------------------------------
+def check_out_dir(path: Path, option: str = "--out") -> None:
+    """Create the output folder ``path`` if needed and check a file can be written in it.
+
+    Run first, so that a file, a read-only folder or an impossible path fails in a second with
+    ``OSError("--out PATH: ...")``, not after every model has been fitted.
+    """
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path}: is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # os.access says yes to root and knows nothing of read-only mounts: write a file instead
+        with tempfile.TemporaryFile(dir=path, prefix=".movierec-probe-"):
+            pass
+    except OSError as err:
+        raise type(err)(f"{option} {path}: cannot write there ({err.strerror or err})") from err
+
+
+def check_out_file(path: Path, option: str = "--out") -> None:
+    """Check ``path`` can be written as a file: not a folder, in a folder :func:`check_out_dir` accepts."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a folder, give a file name such as {path / 'table.csv'}")
+    check_out_dir(path.parent if str(path.parent) else Path("."), option)
+
+
+def _report_users(args: argparse.Namespace, train: pd.DataFrame) -> list[Any]:
+    """Return the report's users: ``--users`` known to ``train`` (a warning names the others), else
+    the first few user ids. None known is an error, raised before any fitting."""
+    known = pd.Index(train["userId"].unique())
+    if not args.users:
+        return sorted(known)[:REPORT_USERS]
+    unknown = [user for user in args.users if user not in known]
+    if len(unknown) == len(args.users):
+        raise DataValidationError(f"--users: none of {_ids(unknown)} is in the training part, so the report "
+                         "would show nobody; user ids there run from "
+                         f"{known.min()} to {known.max()}")
+    if unknown:
+        logger.warning("warning: --users: %s not in the training part, left out of the report", _ids(unknown))
+    return [user for user in dict.fromkeys(args.users) if user in known]
+
+
+def _ids(values: Sequence[Any], shown: int = 10) -> str:
+    text = ", ".join(map(str, values[:shown]))
+    return text + (f" and {len(values) - shown} more" if len(values) > shown else "")
+
+
 # -- commands --------------------------------------------------------------------------------
 def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, str]:
     """Return (MovieLens, train, test, description of the split)."""
@@ -164,7 +215,9 @@ def recommend_command(args: argparse.Namespace) -> int:
     from movierec.report import ReportData, write_report
 
     started = time.perf_counter()
+    check_out_dir(args.out)
     data, train, test, split = _load(args)
+    shown_users = _report_users(args, train)
     candidates = args.candidates if args.ensemble == "candidates" else None
     ensemble = _new_ensemble(args, train, candidates)
     try:
@@ -190,7 +243,6 @@ def recommend_command(args: argparse.Namespace) -> int:
         recommendations.to_csv(csv_path, index=False, float_format="%.6g")
 
         titles = data.items.set_index("movieId")["title"]
-        shown_users = args.users or sorted(train["userId"].unique())[:REPORT_USERS]
         settings = {
             "task": (f"ranking: members trained for top-N, weighted by 1 - nDCG@{args.k} on a hold-out"
                      if args.task == "ranking" else "rating: members predict ratings, weighted by 1/RMSE"),
@@ -242,6 +294,8 @@ def _with_titles(top: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
 def evaluate_command(args: argparse.Namespace) -> int:
     from movierec.datasets import official_folds
 
+    if args.out is not None:
+        check_out_file(args.out)
     start = time.perf_counter()
     folds = official_folds(args.dataset, which=tuple(args.folds), data_home=args.data_home)
     logger.info("loaded %s folds %s (%.1f s)", args.dataset, ",".join(args.folds), time.perf_counter() - start)

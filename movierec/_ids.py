@@ -19,12 +19,16 @@ class IdIndex:
     """Maps raw ids (any hashable scalars) to contiguous indices ``0..n-1`` and back.
 
     Ids are sorted when they are mutually comparable, so index order is id order (ties in
-    rankings then break by id); otherwise they keep their order of first appearance.
+    rankings then break by id); otherwise they keep their order of first appearance. Strings
+    mixed with other ids (``1`` and ``"1"``) raise :class:`DataValidationError`.
     """
 
     def __init__(self, ids: Iterable[Any], *, sort: bool = True) -> None:
         values = pd.unique(pd.Series(list(ids) if not hasattr(ids, "__array__") else ids))
         values = np.asarray(values)
+        if values.dtype == object and len({str in type(v).__mro__ for v in values}) > 1:
+            # 1 and "1" would be two ids that look alike in every report and cannot be saved
+            raise DataValidationError(f"ids mix strings and other types, e.g. {values[:5].tolist()}")
         if sort:
             try:
                 values = np.sort(values, kind="stable")

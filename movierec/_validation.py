@@ -3,6 +3,11 @@
 Every check raises a :class:`DataValidationError` whose message names the column and shows one bad
 row (or names the argument and the value), and none of them modifies or drops the caller's data.
 Hyperparameters (constructor arguments, tune options) are checked by :mod:`movierec._params`.
+
+Rating scales: a frame may declare its scale in ``frame.attrs["rating_scale"]`` (the MovieLens
+loaders do, see :func:`declare_scale`); pandas keeps ``attrs`` through slicing, splits and copies.
+:func:`check_ratings` then refuses ratings outside it, so one stray 6 in a 1-5 frame is an error,
+not a wider scale. A frame without a declared scale is on its own range by definition.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from movierec.exceptions import DataValidationError
 
 USER, ITEM, RATING, TIMESTAMP = "userId", "movieId", "rating", "timestamp"
 RATINGS_COLUMNS = (USER, ITEM, RATING, TIMESTAMP)
+#: the key of ``DataFrame.attrs`` under which a ratings frame declares its (lowest, highest) rating
+SCALE_ATTR = "rating_scale"
 
 
 def _example(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
@@ -48,11 +55,32 @@ def _check_ids(frame: pd.DataFrame, column: str, name: str) -> None:
         )
     if pd.api.types.is_integer_dtype(dtype) or (pd.api.types.is_string_dtype(dtype) and dtype != object):
         return
-    bad = ~values.map(lambda v: isinstance(v, (str, numbers.Integral)) and not isinstance(v, bool))
+    if not isinstance(dtype, np.dtype) or dtype != object:  # categorical, datetime, interval...
+        raise DataValidationError(
+            f"{name}.{column} must hold integer or string ids, got dtype {dtype} "
+            f"in {_example(frame, np.ones(len(frame), dtype=bool))}"
+        )
+    kinds = np.array([_id_kind(v) for v in values.to_numpy()], dtype=object)
+    bad = kinds == ""
     if bad.any():
         raise DataValidationError(
             f"{name}.{column} must hold integer or string ids; bad values in {_example(frame, bad)}"
         )
+    # 1 and "1" would index as two users that no lookup can tell apart, and fail only at save
+    if (kinds != kinds[0]).any():
+        raise DataValidationError(
+            f"{name}.{column} mixes integer and string ids (one type per column); "
+            f"first is a {kinds[0]}, then {_example(frame, kinds != kinds[0])}"
+        )
+
+
+def _id_kind(value: Any) -> str:
+    """Return "int" or "str" for a valid id, "" for anything else (bools and floats included)."""
+    if isinstance(value, (bool, np.bool_)):
+        return ""
+    if isinstance(value, numbers.Integral):
+        return "int"
+    return "str" if isinstance(value, str) else ""
 
 
 def _check_numeric(frame: pd.DataFrame, column: str, name: str) -> None:
@@ -67,11 +95,15 @@ def _check_numeric(frame: pd.DataFrame, column: str, name: str) -> None:
         raise DataValidationError(f"{name}.{column} has NaN or infinite values in {_example(frame, bad)}")
 
 
-def check_ratings(ratings: Any, *, name: str = "ratings") -> pd.DataFrame:
+def check_ratings(
+    ratings: Any, *, name: str = "ratings", rating_scale: tuple[float, float] | None = None
+) -> pd.DataFrame:
     """Return ``ratings`` unchanged after checking it is a valid ratings frame.
 
-    Columns must be ``userId, movieId, rating`` and optionally ``timestamp``; ids integers or
-    strings; ratings finite numbers; no duplicate (userId, movieId) pair; at least one row.
+    Columns must be ``userId, movieId, rating`` and optionally ``timestamp``; ids all integers or
+    all strings in each column; ratings finite numbers, within ``rating_scale`` (default: the
+    scale the frame declares in ``attrs``, else any); no duplicate (userId, movieId) pair; at
+    least one row.
     """
     _check_frame(ratings, name)
     missing = [c for c in (USER, ITEM, RATING) if c not in ratings.columns]
@@ -88,6 +120,7 @@ def check_ratings(ratings: Any, *, name: str = "ratings") -> pd.DataFrame:
     _check_ids(ratings, USER, name)
     _check_ids(ratings, ITEM, name)
     _check_numeric(ratings, RATING, name)
+    check_scale(ratings, rating_scale, name=name)
     if TIMESTAMP in ratings.columns and ratings[TIMESTAMP].isna().any():
         raise DataValidationError(
             f"{name}.{TIMESTAMP} has missing values in {_example(ratings, ratings[TIMESTAMP].isna())}"
@@ -96,6 +129,59 @@ def check_ratings(ratings: Any, *, name: str = "ratings") -> pd.DataFrame:
     if dup.any():
         raise DataValidationError(f"{name} has duplicate (userId, movieId) pairs in {_example(ratings, dup)}")
     return ratings
+
+
+def declared_scale(ratings: pd.DataFrame) -> tuple[float, float] | None:
+    """Return the (lowest, highest) rating ``ratings`` declares in its ``attrs``, or None."""
+    scale = ratings.attrs.get(SCALE_ATTR)
+    if scale is None:
+        return None
+    if not _is_scale(scale):
+        raise DataValidationError(
+            f"ratings.attrs[{SCALE_ATTR!r}] must be a (lowest, highest) pair of finite numbers "
+            f"with lowest < highest, got {scale!r}"
+        )
+    return float(scale[0]), float(scale[1])
+
+
+def declare_scale(ratings: pd.DataFrame, rating_scale: tuple[float, float]) -> pd.DataFrame:
+    """Return ``ratings`` after recording ``rating_scale`` in its ``attrs`` (in place) and checking it."""
+    if not _is_scale(rating_scale):
+        raise DataValidationError(
+            f"rating_scale must be a (lowest, highest) pair of finite numbers with lowest < highest, "
+            f"got {rating_scale!r}"
+        )
+    ratings.attrs[SCALE_ATTR] = (float(rating_scale[0]), float(rating_scale[1]))
+    check_scale(ratings)
+    return ratings
+
+
+def check_scale(
+    ratings: pd.DataFrame, rating_scale: tuple[float, float] | None = None, *, name: str = "ratings"
+) -> tuple[float, float] | None:
+    """Return the scale ``ratings`` must lie on (``rating_scale``, else the declared one, else None).
+
+    Raises :class:`DataValidationError` showing an example row when a rating lies outside it.
+    """
+    scale = declared_scale(ratings) if rating_scale is None else rating_scale
+    if scale is None:
+        return None
+    low, high = float(scale[0]), float(scale[1])
+    values = ratings[RATING].to_numpy(dtype=float)
+    outside = (values < low) | (values > high)
+    if outside.any():
+        where = "rating_scale" if rating_scale is not None else f"the frame's declared attrs[{SCALE_ATTR!r}]"
+        raise DataValidationError(
+            f"{name}.{RATING} has values outside {where} ({low:g}, {high:g}) in {_example(ratings, outside)}"
+        )
+    return low, high
+
+
+def _is_scale(value: Any) -> bool:
+    def finite(v: Any) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(map(finite, value)) and value[0] < value[1]
 
 
 def check_pairs(pairs: Any, *, name: str = "pairs") -> pd.DataFrame:

@@ -3,14 +3,20 @@
 Here: the arguments, logging and exit codes; the commands' bodies are in ``movierec._cli_commands``.
 These two are the only modules of movierec that print. Exit codes: 0 on success; 2 for bad arguments
 (argparse's usage line and message); 1 for a runtime failure, reported as one line
-``movierec: error: ...`` on stderr (``--debug`` shows the traceback instead).
+``movierec: error: ...`` on stderr (``--debug`` shows the traceback instead); 130 on SIGINT (Ctrl-C)
+and 143 on SIGTERM (128 + the signal's number, as shells report a process the signal ended),
+after one line ``movierec: interrupted ...`` and the usual clean-up (a Spark session is stopped and
+its temporary folder removed when the process exits). A second signal during that clean-up ends
+the process at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -254,6 +260,46 @@ def _warnings_once() -> Iterator[None]:
         yield
 
 
+class _Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread so that ``finally`` blocks and atexit run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _interrupts() -> Iterator[None]:
+    """Turn the first SIGINT or SIGTERM into :class:`_Interrupted`; a second one exits at once.
+
+    After the first, logging goes quiet: py4j logs a traceback for the call the signal cut
+    short, and Spark's clean-up warns about a JVM the signal may have ended, but the user asked
+    to stop and gets one line.
+    """
+    if not _in_main_thread():  # signal handlers can only be set there (main() called from a thread)
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda again, _frame: os._exit(128 + again))
+        logging.disable(logging.CRITICAL)
+        raise _Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 # -- entry point -----------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``movierec`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
@@ -262,11 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_args(parser, args)
     _configure_logging(args.quiet, args.debug)
     try:
-        with _warnings_once():
+        with _interrupts(), _warnings_once():
             return args.func(args)
-    except KeyboardInterrupt:
-        print("movierec: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # ours, or pyspark's own SIGINT handler's
+        signum = err.signum if isinstance(err, _Interrupted) else signal.SIGINT
+        print("movierec: interrupted" + (" (SIGTERM)" if signum == signal.SIGTERM else ""), file=sys.stderr)
+        return 128 + signum
     except Exception as err:
         if args.debug:
             raise

@@ -57,6 +57,7 @@ from movierec._datasets._registry import (
     resolve_home,
 )
 from movierec._params import Int, Real, check_value
+from movierec._validation import declare_scale
 from movierec.exceptions import DatasetError
 
 __all__ = [
@@ -274,7 +275,8 @@ def load_movielens(name: str = "ml-100k", *, data_home: PathLike | None = None,
                 items = _parsers.movies_csv(stream)
             users = None
     logger.debug("loaded %s from %s: %d ratings", name, path, len(ratings))
-    return MovieLens(name=name, ratings=ratings, items=items, users=users)
+    # The frame carries its scale, so every fit and split refuses a rating off it (a stray 6).
+    return MovieLens(name=name, ratings=declare_scale(ratings, spec.rating_scale), items=items, users=users)
 
 
 def official_folds(name: str = "ml-100k", *, which: str | Iterable[str] = ML100K_FOLDS[:5],
@@ -316,7 +318,7 @@ def official_folds(name: str = "ml-100k", *, which: str | Iterable[str] = ML100K
     with Archive(path, spec) as archive:
         return [
             Fold(name=fold,
-                 train=archive.parse(f"{fold}.base", _parsers.ratings_100k),
-                 test=archive.parse(f"{fold}.test", _parsers.ratings_100k))
+                 train=declare_scale(archive.parse(f"{fold}.base", _parsers.ratings_100k), spec.rating_scale),
+                 test=declare_scale(archive.parse(f"{fold}.test", _parsers.ratings_100k), spec.rating_scale))
             for fold in names
         ]

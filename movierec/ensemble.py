@@ -14,7 +14,7 @@ import pandas as pd
 from movierec._blend import blend_block, forward_select, reference_stats, weighted_z
 from movierec._ids import index_ratings, resolve_users, sample_pairs
 from movierec._members import FitEvent, close_all
-from movierec._params import Constraint, Instance, Int, Options, Real, Seed, check_value
+from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
 from movierec._ensemble_files import load_ensemble, save_ensemble
 from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
 from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
@@ -372,6 +372,7 @@ class WeightedEnsemble(Recommender):
         """
         self._check_fitted()
         n = check_n(n)
+        exclude_seen = check_value(type(self).__name__, "exclude_seen", exclude_seen, Bool())
         user_idx = resolve_users(users, self.users_)
         if len(user_idx) == 0:
             return empty_top_n()

@@ -39,6 +39,11 @@ class Layout:
     size: int
     inflated: int
 
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        """Return the lowest and highest rating the archive's format allows (whole stars, or half stars in CSV)."""
+        return (0.5, 5.0) if self.format == "csv" else (1.0, 5.0)
+
     def member(self, filename: str) -> str:
         """Return the path of ``filename`` inside the zip."""
         return f"{self.folder}/{filename}"

@@ -17,9 +17,9 @@ import pandas as pd
 
 from movierec._extras import require
 from movierec._params import Bool, Constraint, Int, Options, Real, Seed, check_grid, check_value
-from movierec._validation import ITEM, RATING, USER, _example, check_ratings
+from movierec._validation import ITEM, RATING, USER, check_ratings, check_scale
 from movierec.base import ArrayRecommender, TuneResult
-from movierec.exceptions import BackendError, DataValidationError
+from movierec.exceptions import BackendError
 
 surprise = require("surprise", "surprise")
 
@@ -93,9 +93,12 @@ class SurpriseSVD(ArrayRecommender):
         seed from the operating system instead of using (and advancing) numpy's global RNG as
         Surprise would.
     rating_scale : (float, float) or None, default None
-        ``(lowest, highest)`` rating, the range estimates are clipped to. ``None`` takes the
-        smallest and largest rating in the training data. Training ratings outside a given scale
-        raise.
+        ``(lowest, highest)`` rating, the range estimates are clipped to. ``None`` takes the scale
+        the training frame declares in ``attrs["rating_scale"]`` (the MovieLens loaders declare
+        1-5 or 0.5-5), else the smallest and largest rating in the training data. Training
+        ratings outside the given or declared scale raise
+        :class:`~movierec.exceptions.DataValidationError` showing a bad row, so a stray rating
+        can never widen the clip range of MovieLens data.
 
     ``fit`` checks every parameter first and raises
     :class:`~movierec.exceptions.InvalidParameterError` naming a bad one; it raises
@@ -172,17 +175,10 @@ class SurpriseSVD(ArrayRecommender):
         return {name: self._parameter_constraints[name].convert(getattr(self, name)) for name in TUNABLE}
 
     def _scale(self, ratings: np.ndarray, frame: pd.DataFrame) -> tuple[float, float]:
-        """Return the rating scale: the given one (checked against the data) or the data's range."""
-        scale = self._parameter_constraints["rating_scale"].convert(self.rating_scale)
-        if scale is None:
-            return float(ratings.min()), float(ratings.max())
-        low, high = scale
-        outside = (ratings < low) | (ratings > high)
-        if outside.any():
-            raise DataValidationError(
-                f"ratings.{RATING} has values outside rating_scale={scale!r} in {_example(frame, outside)}"
-            )
-        return low, high
+        """Return the rating scale, checked against the data: the given one, else the one the frame
+        declares (MovieLens frames do), else the data's range."""
+        scale = check_scale(frame, self._parameter_constraints["rating_scale"].convert(self.rating_scale))
+        return (float(ratings.min()), float(ratings.max())) if scale is None else scale
 
     def _seed(self) -> int | np.random.RandomState:
         # Surprise's None means numpy's global RNG; a fresh OS-seeded state keeps that untouched.

@@ -4,6 +4,13 @@ A process holds at most one SparkContext, so the session movierec starts is shar
 SparkALS created with ``spark=None`` and stopped when the last of them is closed. A session the
 caller made (any master) is used as it is and never stopped or reconfigured. Spark's own failures
 surface as :class:`~movierec.exceptions.BackendError` through :func:`backend_errors`.
+
+Interrupts: SIGINT and SIGTERM are held while the local session starts (pyspark keeps the JVM's
+process handle to itself until start-up ends, so a signal then would orphan the JVM) and
+delivered right after. When the process exits, whatever the path (a normal end, an exception, an
+interrupt turned into one), :func:`shutdown` stops movierec's own session, ends its JVM and
+removes its ``movierec-spark-*`` folder; the JVM is ended first, since a job still running would
+write into the folder again after it is removed.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
 import threading
 import warnings
@@ -34,6 +43,7 @@ __all__ = [
     "quiet_pyspark_warnings",
     "release",
     "session_types",
+    "shutdown",
 ]
 
 logger = logging.getLogger(__name__)
@@ -148,19 +158,50 @@ class _Owned:
     workdir: Path | None = None
 
 
-def _start_owned() -> SparkSession:
-    workdir = Path(tempfile.mkdtemp(prefix="movierec-spark-"))
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then deliver the first one caught.
+
+    pyspark replaces the SIGINT handler when its context starts (its handler cancels the jobs,
+    then raises KeyboardInterrupt); that one is kept unless the application had installed its
+    own, as the ``movierec`` command does. Signals can only be handled in the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in _STOP_SIGNALS}
     try:
-        with quiet_pyspark_warnings():
-            session = local_session_builder(workdir).getOrCreate()
-        session.sparkContext.setLogLevel("ERROR")
-        # ALS checkpoints its factor lineage every checkpointInterval iterations only when a
-        # checkpoint directory is set; without it long runs can overflow the stack.
-        session.sparkContext.setCheckpointDir(str(workdir / "checkpoints"))
-    except Exception as err:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise BackendError(f"could not start a local Spark session (is Java 17+ installed?): {err}") from err
-    _Owned.session, _Owned.users, _Owned.workdir = session, 0, workdir
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None and (signal.getsignal(sig) is hold or handler is not signal.default_int_handler):
+                signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+def _start_owned() -> SparkSession:
+    with _signals_held():
+        workdir = Path(tempfile.mkdtemp(prefix="movierec-spark-"))
+        try:
+            with quiet_pyspark_warnings():
+                session = local_session_builder(workdir).getOrCreate()
+            session.sparkContext.setLogLevel("ERROR")
+            # ALS checkpoints its factor lineage every checkpointInterval iterations only when a
+            # checkpoint directory is set; without it long runs can overflow the stack.
+            session.sparkContext.setCheckpointDir(str(workdir / "checkpoints"))
+        except Exception as err:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise BackendError(f"could not start a local Spark session (is Java 17+ installed?): {err}") from err
+        _Owned.session, _Owned.users, _Owned.workdir = session, 0, workdir
     logger.info("started local Spark session %s (files in %s)", session.sparkContext.master, workdir)
     return session
 
@@ -214,7 +255,31 @@ def _forget_owned() -> None:
 
 
 @atexit.register
-def _remove_workdir_at_exit() -> None:
-    # A model nobody closed leaves the session to die with the process; its files go with it.
-    if _Owned.workdir is not None:
-        shutil.rmtree(_Owned.workdir, ignore_errors=True)
+def shutdown(timeout: float = 10.0) -> None:
+    """Stop movierec's own session whoever still uses it, end its JVM and remove its folder.
+
+    Runs when the process exits (a model nobody closed, an interrupt); quiet and best-effort,
+    since the JVM may already be gone (SIGTERM to the process group reaches it too). A session
+    the caller made is left alone.
+    """
+    with _Owned.lock:
+        session, workdir = _Owned.session, _Owned.workdir
+        _Owned.session, _Owned.users, _Owned.workdir = None, 0, None
+    if workdir is None:
+        return
+    process = None
+    if session is not None:
+        # pyspark keeps the JVM's Popen as gateway.proc "for use by the caller"
+        gateway = getattr(session.sparkContext, "_gateway", None)
+        process = getattr(gateway, "proc", None)
+        with warnings.catch_warnings(), contextlib.suppress(Exception):
+            warnings.simplefilter("ignore")  # "Unable to cleanly shutdown Spark JVM process"
+            session.stop()
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -10,7 +10,8 @@ import importlib
 from typing import Any
 
 from movierec._version import __version__
-from movierec.base import ArrayRecommender, Recommender, TuneResult, clone
+from movierec._instances import clone, load_model
+from movierec.base import ArrayRecommender, Recommender, TuneResult
 from movierec.baseline import BiasedBaseline
 from movierec.ease import EASE
 from movierec.popularity import Popularity
@@ -45,6 +46,7 @@ __all__ = [
     "WeightedEnsemble",
     "FitEvent",
     "clone",
+    "load_model",
     *_LAZY,
     "MovieLens",
     "Fold",

@@ -37,7 +37,7 @@ from movierec._ranking import top_k, top_n_frame
 from movierec._validation import ITEM, RATING, USER, check_n, check_pairs, check_ratings
 from movierec.exceptions import BackendError, InvalidParameterError, ModelFileError, MovieRecWarning, NotFittedError
 
-__all__ = ["ArrayRecommender", "Recommender", "TuneResult", "clone"]
+__all__ = ["ArrayRecommender", "Recommender", "TuneResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -424,20 +424,3 @@ class ArrayRecommender(Recommender):
     def _get_extra(self) -> dict[str, Any]:
         """Return JSON-safe learned scalars to save next to the parameters."""
         return {}
-
-
-def clone(model: Recommender) -> Recommender:
-    """Return a new, unfitted model with the same parameters (scikit-learn's ``clone`` convention).
-
-    ``type(model)(**model.get_params())``, where parameters that are Recommenders (alone or in a list
-    or tuple) are cloned too; every other value (a SparkSession, a config) is passed as it is.
-    """
-
-    def copy(value: Any) -> Any:
-        if isinstance(value, Recommender):
-            return clone(value)
-        if isinstance(value, (list, tuple)) and any(isinstance(v, Recommender) for v in value):
-            return type(value)(copy(v) for v in value)
-        return value
-
-    return type(model)(**{name: copy(value) for name, value in model.get_params().items()})

@@ -18,7 +18,8 @@ from movierec._params import Bool, Constraint, Instance, Int, Options, Real, See
 from movierec._ensemble_files import load_ensemble, save_ensemble
 from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
 from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
-from movierec.base import Recommender, clone
+from movierec._instances import clone
+from movierec.base import Recommender
 from movierec.exceptions import InvalidParameterError, MovieRecWarning
 from movierec.metrics import model_error, parse_metric
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import uvicorn
 
-from movierec._folder import parse_json
-from movierec._persist import PARAMS_FILE, saved_class
-from movierec.base import Recommender
-from movierec.exceptions import ModelFileError
+from movierec._instances import load_model
 from movierec.model_card import read_card
 from movierec.serve._app import Limits, create_app
 
@@ -19,32 +15,6 @@ __all__ = ["API_KEY_ENV", "load_model", "make_server", "run"]
 # The environment variable holding the optional API key (never a command-line argument: those are
 # visible to every user of the machine in the process list).
 API_KEY_ENV = "MOVIEREC_API_KEY"
-_MAX_PARAMS = 16 << 20
-
-
-def load_model(path: str | os.PathLike[str]) -> Recommender:
-    """Return the model saved in the folder ``path``, whatever its registered class.
-
-    ``params.json`` names the class, resolved through the registry only; that class's ``load``
-    then checks every file against the manifest.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` is not a folder.
-    ModelFileError
-        If the folder is not a complete, unchanged movierec model.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} not found: it is not a saved movierec model")
-    file = path / PARAMS_FILE
-    try:
-        with open(file, "rb") as handle:
-            document = parse_json(file, handle.read(_MAX_PARAMS))
-    except FileNotFoundError:
-        raise ModelFileError(f"{file}: missing; {path} is not a saved movierec model") from None
-    return saved_class(document.get("class"), Recommender, file).load(path)
 
 
 def make_server(model_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, *,

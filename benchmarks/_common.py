@@ -37,6 +37,8 @@ SEED = 0
 # The accuracy suite's ensemble entries (also read by render, which must not import the suites).
 ENSEMBLE3 = "WeightedEnsemble (SVD+ALS+FM)"
 ENSEMBLE4 = "WeightedEnsemble (SVD+ALS+FM+MyFMBayes)"
+# The ranking suite's rows of the main job's ranking ensemble start with this (one per candidate mode).
+RANKING_ENSEMBLE = "WeightedEnsemble ranking (EASE+ALS+FM, forward)"
 
 logger = logging.getLogger("benchmarks")
 
@@ -131,17 +133,19 @@ def mean_sd(values: list[float]) -> dict[str, float]:
     }
 
 
-def build(name: str, **kwargs: Any) -> Recommender:
+def build(name: str, task: str | None = None, **kwargs: Any) -> Recommender:
     """Return a new model of the registered ``name`` with its defaults and ``random_state=SEED``.
 
-    ``name`` is a registry name, short (``"als"``) or the class name (``"SparkALS"``); ``kwargs``
-    go to the constructor (e.g. ``spark=`` for SparkALS). A model without a ``random_state``
-    (BiasedBaseline) gets none. Each adapter is imported only when asked for, so a suite's process
-    loads only the libraries of the model it runs.
+    ``name`` is a registry name, short (``"als"``) or the class name (``"SparkALS"``); with
+    ``task`` (``"ranking"`` or ``"rating"``, short names only) the registry's parameters for that
+    task come first, as in the main job. ``kwargs`` go to the constructor (e.g. ``spark=`` for
+    SparkALS) and override them. A model without a ``random_state`` (BiasedBaseline) gets none.
+    Each adapter is imported only when asked for, so a suite's process loads only the libraries
+    of the model it runs.
     """
     from movierec import registry
 
-    model = registry.make_model(name, **kwargs)
+    model = registry.make_model(name, task, **kwargs)
     if "random_state" in model.get_params() and "random_state" not in kwargs:
         model.set_params(random_state=SEED)
     return model
@@ -173,6 +177,19 @@ def peak_rss_mb() -> float:
     """
     peak = _status_mb("VmHWM")
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS; return False where Linux does not allow it.
+
+    Writing 5 to /proc/self/clear_refs does it (Linux >= 4.0), so a later :func:`peak_rss_mb`
+    gives the peak of what ran in between (e.g. one top_n) rather than of the whole process.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def current_rss_mb() -> float:

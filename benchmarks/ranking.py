@@ -1,15 +1,17 @@
 """Top-N ranking on Microsoft Recommenders' protocol: ml-100k, per-user stratified 75/25 split
 (``random_state=42``), top 10 per user excluding movies rated in training, relevant = in the test set.
 
-Models: a popularity baseline (most-rated movies), the explicit rating models with their defaults
-(they are tuned for RMSE, which this protocol does not reward), the implicit variants (SparkALS
-with ``implicit_prefs=True`` on the ratings as confidence; SageMakerFM ``binary_classifier`` on
-seen = 1 against as many sampled unseen = 0), and ensembles of each family in both candidate modes.
+Rows: the Popularity reference; EASE with ``l2`` chosen by ``EASE.tune``; the ensemble members in
+their ranking configuration (SparkALS ``implicit_prefs=True``; SageMakerFM ``binary_classifier``
+on every rated pair plus one sampled unrated pair per positive); the explicit rating models with
+their defaults and their ensembles (they are trained for RMSE, which this protocol does not
+reward); and the main job's ranking ensemble, ``WeightedEnsemble(metric="ndcg@10",
+select="forward")`` of the tuned EASE, ALS and FM, in both candidate modes.
 
-The implicit models' few settings are chosen on a validation split of the training part only
-(stratified 10 %, nDCG@10); the implicit ensemble's member errors are ``1 - nDCG@10`` on that same
-validation split (given as ``errors=``, since an RMSE against star ratings means nothing for
-preference scores). Nothing is chosen on the test set.
+Every setting is chosen on one validation split of the training part (stratified 10 %,
+``random_state=0``, by nDCG@10): EASE's l2 (``EASE.tune``), the ALS and FM grids below, and the
+ensemble's member errors and forward selection (its own hold-out is the same split). The test
+part is used only to score the final fits.
 """
 
 from __future__ import annotations
@@ -24,17 +26,20 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks._common import SEED, build, data_home, quiet
-from movierec import Popularity, WeightedEnsemble, load_movielens, stratified_split
+from benchmarks._common import RANKING_ENSEMBLE, SEED, build, data_home, quiet
+from movierec import EASE, Popularity, WeightedEnsemble, load_movielens, stratified_split
 from movierec.base import Recommender
 from movierec.metrics import coverage, ranking_metrics
 
 logger = logging.getLogger("benchmarks.ranking")
 
 K = 10
+METRIC = f"ndcg@{K}"
 SPLIT_SEED = 42
-CANDIDATES = 50  # each member proposes its top 50 in the ensembles' candidates mode
+CANDIDATES = 50  # each member proposes its top 50 in the explicit ensemble's candidates mode
+MAIN_JOB_CANDIDATES = 20  # the main job's default --candidates (movierec.cli.DEFAULT_CANDIDATES)
 VALIDATION_SIZE = 0.1
+# Grids around the registry's ranking settings; the registry's own values are among the points.
 IMPLICIT_ALS_GRID = [
     {"rank": r, "reg_param": reg, "alpha": a} for r in (20, 50) for reg in (0.01, 0.1) for a in (1.0, 5.0)
 ]
@@ -60,13 +65,11 @@ def evaluate(model: Recommender, train: pd.DataFrame, test: pd.DataFrame, *, fit
 
 
 def _select(name: str, build: Callable[[dict[str, Any]], Recommender], grid: Iterable[dict[str, Any]],
-            train: pd.DataFrame, closers: list[Any]) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
-    """Return (best params, its validation nDCG, every point's score) on a validation split of ``train``."""
-    fit_part, valid = stratified_split(train, VALIDATION_SIZE, random_state=SEED)
+            fit_part: pd.DataFrame, valid: pd.DataFrame) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
+    """Return (best params, its validation nDCG, every point's score), fitting on ``fit_part`` only."""
     tried = []
     for params in grid:
         model = build(params)
-        closers.append(model)
         try:
             score = evaluate(model, fit_part, valid)["ndcg"]
         finally:
@@ -100,77 +103,106 @@ def _run(quick: bool, spark: Any) -> tuple[dict[str, Any], list[str]]:
     if quick:
         ratings = ratings[ratings["userId"] <= 120]
     train, test = stratified_split(ratings, 0.25, random_state=SPLIT_SEED)
+    # The one validation split of the training part (EASE.tune and the ensemble draw the same one).
+    fit_part, valid = stratified_split(train, VALIDATION_SIZE, random_state=SEED)
     als_grid = IMPLICIT_ALS_GRID[:2] if quick else IMPLICIT_ALS_GRID
     fm_grid = BINARY_FM_GRID[:1] if quick else BINARY_FM_GRID
-    closers: list[Any] = []
     results: dict[str, Any] = {}
 
-    def measure(name: str, model: Recommender, **info: Any) -> None:
+    def measure(name: str, model: Recommender, *, fit: bool = True,
+                describe: Callable[[Any], dict[str, Any]] | None = None, **info: Any) -> None:
         logger.info("%s ...", name)
-        closers.append(model)
         try:
-            results[name] = {**evaluate(model, train, test), **info}
+            results[name] = {**evaluate(model, train, test, fit=fit), **info}
+            if describe is not None:
+                results[name].update(describe(model))
         except Exception as err:  # one broken model must not stop the suite
             logger.exception("%s failed", name)
             results[name] = {"error": f"{type(err).__name__}: {err}"}
             return
+        finally:
+            model.close()
         logger.info("%s: %s", name, {k: round(v, 4) for k, v in results[name].items() if isinstance(v, float)})
 
     def explicit_members() -> list[Recommender]:
         return [build("SurpriseSVD"), build("SparkALS", spark=spark), build("SageMakerFM")]
 
-    try:
-        measure("Popularity", Popularity())
-        measure("BiasedBaseline", build("BiasedBaseline"))
-        for model in explicit_members():
-            measure(type(model).__name__, model)
-            model.close()
-        for candidates in (None, CANDIDATES):
-            ensemble = WeightedEnsemble(explicit_members(), candidates=candidates, random_state=SEED)
-            measure(f"WeightedEnsemble explicit ({_mode(candidates)})", ensemble)
-            ensemble.close()
+    def implicit_als(params: dict[str, Any]) -> Recommender:
+        return build("als", "ranking", spark=spark, **params)
 
-        def implicit_als(params: dict[str, Any]) -> Recommender:
-            return build("SparkALS", implicit_prefs=True, spark=spark, **params)
+    def binary_fm(params: dict[str, Any]) -> Recommender:
+        return build("fm", "ranking", **params)
 
-        def binary_fm(params: dict[str, Any]) -> Recommender:
-            return build("SageMakerFM", predictor_type="binary_classifier", positive_rating=None,
-                         negatives_per_positive=1.0, **params)
+    measure("Popularity", Popularity())
 
-        als_params, als_valid, als_tried = _select("SparkALS implicit", implicit_als, als_grid, train, closers)
-        fm_params, fm_valid, fm_tried = _select("SageMakerFM binary", binary_fm, fm_grid, train, closers)
-        model = implicit_als(als_params)
-        measure("SparkALS implicit", model, params=als_params, validation_ndcg=als_valid, tried=als_tried)
-        model.close()
-        model = binary_fm(fm_params)
-        measure("SageMakerFM binary (sampled negatives)", model, params=fm_params, validation_ndcg=fm_valid,
-                tried=fm_tried)
-        errors = [1.0 - als_valid, 1.0 - fm_valid]
-        for candidates in (None, CANDIDATES):
-            ensemble = WeightedEnsemble([implicit_als(als_params), binary_fm(fm_params)], errors=errors,
-                                        candidates=candidates, random_state=SEED)
-            measure(f"WeightedEnsemble implicit ({_mode(candidates)})", ensemble, errors=errors)
-            ensemble.close()
-    finally:
-        for model in closers:
-            model.close()
+    ease = EASE()
+    start = time.perf_counter()
+    tuned = ease.tune(train, metric=METRIC, validation_size=VALIDATION_SIZE, random_state=SEED)
+    tune_seconds = time.perf_counter() - start
+    ease_info = {"params": tuned.best_params, "validation_ndcg": tuned.best_score,
+                 "tried": [{"params": {"l2": row["l2"]}, "validation_ndcg": row[METRIC]}
+                           for row in tuned.results.to_dict(orient="records")]}
+    measure("EASE", ease, fit=False, tune_seconds=tune_seconds, **ease_info)
+
+    als_params, als_valid, als_tried = _select("SparkALS implicit", implicit_als, als_grid, fit_part, valid)
+    measure("SparkALS implicit", implicit_als(als_params), params=als_params, validation_ndcg=als_valid,
+            tried=als_tried)
+    fm_params, fm_valid, fm_tried = _select("SageMakerFM binary", binary_fm, fm_grid, fit_part, valid)
+    measure("SageMakerFM binary (sampled negatives)", binary_fm(fm_params), params=fm_params,
+            validation_ndcg=fm_valid, tried=fm_tried)
+
+    names = ["EASE", "SparkALS implicit", "SageMakerFM binary"]
+    for candidates in (None, MAIN_JOB_CANDIDATES):
+        # Unfitted members: the ensemble fits clones (EASE keeps its tuned l2 through get_params).
+        members = [EASE(**ease.get_params()), implicit_als(als_params), binary_fm(fm_params)]
+        ensemble = WeightedEnsemble(members, metric=METRIC, select="forward", validation_size=VALIDATION_SIZE,
+                                    candidates=candidates, random_state=SEED)
+        name = f"{RANKING_ENSEMBLE} ({_mode(candidates)})"
+        measure(name, ensemble, describe=lambda fitted: _ensemble_info(fitted, names))
+
+    measure("BiasedBaseline", build("BiasedBaseline"))
+    for model in explicit_members():
+        measure(type(model).__name__, model)
+    for candidates in (None, CANDIDATES):
+        ensemble = WeightedEnsemble(explicit_members(), candidates=candidates, random_state=SEED)
+        measure(f"WeightedEnsemble explicit ({_mode(candidates)})", ensemble)
 
     notes = [
         (f"ml-100k, stratified_split(test_size=0.25, random_state={SPLIT_SEED}): {len(train)} training and "
         f"{len(test)} test ratings; top {K} per user, movies rated in training excluded; relevant = the "
         "user's test movies, whatever their rating; users averaged: those with a test movie."),
+        (f"Settings chosen on validation data only: one stratified {VALIDATION_SIZE:.0%} split of the training "
+        f"part (random_state={SEED}; {len(fit_part)} fit / {len(valid)} validation ratings), by nDCG@{K}. "
+        f"EASE: l2 by EASE.tune(train, metric='{METRIC}') over its default grid (50 to 6400, doubling), then "
+        f"refitted on the whole training part. SparkALS implicit over {als_grid}; SageMakerFM binary "
+        f"over {fm_grid}; each point fitted on the fit part, the best refitted on the whole training part."),
+        ("SageMakerFM binary = the registry's ranking configuration (positive_rating=None, "
+        "negatives_per_positive=1): every rated pair a positive plus as many uniformly sampled unrated pairs; "
+        "SparkALS implicit = implicit_prefs=True on the ratings as confidence."),
+        (f"{RANKING_ENSEMBLE}: the main job's ranking ensemble, WeightedEnsemble(metric='{METRIC}', "
+        "select='forward') of the tuned EASE and the chosen ALS and FM settings; its member errors "
+        f"(1 - nDCG@{K}) and its forward selection use its own hold-out, the same validation split "
+        f"(validation_size={VALIDATION_SIZE}, random_state={SEED}). Candidate modes: every unseen movie scored "
+        f"by every member, and candidates={MAIN_JOB_CANDIDATES} (the main job's default)."),
         ("Explicit models use their defaults (random_state=0): the accuracy suite's tuned values were chosen "
-        "on u1-u5 training folds, which overlap this split's test set."),
-        (f"Implicit settings chosen on a stratified {VALIDATION_SIZE:.0%} validation split of the training part "
-        f"by nDCG@{K}: SparkALS implicit over {als_grid}; SageMakerFM binary over {fm_grid}."),
-        ("SageMakerFM binary (positive_rating=None, negatives_per_positive=1) trains on seen (label 1) plus "
-        "as many uniformly sampled unseen movies per user (label 0); its top-N leaves out only really rated "
-        "movies."),
-        (f"Ensembles: candidates=None (every unseen movie scored by every member) and candidates={CANDIDATES} "
-        "(each member proposes its own top 50). Explicit ensemble errors: holdout RMSE (default); implicit "
-        "ensemble errors: 1 - validation nDCG@10 of each member, given as errors=."),
+        "on u1-u5 training folds, which overlap this split's test set. Their ensembles are weighted by "
+        f"hold-out RMSE (the seed's), candidates=None and candidates={CANDIDATES}."),
     ]
     return {"k": K, "models": results, "n_train": len(train), "n_test": len(test)}, notes
+
+
+def _ensemble_info(ensemble: WeightedEnsemble, names: list[str]) -> dict[str, Any]:
+    """Return what the fitted ensemble chose: members, their hold-out nDCG, the subsets it tried."""
+    info: dict[str, Any] = {
+        "members": [names[p] for p in ensemble.members_],
+        "member_validation_ndcg": {n: 1.0 - e for n, e in zip(names, ensemble.candidate_errors_)},
+    }
+    if ensemble.selection_ is not None:
+        info["selection"] = [
+            {"members": [names[p] for p in row["members"]], "validation_ndcg": 1.0 - row["error"]}
+            for row in ensemble.selection_.to_dict(orient="records")
+        ]
+    return info
 
 
 def _mode(candidates: int | None) -> str:

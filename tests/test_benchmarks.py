@@ -110,13 +110,27 @@ def fake_results(tmp_path) -> Path:
     ranking = _doc("ranking", {"k": 10, "models": {
         "Popularity": {"precision": 0.19, "recall": 0.11, "ndcg": 0.22, "map": 0.05, "coverage": 0.1,
                        "fit_seconds": 0.01, "top_n_seconds": 0.02},
-        "WeightedEnsemble implicit (all unseen)": {"precision": 0.37, "recall": 0.2, "ndcg": 0.43, "map": 0.1,
-                                                   "coverage": 0.2, "fit_seconds": 9.0, "top_n_seconds": 1.0},
+        "EASE": {"precision": 0.4, "recall": 0.2, "ndcg": 0.48, "map": 0.3, "coverage": 0.2, "fit_seconds": 0.0,
+                 "tune_seconds": 23.5, "top_n_seconds": 0.5, "params": {"l2": 400.0}, "validation_ndcg": 0.17,
+                 "tried": [{"params": {"l2": 200.0}, "validation_ndcg": 0.16},
+                           {"params": {"l2": 400.0}, "validation_ndcg": 0.17}]},
+        f"{render.RANKING_ENSEMBLE} (all unseen)": {
+            "precision": 0.43, "recall": 0.2, "ndcg": 0.51, "map": 0.1, "coverage": 0.2, "fit_seconds": 9.0,
+            "top_n_seconds": 1.0, "members": ["EASE", "ALS"], "member_validation_ndcg": {"EASE": 0.17, "ALS": 0.16},
+            "selection": [{"members": ["EASE"], "validation_ndcg": 0.17}, {"members": ["EASE", "ALS"],
+                                                                            "validation_ndcg": 0.18}]},
+        f"{render.RANKING_ENSEMBLE} (candidates=20)": {"precision": 0.4, "recall": 0.2, "ndcg": 0.49, "map": 0.1,
+                                                       "coverage": 0.2, "fit_seconds": 9.0, "top_n_seconds": 1.0},
         "Broken": {"error": "BackendError: no"},
     }})
     speed = _doc("speed", {"n": 10, "repeats": 3, "models": {
         "SurpriseSVD": {"fit_seconds": 1.0, "top_n_seconds": 0.05, "recipe_seconds": 6.0, "speedup_vs_recipe": 120.0,
                         "speedup_vs_surprise_recipe": 120.0, "peak_rss_mb": 300.0, "recipe": "FAQ"},
+        "EASE (tuned)": {"fit_seconds": 20.0, "top_n_seconds": 0.4, "peak_rss_mb": 340.0},
+        "Ens": {"fit_seconds": 90.0, "top_n_seconds": 1.2, "peak_rss_mb": 900.0, "top_n_peak_rss_mb": 350.0,
+                "members": ["EASE (tuned)", "SurpriseSVD"], "members_top_n_seconds_in_process": {"EASE (tuned)": 0.5},
+                "members_top_n_seconds_sum": 0.45, "time_ratio": 1.2 / 0.45, "time_ratio_in_process": 2.4,
+                "largest_member": "EASE (tuned)", "largest_member_peak_rss_mb": 340.0, "rss_ratio": 900.0 / 340.0},
     }})
     for name, doc in (("accuracy", accuracy), ("ranking", ranking), ("speed", speed)):
         (tmp_path / f"{name}.json").write_text(json.dumps(doc))
@@ -135,7 +149,18 @@ def test_render_writes_tables_provenance_and_targets(fake_results, tmp_path):
     # ensemble beats its best member on u1 (+0.01) but not on u2 (-0.005): missed, worst fold u2
     assert "1/2 folds | **missed** | worst fold u2: -0.0050" in page
     assert "u1 RMSE <= 0.915 | 0.9100 | **met** | +0.0050" in page
-    assert "0.4300 (WeightedEnsemble implicit (all unseen)) | **met** | +0.0300" in page
+    # issue 13: each row of the main job's ranking ensemble against nDCG@10 >= 0.50
+    assert f"{render.RANKING_ENSEMBLE} (all unseen): nDCG@10 >= 0.50 (issue 13) | 0.5100 | **met** | +0.0100" in page
+    assert f"{render.RANKING_ENSEMBLE} (candidates=20): nDCG@10 >= 0.50 (issue 13) | 0.4900 | **missed** | -0.0100" in page
+    # a tuned model's fit time is its search; its chosen point and every point tried are listed
+    assert "| EASE | 0.4000 | 0.2000 | 0.4800 | 0.3000 | 0.2000 | 23.5 | 0.50 |" in page
+    assert "- EASE: l2=400 (validation 0.1700; tried l2=200: 0.1600; l2=400: 0.1700)" in page
+    assert "members kept EASE + ALS" in page and "subsets tried: EASE 0.1700, EASE+ALS 0.1800" in page
+    # speed: the ensemble against its members: time 2.67x (met, <= 3x), RSS 2.65x (missed, <= 2x)
+    assert "Ens: top_n <= 3× its members' top_n sum (issue 13) | 2.67× (1.200 s / 0.450 s) | **met** | +0.33×" in page
+    assert "Ens: peak RSS <= 2× its largest member's (issue 13) | 2.65× (900 / 340 MiB) | **missed** | -0.65×" in page
+    assert ("| Ens | EASE (tuned) + SurpriseSVD | 1.200 | 0.450 | 2.67× | 0.500 | 2.40× | 900 | 340 (EASE (tuned)) "
+            "| 2.65× |") in page
     assert "120× | **met**" in page
     assert "failed: BackendError: no" in page
     assert "Not run yet: `python -m benchmarks --suite scale`" in page
@@ -164,3 +189,31 @@ def test_render_scale_growth(tmp_path):
     assert "| BiasedBaseline | 8.0× | 12.0× | 3.0× | – |" in page
     assert "failed: timed out after 1800 s" in page
     assert "Growth 1,000 → 10,000 (10× the ratings; top_n scores every (user, movie) pair, 30.0× as many)" in page
+
+
+# -- the speed suite's ensemble comparison ---------------------------------------------------------
+def test_speed_compare_ratios_against_members_of_the_same_run():
+    from benchmarks import speed
+
+    ensemble = speed.RANKING_ENSEMBLE
+    results = {
+        "EASE (tuned)": {"top_n_seconds": 0.3, "peak_rss_mb": 340.0},
+        "SparkALS implicit": {"top_n_seconds": 0.1, "peak_rss_mb": 220.0},
+        "SageMakerFM binary": {"top_n_seconds": 0.2, "peak_rss_mb": 250.0},
+        ensemble: {"top_n_seconds": 1.0, "peak_rss_mb": 700.0, "members": ["EASE (tuned)", "SparkALS implicit"],
+                   "members_top_n_seconds_in_process": {"EASE (tuned)": 0.4, "SparkALS implicit": 0.1}},
+        # its member SurpriseSVD failed: no ratio rather than a wrong one
+        "WeightedEnsemble rating (ALS+SVD+FM)": {"top_n_seconds": 1.0, "peak_rss_mb": 500.0},
+        "SparkALS": {"top_n_seconds": 0.1, "peak_rss_mb": 200.0},
+        "SurpriseSVD": {"error": "ImportError: no surprise"},
+    }
+    speed.compare(results)
+    entry = results[ensemble]
+    # only the members forward selection kept count: 1.0 / (0.3 + 0.1)
+    assert entry["members_top_n_seconds_sum"] == pytest.approx(0.4)
+    assert entry["time_ratio"] == pytest.approx(2.5) and entry["time_target_met"] is True
+    assert entry["time_ratio_in_process"] == pytest.approx(2.0)
+    assert entry["largest_member"] == "EASE (tuned)"
+    assert entry["rss_ratio"] == pytest.approx(700 / 340) and entry["rss_target_met"] is False
+    rating = results["WeightedEnsemble rating (ALS+SVD+FM)"]
+    assert "time_ratio" not in rating and rating["comparison_error"] == "a member's own measurement failed"

@@ -32,6 +32,7 @@ __all__ = [
     "datasets_command",
     "download_command",
     "evaluate_command",
+    "load_data",
     "one_line",
     "recommend_command",
 ]
@@ -91,7 +92,8 @@ def _new_ensemble(args: argparse.Namespace, train: pd.DataFrame, candidates: int
 
     members = build_members(args.models, args.seed, args.task)
     if args.task == "rating":
-        return WeightedEnsemble(list(members.values()), candidates=candidates, random_state=args.seed)
+        return WeightedEnsemble(list(members.values()), weights=args.weights, candidates=candidates,
+                                random_state=args.seed)
     metric = f"ndcg@{args.k}"
     for name, model in members.items():
         if args.task in registry.MODELS[name].tuned_for:
@@ -191,14 +193,33 @@ def _ids(values: Sequence[Any], shown: int = 10) -> str:
 
 
 # -- commands --------------------------------------------------------------------------------
+def load_data(args: argparse.Namespace) -> Any:
+    """Return the data the arguments name: ``--ratings FILE`` (with ``--items``, ``--columns``) or ``--dataset``."""
+    if getattr(args, "ratings", None) is not None:
+        from movierec.ratings_file import load_ratings, parse_columns
+
+        columns = parse_columns(args.columns) if args.columns else {"rating": "rating", "timestamp": "timestamp"}
+        data = load_ratings(args.ratings, items=args.items, **columns)
+        if data.implicit and args.task == "rating":
+            raise ValueError(f"{args.ratings} has no rating column (implicit feedback): use --task ranking")
+        return data
+    from movierec.datasets import load_movielens
+
+    return load_movielens(args.dataset, data_home=args.data_home)
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, str]:
     """Return (MovieLens, train, test, description of the split)."""
-    from movierec.datasets import load_movielens, official_folds
+    from movierec.datasets import official_folds
     from movierec.split import stratified_split
 
     start = time.perf_counter()
-    data = load_movielens(args.dataset, data_home=args.data_home)
-    if args.test_size is None and args.dataset == "ml-100k":
+    data = load_data(args)
+    if args.ratings is not None:
+        size = 0.2 if args.test_size is None else args.test_size
+        train, test = stratified_split(data.ratings, size, random_state=args.seed)
+        split = f"{args.ratings.name}, stratified {size:g} of each user's ratings (seed {args.seed})"
+    elif args.test_size is None and args.dataset == "ml-100k":
         fold = official_folds(args.dataset, which=(args.fold or "u1",), data_home=args.data_home, download=False)[0]
         train, test, split = fold.train, fold.test, f"official fold {fold.name}"
     else:
@@ -252,7 +273,7 @@ def recommend_command(args: argparse.Namespace) -> int:
             "seed": str(args.seed),
             "fit seconds": ", ".join(f"{k} {v:.1f}" for k, v in fit_seconds.items()),
         }
-        report = ReportData(dataset=args.dataset, split=split, train=train, test=test, titles=titles,
+        report = ReportData(dataset=data.name, split=split, train=train, test=test, titles=titles,
                             members=members, ensemble=ensemble, metrics=metrics, top=top, k=args.k,
                             users=shown_users, settings=settings, seed=args.seed, task=args.task)
         report_path = write_report(report, args.out / "report.html")
@@ -293,6 +314,7 @@ def _with_titles(top: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     from movierec.datasets import official_folds
+
 
     if args.out is not None:
         check_out_file(args.out)

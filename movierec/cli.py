@@ -34,6 +34,7 @@ from movierec._cli_commands import (
     one_line,
     recommend_command,
 )
+from movierec._cli_model import evaluate_saved, fit_command, recommend_saved, serve_command
 from movierec._version import __version__
 
 __all__ = ["build_parser", "main"]
@@ -64,6 +65,7 @@ def _number(convert: Callable[[str], Any], ok: Callable[[Any], bool], what: str)
 
 _positive_int = _number(int, lambda value: value > 0, "a positive integer")
 _seed = _number(int, lambda value: value >= 0, "a non-negative integer")
+_port = _number(int, lambda value: 0 < value < 65536, "a port number from 1 to 65535")
 _fraction = _number(float, lambda value: 0 < value < 1, "a number strictly between 0 and 1")
 
 
@@ -141,8 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
                  "and chosen there, with Popularity as the reference row; rating: the seed's pipeline, "
                  "members predicting ratings, weighted by 1/RMSE")
 
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--ratings", type=Path, metavar="FILE",
+                     help="your own ratings file (CSV, TSV or Parquet) instead of --dataset; see --columns")
+    own.add_argument("--items", type=Path, metavar="FILE", help="with --ratings: a file of movie titles")
+    own.add_argument("--columns", metavar="MAP",
+                     help="with --ratings: which columns hold what, e.g. user=uid,item=sku,rating=stars,"
+                     "timestamp=ts (default rating=rating,timestamp=timestamp; no rating: implicit feedback)")
+    weights_help = ("rating task: inverse_error (default, the seed's 1/RMSE) or stacked (non-negative least "
+                    "squares on the hold-out's standardized scores)")
+
     rec = commands.add_parser(
-        "recommend", parents=[common, data], help="fit models and the ensemble; write recommendations and a report",
+        "recommend", parents=[common, data, own], help="fit models and the ensemble; write recommendations and a report",
         description="Fit the chosen models and their WeightedEnsemble on a training part, print each "
         "one's RMSE and MAE on the test part, and write recommendations.csv and report.html to --out.",
     )
@@ -161,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "every unseen movie (default full for --task ranking, candidates for rating)")
     rec.add_argument("--candidates", type=_positive_int, default=DEFAULT_CANDIDATES, metavar="K",
                      help=f"K of --ensemble candidates (default {DEFAULT_CANDIDATES})")
+    rec.add_argument("--weights", choices=("inverse_error", "stacked"), default="inverse_error", help=weights_help)
+    rec.add_argument("--model", type=Path, metavar="DIR",
+                     help="recommend from a model kept by 'movierec fit --save DIR' instead of fitting")
     rec.add_argument("--recommender", metavar="MODEL", default=ENSEMBLE,
                      help="whose lists go to recommendations.csv: 'ensemble' (default) or one of --models")
     rec.add_argument("--k", type=_positive_int, default=10, help="cut-off of precision@k and nDCG@k (default 10)")
@@ -171,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=recommend_command)
 
     ev = commands.add_parser(
-        "evaluate", parents=[common, data], help="cross-validate the models and the ensemble",
+        "evaluate", parents=[common, data, own], help="cross-validate the models and the ensemble",
         description="Fit the models and their WeightedEnsemble on each official fold; print mean ± sd "
         "of RMSE and MAE as a Markdown table, and write it as CSV with --out.",
     )
@@ -183,8 +198,37 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--models", type=_model_list, metavar="LIST", help=models_help)
     ev.add_argument("--k", type=_positive_int, default=10, help="cut-off of the ranking metrics (default 10)")
     ev.add_argument("--seed", type=_seed, default=0, help="random_state of the models and ensemble (default 0)")
+    ev.add_argument("--weights", choices=("inverse_error", "stacked"), default="inverse_error", help=weights_help)
+    ev.add_argument("--model", type=Path, metavar="DIR",
+                    help="score a model kept by 'movierec fit --save DIR' on --ratings TEST_FILE instead")
     ev.add_argument("--out", type=Path, metavar="FILE", help="also write the table as CSV to FILE")
     ev.set_defaults(func=evaluate_command)
+
+    fit = commands.add_parser(
+        "fit", parents=[common, data, own], help="fit the task's ensemble on all the data and keep it",
+        description="Fit the models and their WeightedEnsemble on all the ratings (hold-out inside) and save "
+        "the ensemble, its members and model-card.json to --save.",
+    )
+    fit.add_argument("--dataset", default="ml-100k", choices=datasets, help="MovieLens dataset (default ml-100k)")
+    fit.add_argument("--task", choices=TASKS, default="ranking", help=task_help)
+    fit.add_argument("--models", type=_model_list, metavar="LIST", help=models_help)
+    fit.add_argument("--weights", choices=("inverse_error", "stacked"), default="inverse_error", help=weights_help)
+    fit.add_argument("--candidates", type=_positive_int, default=DEFAULT_CANDIDATES, metavar="K",
+                     help=f"rating task: each member's top K are the ensemble's candidates (default {DEFAULT_CANDIDATES})")
+    fit.add_argument("--k", type=_positive_int, default=10, help="cut-off of the ranking hold-out metric (default 10)")
+    fit.add_argument("--seed", type=_seed, default=0, help="random_state of the models and ensemble (default 0)")
+    fit.add_argument("--save", type=Path, required=True, metavar="DIR", help="folder to keep the model in")
+    fit.set_defaults(func=fit_command)
+
+    srv = commands.add_parser(
+        "serve", parents=[common], help="serve a kept model as a JSON HTTP API",
+        description="Load a model kept by 'movierec fit --save DIR' once, then answer GET /users/{id}/recommendations, "
+        "POST /predict, GET /health and GET /model until interrupted.",
+    )
+    srv.add_argument("--model", type=Path, required=True, metavar="DIR", help="the kept model's folder")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    srv.set_defaults(func=serve_command)
 
     dl = commands.add_parser("download", parents=[common, data], help="download a MovieLens archive",
                              description="Download a MovieLens archive into the data folder (verified, atomic).")
@@ -200,14 +244,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Checks that involve several arguments; failures exit 2 through ``parser.error``."""
-    if args.command in ("recommend", "evaluate"):
+    if args.command in ("recommend", "evaluate", "fit"):
+        if (args.items or args.columns) and args.ratings is None:
+            parser.error("argument --items/--columns: they go with --ratings FILE")
+        if args.weights == "stacked" and args.task != "rating":
+            parser.error("argument --weights: stacked weights are learned from ratings: use --task rating")
+    if args.command == "evaluate" and (args.model is None) != (args.ratings is None):
+        if args.model is not None:
+            parser.error("argument --model: evaluate --model DIR needs --ratings TEST_FILE")
+        parser.error("argument --ratings: evaluate cross-validates official folds; with --ratings, give --model DIR")
+    if args.command in ("recommend", "evaluate", "fit") and getattr(args, "model", None) is None:
         args.models = args.models or _model_list(DEFAULT_MODELS[args.task])
         wrong = [name for name in args.models if args.task not in registry.MODELS[name].tasks]
         if wrong:
             offered = [name for name, spec in registry.MODELS.items() if args.task in spec.tasks]
             parser.error(f"argument --models: {', '.join(wrong)} cannot be used for --task {args.task}; "
                          f"choose among {', '.join(offered)}")
-    if args.command == "recommend":
+    if args.command == "recommend" and args.model is None:
         if args.ensemble is None:
             args.ensemble = "full" if args.task == "ranking" else "candidates"
         if args.fold is not None and args.dataset != "ml-100k":
@@ -217,7 +270,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         if args.ensemble == "candidates" and max(args.n, args.k) > args.candidates:
             parser.error(f"argument --candidates: K={args.candidates} is smaller than --n/--k "
                          f"({max(args.n, args.k)}); raise --candidates or use --ensemble full")
-    elif args.command == "evaluate" and args.dataset != "ml-100k":
+    elif args.command == "evaluate" and args.model is None and args.dataset != "ml-100k":
         parser.error(f"argument --dataset: only ml-100k has official folds, not {args.dataset}")
 
 
@@ -306,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
+    if getattr(args, "model", None) is not None and args.command in ("recommend", "evaluate"):
+        args.func = recommend_saved if args.command == "recommend" else evaluate_saved  # a kept model: no fit
     _configure_logging(args.quiet, args.debug)
     try:
         with _interrupts(), _warnings_once():

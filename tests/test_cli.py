@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -289,3 +290,102 @@ def test_evaluate_ranking_task_cross_validates_ranking_metrics(tmp_path, data_ho
                                    "map@10_mean", "map@10_sd", "folds"]
     assert table.loc["ease", "ndcg@10_mean"] > 1.5 * table.loc["popularity", "ndcg@10_mean"]
     assert (table["folds"] == 2).all()
+
+
+# -- your own data, a kept model, a service (issue 16), stacked weights (issue 14) -------------------
+@pytest.fixture(scope="module")
+def own_files(tmp_path_factory, u1):
+    folder = tmp_path_factory.mktemp("own")
+    names = {"userId": "uid", "movieId": "sku", "rating": "stars", "timestamp": "ts"}
+    u1.train.rename(columns=names).to_csv(folder / "train.csv", index=False)
+    u1.test.rename(columns=names).to_csv(folder / "test.csv", index=False)
+    (folder / "movies.csv").write_text("sku,title\n" + "\n".join(f"{i},Movie {i}" for i in range(1, 1700)))
+    return folder
+
+
+@pytest.mark.realdata
+def test_own_ratings_fit_save_recommend_and_evaluate_a_kept_model(own_files, tmp_path, data_home, u1):
+    columns = ("--columns", "user=uid,item=sku,rating=stars,timestamp=ts")
+    model = tmp_path / "model"
+    fitted = run_cli("fit", "--ratings", str(own_files / "train.csv"), *columns, "--models", "ease,pop",
+                     "--save", str(model), "-q", data=data_home)
+    assert fitted.returncode == 0, fitted.stderr
+    card = json.loads((model / "model-card.json").read_text())
+    assert card["data"]["rows"] == len(u1.train) and card["extra"]["task"] == "ranking"
+    assert set(card["validation"]["holdout_errors"]) == {"ease", "pop"}
+
+    out = tmp_path / "out"
+    kept = run_cli("recommend", "--model", str(model), "--ratings", str(own_files / "train.csv"), *columns,
+                   "--items", str(own_files / "movies.csv"), "--n", "4", "--out", str(out), "-q", data=data_home)
+    assert kept.returncode == 0, kept.stderr
+    recs = pd.read_csv(out / "recommendations.csv")
+    assert len(recs) == u1.train.userId.nunique() * 4
+    assert recs.title.str.startswith("Movie ").all()
+    # The kept model gives the lists a refit would: the same as the ensemble's top_n after load.
+    from movierec import load_model
+
+    top = load_model(model).top_n(n=4)
+    assert list(zip(recs.userId, recs.movieId)) == list(zip(top.userId, top.movieId))
+
+    scored = run_cli("evaluate", "--model", str(model), "--ratings", str(own_files / "test.csv"), *columns, "-q",
+                     data=data_home)
+    assert scored.returncode == 0, scored.stderr
+    assert "ndcg@10" in scored.stdout and "ranking task" in scored.stdout
+
+
+@pytest.mark.realdata
+def test_serve_answers_over_real_http(own_files, tmp_path, data_home):
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    model = tmp_path / "model"
+    assert run_cli("fit", "--task", "rating", "--models", "baseline", "--save", str(model), "-q",
+                   data=data_home).returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "movierec", "serve", "--model", str(model), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                    assert json.loads(response.read())["status"] == "ok"
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/users/1/recommendations?n=3", timeout=5) as response:
+            body = json.loads(response.read())
+        assert [row["rank"] for row in body["recommendations"]] == [1, 2, 3]
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/users/99999/recommendations", timeout=5)
+        assert missing.value.code == 404
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.realdata
+def test_rating_task_with_stacked_weights(tmp_path, data_home):
+    result = run_cli("recommend", "--task", "rating", "--models", "baseline,svd", "--weights", "stacked", "--n", "3",
+                     "--out", str(tmp_path / "out"), "-q", data=data_home)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")}
+    ensemble_rmse = float(rows["ensemble"][2])
+    assert ensemble_rmse <= min(float(rows["baseline"][2]), float(rows["svd"][2])) + 0.002
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["recommend", "--weights", "stacked"], "use --task rating"),
+        (["recommend", "--items", "x.csv"], "go with --ratings"),
+        (["evaluate", "--model", "somewhere"], "needs --ratings"),
+        (["fit", "--models", "ease"], "--save"),
+        (["serve", "--model", "m", "--port", "70000"], "port number"),
+    ],
+)
+def test_kept_model_arguments_exit_2_with_usage(args, fragment, data_home):
+    assert_usage_error(run_cli(*args, data=data_home), fragment)

@@ -1,0 +1,132 @@
+"""The ``movierec`` subcommands around a kept model: ``fit --save``, ``recommend --model``,
+``evaluate --model`` and ``serve``; ``movierec.cli`` parses their arguments.
+
+A kept model is a folder written by ``WeightedEnsemble.save`` with ``model-card.json`` inside it,
+under the folder's manifest (movierec.model_card.save_with_card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+
+from movierec._cli_commands import (
+    ENSEMBLE,
+    _chosen,
+    _close,
+    _fit_ensemble,
+    _markdown,
+    _new_ensemble,
+    _with_titles,
+    check_out_dir,
+    load_data,
+    one_line,
+)
+
+__all__ = ["evaluate_saved", "fit_command", "recommend_saved", "serve_command"]
+
+logger = logging.getLogger("movierec.cli")
+
+
+def fit_command(args: argparse.Namespace) -> int:
+    """Fit the task's ensemble on all the data and keep it, with its model card, in ``--save``."""
+    from movierec.model_card import build_card, save_with_card
+
+    started = time.perf_counter()
+    check_out_dir(args.save, "--save")
+    data = load_data(args)
+    ratings = data.ratings
+    candidates = args.candidates if args.task == "rating" else None
+    ensemble = _new_ensemble(args, ratings, candidates)
+    try:
+        _fit_ensemble(args, ensemble, args.models, ratings, "fitting")
+        chosen = list(_chosen(args.models, ensemble))
+        holdout = {name: float(e) for name, e in zip(args.models, ensemble.candidate_errors_)}
+        metrics = {"metric": ensemble.metric, "holdout_errors": holdout, "chosen": chosen,
+                   "weights": dict(zip(chosen, map(float, ensemble.weights_)))}
+        card = build_card(ensemble, getattr(args, "ratings", None), ratings, metrics,
+                          sha256=getattr(data, "sha256", None), implicit=getattr(data, "implicit", None),
+                          extra={"task": args.task, "source": str(getattr(args, "ratings", None) or args.dataset)})
+        save_with_card(ensemble, args.save, card)
+    finally:
+        _close(ensemble)
+    print(f"fitted {', '.join(chosen)} on {len(ratings):,} ratings ({args.task} task); hold-out "
+          + ("RMSE" if ensemble.metric == "rmse" else f"1 - {ensemble.metric}") + ": "
+          + ", ".join(f"{name} {e:.4f}" for name, e in holdout.items()))
+    print(f"wrote {args.save} (model and model-card.json) in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _load_kept(args: argparse.Namespace) -> Any:
+    from movierec import load_model
+
+    start = time.perf_counter()
+    model = load_model(args.model)
+    logger.info("loaded %s from %s (%.1f s)", type(model).__name__, args.model, time.perf_counter() - start)
+    return model
+
+
+def recommend_saved(args: argparse.Namespace) -> int:
+    """Write ``recommendations.csv`` from a kept model, without refitting."""
+    check_out_dir(args.out)
+    model = _load_kept(args)
+    try:
+        known = model.top_n(users=args.users, n=args.n)
+    finally:
+        model.close()
+    if args.users is not None and known.empty:
+        raise ValueError(f"none of the --users {args.users[:10]} is known to the model in {args.model}")
+    items = _titles(args)
+    if items is None:  # no titles known: the id stands in
+        items = pd.DataFrame({"movieId": known["movieId"].unique(), "title": ""})
+    recommendations = _with_titles(known, items)
+    path = args.out / "recommendations.csv"
+    recommendations.to_csv(path, index=False, float_format="%.6g")
+    print(f"wrote {path} ({len(recommendations):,} rows: {recommendations['userId'].nunique()} users x top {args.n} "
+          f"of the model in {args.model})")
+    return 0
+
+
+def _titles(args: argparse.Namespace) -> pd.DataFrame | None:
+    """Return ``movieId, title``: from ``--ratings``/``--items``, else from the dataset the model card names."""
+    if getattr(args, "ratings", None) is not None:
+        return load_data(args).items
+    from movierec.datasets import known_datasets, load_movielens
+    from movierec.model_card import read_card
+
+    source = ((read_card(args.model) or {}).get("extra") or {}).get("source")
+    if source in known_datasets():
+        return load_movielens(source, data_home=args.data_home).items
+    return None
+
+
+def evaluate_saved(args: argparse.Namespace) -> int:
+    """Score a kept model on new data (``--ratings TEST_FILE``): ranking metrics, and RMSE for rating models."""
+    from movierec.metrics import evaluate
+
+    test = load_data(args).ratings
+    model = _load_kept(args)
+    try:
+        task = "rating" if getattr(model, "metric", "rmse") == "rmse" else "ranking"
+        top = {ENSEMBLE: model.top_n(users=pd.unique(test["userId"]), n=args.k)}
+        table = evaluate({ENSEMBLE: model}, test, top=top, k=args.k, task=task)
+    finally:
+        model.close()
+    print(_markdown(table.drop(columns="scored", errors="ignore").map(lambda v: f"{v:.4f}")))
+    print(f"\n{args.model} on {args.ratings}: {len(test):,} ratings, {task} task")
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Serve a kept model over HTTP until interrupted."""
+    from movierec.serve import run
+
+    try:
+        run(args.model, args.host, args.port)
+    except OSError as err:  # the port is taken, or the host cannot be bound
+        raise ValueError(f"cannot serve on {args.host}:{args.port}: {one_line(err)}") from err
+    return 0

@@ -95,10 +95,18 @@ def _new_ensemble(args: argparse.Namespace, train: pd.DataFrame, candidates: int
         return WeightedEnsemble(list(members.values()), weights=args.weights, candidates=candidates,
                                 random_state=args.seed)
     metric = f"ndcg@{args.k}"
-    for name, model in members.items():
+    for name, model in list(members.items()):
         if args.task in registry.MODELS[name].tuned_for:
             start = time.perf_counter()
-            result = model.tune(train, metric=metric, random_state=args.seed)
+            try:
+                result = model.tune(train, metric=metric, random_state=args.seed)
+            except DataValidationError as err:  # e.g. EASE refuses a catalogue too large for its Gram matrix
+                if len(members) == 1:
+                    raise
+                logger.warning("warning: leaving %s out: %s", name, one_line(err))
+                del members[name]
+                args.models = [m for m in args.models if m != name]
+                continue
             logger.info("tuned %s on a validation split of the training part: %s (%s %.4f, %.1f s)", name,
                         result.best_params, metric, result.best_score, time.perf_counter() - start)
     return WeightedEnsemble(list(members.values()), metric=metric, select="forward", candidates=candidates,

@@ -58,7 +58,7 @@ from movierec._datasets._registry import (
 )
 from movierec._params import Int, Real, check_value
 from movierec._validation import declare_scale
-from movierec.exceptions import DatasetError
+from movierec.exceptions import DataValidationError, DatasetError
 
 __all__ = [
     "MovieLens",
@@ -276,7 +276,11 @@ def load_movielens(name: str = "ml-100k", *, data_home: PathLike | None = None,
             users = None
     logger.debug("loaded %s from %s: %d ratings", name, path, len(ratings))
     # The frame carries its scale, so every fit and split refuses a rating off it (a stray 6).
-    return MovieLens(name=name, ratings=declare_scale(ratings, spec.rating_scale), items=items, users=users)
+    try:
+        ratings = declare_scale(ratings, spec.rating_scale)
+    except DataValidationError as err:
+        raise DatasetError(f"{path}: {spec.member(spec.ratings)}: {err}") from None
+    return MovieLens(name=name, ratings=ratings, items=items, users=users)
 
 
 def official_folds(name: str = "ml-100k", *, which: str | Iterable[str] = ML100K_FOLDS[:5],

@@ -41,8 +41,9 @@ class Layout:
 
     @property
     def rating_scale(self) -> tuple[float, float]:
-        """Return the lowest and highest rating the archive's format allows (whole stars, or half stars in CSV)."""
-        return (0.5, 5.0) if self.format == "csv" else (1.0, 5.0)
+        """Return the lowest and highest rating the archive allows: whole stars 1-5 in ml-100k and ml-1m,
+        half stars 0.5-5 from ml-10m on (its .dat files included)."""
+        return (1.0, 5.0) if self.name in ("ml-100k", "ml-1m") else (0.5, 5.0)
 
     def member(self, filename: str) -> str:
         """Return the path of ``filename`` inside the zip."""

@@ -53,8 +53,10 @@ class BiasedBaseline(ArrayRecommender):
     n_iter : int, default 10
         Alternating sweeps (user biases, then movie biases).
 
-    Both are checked at the start of ``fit``, which raises
-    :class:`~movierec.exceptions.InvalidParameterError` naming a bad one.
+    Raises
+    ------
+    InvalidParameterError
+        From ``fit``, which checks both parameters first, naming a bad one.
 
     Attributes
     ----------

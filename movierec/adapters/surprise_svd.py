@@ -100,10 +100,13 @@ class SurpriseSVD(ArrayRecommender):
         :class:`~movierec.exceptions.DataValidationError` showing a bad row, so a stray rating
         can never widen the clip range of MovieLens data.
 
-    ``fit`` checks every parameter first and raises
-    :class:`~movierec.exceptions.InvalidParameterError` naming a bad one; it raises
-    :class:`~movierec.exceptions.BackendError` if Surprise fails or its SGD diverges (NaN or
-    infinite factors), leaving the model unfitted.
+    Raises
+    ------
+    InvalidParameterError
+        From ``fit``, which checks every parameter first, naming a bad one.
+    BackendError
+        From ``fit``, if Surprise fails or its SGD diverges (NaN or infinite factors); the model
+        is left unfitted.
 
     Attributes
     ----------

@@ -64,8 +64,10 @@ class MyFMBayes(ArrayRecommender):
     random_state : int or None, default None
         Seed of the sampler; None draws one from the operating system.
 
-    ``fit`` checks every parameter first and raises
-    :class:`~movierec.exceptions.InvalidParameterError` naming a bad one.
+    Raises
+    ------
+    InvalidParameterError
+        From ``fit``, which checks every parameter first, naming a bad one.
 
     Attributes
     ----------

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -389,3 +390,66 @@ def test_rating_task_with_stacked_weights(tmp_path, data_home):
 )
 def test_kept_model_arguments_exit_2_with_usage(args, fragment, data_home):
     assert_usage_error(run_cli(*args, data=data_home), fragment)
+
+
+@pytest.mark.realdata
+def test_latest_layout_csv_to_fit_recommend_and_serve_gives_the_same_top_10(tmp_path, data_home, u1):
+    """Issue 16's end to end: a MovieLens "latest" CSV (header, half stars, movies.csv) -> fit --save ->
+    recommend --model -> serve; the top 10 over HTTP equals top_n in Python for the same users."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    from movierec import load_model
+
+    rng = np.random.default_rng(0)
+    ratings = u1.train.assign(rating=u1.train.rating - rng.choice([0.0, 0.5], len(u1.train)))
+    ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    movies = pd.DataFrame({"movieId": sorted(u1.train.movieId.unique())})
+    movies = movies.assign(title=[f'"Film {i}, The (1990)"' for i in movies.movieId], genres="Drama|Comedy")
+    (tmp_path / "movies.csv").write_text(
+        "movieId,title,genres\n" + "\n".join(f"{m},{t},{g}" for m, t, g in movies.itertuples(index=False)))
+    model = tmp_path / "model"
+    fitted = run_cli("fit", "--ratings", str(tmp_path / "ratings.csv"), "--items", str(tmp_path / "movies.csv"),
+                     "--models", "ease,pop", "--save", str(model), "-q", data=data_home)
+    assert fitted.returncode == 0, fitted.stderr
+    out = tmp_path / "out"
+    kept = run_cli("recommend", "--model", str(model), "--ratings", str(tmp_path / "ratings.csv"),
+                   "--items", str(tmp_path / "movies.csv"), "--users", "1,2,3", "--n", "10", "--out", str(out), "-q",
+                   data=data_home)
+    assert kept.returncode == 0, kept.stderr
+    recs = pd.read_csv(out / "recommendations.csv")
+    assert recs.title.str.startswith("Film ").all() and len(recs) == 30
+
+    expected = load_model(model).top_n(users=[1, 2, 3], n=10)
+    assert list(zip(recs.userId, recs.movieId)) == list(zip(expected.userId, expected.movieId))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "movierec", "serve", "--model", str(model), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        for user in (1, 2, 3):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/users/{user}/recommendations?n=10") as response:
+                served = json.loads(response.read())["recommendations"]
+            mine = expected[expected.userId == user]
+            assert [row["movieId"] for row in served] == mine.movieId.tolist()
+            np.testing.assert_allclose([row["score"] for row in served], mine.score, rtol=1e-12)
+        # A malformed body does not take the service down.
+        bad = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=b"{not json", method="POST",
+                                     headers={"content-type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad)
+        assert refused.value.code == 422
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
+            assert json.loads(response.read())["status"] == "ok"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -135,9 +135,11 @@ class SageMakerConfig:
         Pause between status checks (0 in tests against moto).
     connect_timeout_seconds : float, default 10
         How long each AWS request may take to open its connection (botocore's ``connect_timeout``).
-    read_timeout_seconds : float, default 60
-        How long each AWS request may wait for the answer (botocore's ``read_timeout``); 60 s is
-        what a real-time endpoint may take to answer ``invoke_endpoint``.
+    read_timeout_seconds : float, default 30
+        How long each AWS request may wait for the answer (botocore's ``read_timeout``). Every
+        control-plane call answers in well under a second and an ``invoke_endpoint`` batch of
+        ``invoke_batch_size`` rows in milliseconds; raise it (up to the 60 s a real-time endpoint
+        may take) for slow custom endpoints.
     max_attempts : int, default 3
         Attempts per AWS request, the first included (botocore's ``total_max_attempts``, standard
         retry mode): an address that accepts connections but never answers fails the call after
@@ -173,7 +175,7 @@ class SageMakerConfig:
     endpoint_timeout_seconds: float = 1800.0
     poll_seconds: float = 15.0
     connect_timeout_seconds: float = 10.0
-    read_timeout_seconds: float = 60.0
+    read_timeout_seconds: float = 30.0
     max_attempts: int = 3
     invoke_batch_size: int = 500
     test_fraction: float = 0.1

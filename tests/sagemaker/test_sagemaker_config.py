@@ -31,10 +31,10 @@ def test_defaults_follow_the_issue():
 def test_aws_calls_wait_seconds_not_minutes_by_default():
     config = SageMakerConfig("my-bucket", ROLE)
     limits = (config.connect_timeout_seconds, config.read_timeout_seconds, config.max_attempts)
-    assert limits == (10.0, 60.0, 3)
+    assert limits == (10.0, 30.0, 3)
     assert client_options(config) == {
         "connect_timeout": 10.0,
-        "read_timeout": 60.0,
+        "read_timeout": 30.0,
         "retries": {"total_max_attempts": 3, "mode": "standard"},
     }
     emulated = SageMakerConfig(

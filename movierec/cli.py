@@ -1,7 +1,7 @@
-"""The ``movierec`` command: ``recommend``, ``evaluate``, ``download`` and ``datasets``.
+"""The ``movierec`` command: ``recommend``, ``evaluate``, ``fit``, ``serve``, ``download`` and ``datasets``.
 
-Here: the arguments, logging and exit codes; the commands' bodies are in ``movierec._cli_commands``.
-These two are the only modules of movierec that print. Exit codes: 0 on success; 2 for bad arguments
+Here: the arguments, logging and exit codes; the commands' bodies are in ``movierec._cli_commands``
+and, for kept models, ``movierec._cli_model``. These are the only modules of movierec that print. Exit codes: 0 on success; 2 for bad arguments
 (argparse's usage line and message); 1 for a runtime failure, reported as one line
 ``movierec: error: ...`` on stderr (``--debug`` shows the traceback instead); 130 on SIGINT (Ctrl-C)
 and 143 on SIGTERM (128 + the signal's number, as shells report a process the signal ended),

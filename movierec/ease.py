@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec._params import Int, Real, Seed, check_value
-from movierec._validation import USER, check_fraction, check_ratings
+from movierec._params import Int, Real, Seed, check_grid, check_value
+from movierec._validation import USER, check_ratings
 from movierec.base import ArrayRecommender, TuneResult
 from movierec.exceptions import DataValidationError
 
@@ -113,12 +113,11 @@ class EASE(ArrayRecommender):
 
         check_ratings(ratings)
         parse_metric(metric)
-        check_fraction(validation_size, "validation_size")
-        check_value("EASE.tune", "random_state", random_state, Seed())
-        grid = {"l2": [50.0 * 2**i for i in range(8)]} if grid is None else dict(grid)
-        if set(grid) != {"l2"} or not list(grid["l2"]):
-            raise DataValidationError(f"grid must be {{'l2': [values...]}}, got {grid!r}")
-        values = [check_value("EASE.tune", "l2", v, self._parameter_constraints["l2"]) for v in grid["l2"]]
+        owner = "EASE.tune"
+        check_value(owner, "validation_size", validation_size, Real(0, 1, open_low=True, open_high=True))
+        check_value(owner, "random_state", random_state, Seed())
+        grid = {"l2": [50.0 * 2**i for i in range(8)]} if grid is None else grid
+        values = check_grid(owner, grid, {"l2": self._parameter_constraints["l2"]})["l2"]
         train, valid = stratified_split(ratings, validation_size, random_state=random_state)
         valid = valid[valid[USER].isin(train[USER])]
         rows = []

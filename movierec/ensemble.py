@@ -1,4 +1,4 @@
-"""WeightedEnsemble: standardized member scores weighted by 1 / RMSE (docs/architecture.md, section 4)."""
+"""WeightedEnsemble: standardized member scores, each weighted by its error or by stacking, summed (docs/architecture.md, section 4)."""
 
 from __future__ import annotations
 

@@ -108,3 +108,13 @@ def test_ease_ranks_ml100k_u1_far_above_popularity(data_home):
     popular = 1 - model_error(Popularity().fit(fold.train), fold.test, "ndcg@10")
     assert popular == pytest.approx(0.325, abs=0.005)
     assert ease > 0.55 and ease > 1.6 * popular
+
+
+@pytest.mark.parametrize(
+    ("grid", "options"),
+    [({"l2": []}, {}), ({"alpha": [1.0]}, {}), ({"l2": [-1.0]}, {}), (None, {"validation_size": 1.5}),
+     (None, {"metric": "auc@3"}), (None, {"random_state": -1})],
+)
+def test_ease_tune_refuses_bad_options_with_invalid_parameter_error(grid, options):
+    with pytest.raises(InvalidParameterError):
+        EASE().tune(synthetic_ratings(), grid, **options)

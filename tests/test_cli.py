@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -293,6 +299,27 @@ def test_evaluate_ranking_task_cross_validates_ranking_metrics(tmp_path, data_ho
     assert (table["folds"] == 2).all()
 
 
+@contextlib.contextmanager
+def serving(model: Path) -> Iterator[int]:
+    """Run ``movierec serve --model`` on a free port in a subprocess; yield the port once /health answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "movierec", "serve", "--model", str(model), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 # -- your own data, a kept model, a service (issue 16), stacked weights (issue 14) -------------------
 @pytest.fixture(scope="module")
 def own_files(tmp_path_factory, u1):
@@ -336,36 +363,16 @@ def test_own_ratings_fit_save_recommend_and_evaluate_a_kept_model(own_files, tmp
 
 @pytest.mark.realdata
 def test_serve_answers_over_real_http(own_files, tmp_path, data_home):
-    import socket
-    import time
-    import urllib.error
-    import urllib.request
-
     model = tmp_path / "model"
     assert run_cli("fit", "--task", "rating", "--models", "baseline", "--save", str(model), "-q",
                    data=data_home).returncode == 0
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "movierec", "serve", "--model", str(model), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-                    assert json.loads(response.read())["status"] == "ok"
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
+    with serving(model) as port:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/users/1/recommendations?n=3", timeout=5) as response:
             body = json.loads(response.read())
         assert [row["rank"] for row in body["recommendations"]] == [1, 2, 3]
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/users/99999/recommendations", timeout=5)
         assert missing.value.code == 404
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.mark.realdata
@@ -396,11 +403,6 @@ def test_kept_model_arguments_exit_2_with_usage(args, fragment, data_home):
 def test_latest_layout_csv_to_fit_recommend_and_serve_gives_the_same_top_10(tmp_path, data_home, u1):
     """Issue 16's end to end: a MovieLens "latest" CSV (header, half stars, movies.csv) -> fit --save ->
     recommend --model -> serve; the top 10 over HTTP equals top_n in Python for the same users."""
-    import socket
-    import time
-    import urllib.error
-    import urllib.request
-
     from movierec import load_model
 
     rng = np.random.default_rng(0)
@@ -424,18 +426,7 @@ def test_latest_layout_csv_to_fit_recommend_and_serve_gives_the_same_top_10(tmp_
 
     expected = load_model(model).top_n(users=[1, 2, 3], n=10)
     assert list(zip(recs.userId, recs.movieId)) == list(zip(expected.userId, expected.movieId))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "movierec", "serve", "--model", str(model), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).close()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
+    with serving(model) as port:
         for user in (1, 2, 3):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/users/{user}/recommendations?n=10") as response:
                 served = json.loads(response.read())["recommendations"]
@@ -450,6 +441,3 @@ def test_latest_layout_csv_to_fit_recommend_and_serve_gives_the_same_top_10(tmp_
         assert refused.value.code == 422
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
             assert json.loads(response.read())["status"] == "ok"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

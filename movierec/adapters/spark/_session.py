@@ -54,19 +54,21 @@ logger = logging.getLogger(__name__)
 # where movierec itself starts a session.
 _PANDAS_VERSION_WARNING = "PySpark does not yet fully support pandas"
 
-# Spark's driver logs go to log4j: only failures reach stderr. The netlib flags stop the
-# BLAS/LAPACK loaders from printing dlopen failures when no native library is installed (the
-# pure-Java implementations are used either way).
+# Spark's driver logs go to log4j, at ERROR, into spark.log in the session's folder, never to the
+# terminal: a failure reaches Python as an exception (movierec raises BackendError with its message),
+# and an interrupt's cancelled jobs (ALS's Instrumentation logs a NullPointerException) must not
+# bury the one line the user gets. The netlib flags stop the BLAS/LAPACK loaders from printing
+# dlopen failures when no native library is installed (the pure-Java implementations are used).
 _LOG4J_PROPERTIES = """\
 # pyspark counts as a shell: Spark then prints "Setting default log level to X" unless the level
 # of org.apache.spark (configured here, so Spark takes it as chosen) equals the root level.
 rootLogger.level = error
-rootLogger.appenderRef.stderr.ref = console
-appender.console.type = Console
-appender.console.name = console
-appender.console.target = SYSTEM_ERR
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+rootLogger.appenderRef.file.ref = file
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
 logger.spark.name = org.apache.spark
 logger.spark.level = error
 """
@@ -120,7 +122,7 @@ def local_session_builder(
 
     workdir.mkdir(parents=True, exist_ok=True)
     log4j = workdir / "log4j2.properties"
-    log4j.write_text(_LOG4J_PROPERTIES)
+    log4j.write_text(_LOG4J_PROPERTIES.format(log_file=workdir / "spark.log"))
     java_options = f"-Dlog4j2.configurationFile={log4j.as_uri()} {_NETLIB_FLAGS}"
     if shuffle_partitions is None:
         shuffle_partitions = max(2, min(16, 2 * (os.cpu_count() or 1)))
@@ -272,6 +274,11 @@ def shutdown(timeout: float = 10.0) -> None:
         # pyspark keeps the JVM's Popen as gateway.proc "for use by the caller"
         gateway = getattr(session.sparkContext, "_gateway", None)
         process = getattr(gateway, "proc", None)
+        with contextlib.suppress(Exception):
+            # Jobs cancelled by this stop log ERRORs (ALS's Instrumentation: SparkEnv is null): the
+            # interrupt is the one line the user sees, so every JVM logger goes quiet first.
+            log4j = session.sparkContext._jvm.org.apache.logging.log4j
+            log4j.core.config.Configurator.setAllLevels("", log4j.Level.OFF)
         with warnings.catch_warnings(), contextlib.suppress(Exception):
             warnings.simplefilter("ignore")  # "Unable to cleanly shutdown Spark JVM process"
             session.stop()

@@ -145,10 +145,7 @@ def build(name: str, task: str | None = None, **kwargs: Any) -> Recommender:
     """
     from movierec import registry
 
-    model = registry.make_model(name, task, **kwargs)
-    if "random_state" in model.get_params() and "random_state" not in kwargs:
-        model.set_params(random_state=SEED)
-    return model
+    return registry.make_model(name, task, seed=SEED, **kwargs)
 
 
 def available(names: Iterable[str]) -> dict[str, type[Recommender]]:

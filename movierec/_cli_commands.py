@@ -64,13 +64,7 @@ def build_members(names: Sequence[str], seed: int, task: str = "rating") -> dict
 
     An adapter is imported only when its name is asked for.
     """
-    members = {}
-    for name in names:
-        model = registry.make_model(name, task)
-        if "random_state" in model.get_params():  # BiasedBaseline has nothing to seed
-            model.set_params(random_state=seed)
-        members[name] = model
-    return members
+    return {name: registry.make_model(name, task, seed=seed) for name in names}
 
 
 def _close(ensemble: WeightedEnsemble) -> None:

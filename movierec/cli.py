@@ -152,15 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "timestamp=ts (default rating=rating,timestamp=timestamp; no rating: implicit feedback)")
     weights_help = ("rating task: inverse_error (default, the seed's 1/RMSE) or stacked (non-negative least "
                     "squares on the hold-out's standardized scores)")
+    members = argparse.ArgumentParser(add_help=False)  # what the ensemble is made of, for every command that fits
+    members.add_argument("--task", choices=TASKS, default="ranking", help=task_help)
+    members.add_argument("--models", type=_model_list, metavar="LIST", help=models_help)
+    members.add_argument("--weights", choices=("inverse_error", "stacked"), default="inverse_error", help=weights_help)
 
     rec = commands.add_parser(
-        "recommend", parents=[common, data, own], help="fit models and the ensemble; write recommendations and a report",
+        "recommend", parents=[common, data, own, members], help="fit models and the ensemble; write recommendations and a report",
         description="Fit the chosen models and their WeightedEnsemble on a training part, print each "
         "one's RMSE and MAE on the test part, and write recommendations.csv and report.html to --out.",
     )
     rec.add_argument("--dataset", default="ml-100k", choices=datasets, help="MovieLens dataset (default ml-100k)")
-    rec.add_argument("--task", choices=TASKS, default="ranking", help=task_help)
-    rec.add_argument("--models", type=_model_list, metavar="LIST", help=models_help)
     rec.add_argument("--n", type=_positive_int, default=5, help="recommendations per user (default 5)")
     split = rec.add_mutually_exclusive_group()
     split.add_argument("--fold", choices=ML100K_FOLDS, help="official ml-100k fold (default u1 on ml-100k)")
@@ -173,7 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
                      "every unseen movie (default full for --task ranking, candidates for rating)")
     rec.add_argument("--candidates", type=_positive_int, default=DEFAULT_CANDIDATES, metavar="K",
                      help=f"K of --ensemble candidates (default {DEFAULT_CANDIDATES})")
-    rec.add_argument("--weights", choices=("inverse_error", "stacked"), default="inverse_error", help=weights_help)
     rec.add_argument("--model", type=Path, metavar="DIR",
                      help="recommend from a model kept by 'movierec fit --save DIR' instead of fitting")
     rec.add_argument("--recommender", metavar="MODEL", default=ENSEMBLE,
@@ -186,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=recommend_command)
 
     ev = commands.add_parser(
-        "evaluate", parents=[common, data, own], help="cross-validate the models and the ensemble",
+        "evaluate", parents=[common, data, own, members], help="cross-validate the models and the ensemble",
         description="Fit the models and their WeightedEnsemble on each official fold; print mean ± sd "
         "of RMSE and MAE as a Markdown table, and write it as CSV with --out.",
     )
@@ -194,25 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="MovieLens dataset (default ml-100k; only ml-100k has official folds)")
     ev.add_argument("--folds", type=_fold_list, default=_fold_list("u1-u5"), metavar="FOLDS",
                     help="official folds: a range u1-u5 and/or names such as u1,u3 or ua,ub (default u1-u5)")
-    ev.add_argument("--task", choices=TASKS, default="ranking", help=task_help)
-    ev.add_argument("--models", type=_model_list, metavar="LIST", help=models_help)
     ev.add_argument("--k", type=_positive_int, default=10, help="cut-off of the ranking metrics (default 10)")
     ev.add_argument("--seed", type=_seed, default=0, help="random_state of the models and ensemble (default 0)")
-    ev.add_argument("--weights", choices=("inverse_error", "stacked"), default="inverse_error", help=weights_help)
     ev.add_argument("--model", type=Path, metavar="DIR",
                     help="score a model kept by 'movierec fit --save DIR' on --ratings TEST_FILE instead")
     ev.add_argument("--out", type=Path, metavar="FILE", help="also write the table as CSV to FILE")
     ev.set_defaults(func=evaluate_command)
 
     fit = commands.add_parser(
-        "fit", parents=[common, data, own], help="fit the task's ensemble on all the data and keep it",
+        "fit", parents=[common, data, own, members], help="fit the task's ensemble on all the data and keep it",
         description="Fit the models and their WeightedEnsemble on all the ratings (hold-out inside) and save "
         "the ensemble, its members and model-card.json to --save.",
     )
     fit.add_argument("--dataset", default="ml-100k", choices=datasets, help="MovieLens dataset (default ml-100k)")
-    fit.add_argument("--task", choices=TASKS, default="ranking", help=task_help)
-    fit.add_argument("--models", type=_model_list, metavar="LIST", help=models_help)
-    fit.add_argument("--weights", choices=("inverse_error", "stacked"), default="inverse_error", help=weights_help)
     fit.add_argument("--candidates", type=_positive_int, default=DEFAULT_CANDIDATES, metavar="K",
                      help=f"rating task: each member's top K are the ensemble's candidates (default {DEFAULT_CANDIDATES})")
     fit.add_argument("--k", type=_positive_int, default=10, help="cut-off of the ranking hold-out metric (default 10)")

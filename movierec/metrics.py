@@ -9,15 +9,16 @@ precisions at hits by ``min(n_relevant, k)``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_pairs
 from movierec._ranking import rank_frame
-from movierec.exceptions import DataValidationError
+from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_pairs
+from movierec.exceptions import DataValidationError, MovieRecWarning
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.base import Recommender
@@ -295,10 +296,6 @@ def model_error(model: Recommender, holdout: pd.DataFrame, metric: str = "rmse")
     if k is None:
         return model.rmse(holdout)
     users = pd.unique(holdout[USER])
-    import warnings
-
-    from movierec.exceptions import MovieRecWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MovieRecWarning)  # unknown users: counted as 0 below
         top = model.top_n(users=users, n=k)

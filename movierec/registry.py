@@ -135,11 +135,13 @@ def model_class(name: str) -> type[Recommender]:
     raise KeyError(f"no model named {name!r} is registered; known: {known}")
 
 
-def make_model(name: str, task: str | None = None, **params: Any) -> Recommender:
+def make_model(name: str, task: str | None = None, *, seed: int | None = None, **params: Any) -> Recommender:
     """Return a new, unfitted model of the registered ``name`` built with ``params``.
 
     With ``task`` (``"rating"`` or ``"ranking"``), the model's parameters for that task come first
     and ``params`` override them; a model the registry does not offer for the task raises KeyError.
+    ``seed`` becomes the ``random_state`` of a model that takes one (BiasedBaseline does not), unless
+    ``params`` gives one.
     """
     if task is not None:
         spec = MODELS[name]
@@ -147,7 +149,10 @@ def make_model(name: str, task: str | None = None, **params: Any) -> Recommender
             offered = [n for n, s in MODELS.items() if task in s.tasks]
             raise KeyError(f"{name!r} is not a {task} model; for {task} choose among {offered}")
         params = {**spec.tasks[task], **params}
-    return model_class(name)(**params)
+    model = model_class(name)(**params)
+    if seed is not None and "random_state" in model.get_params() and "random_state" not in params:
+        model.set_params(random_state=seed)
+    return model
 
 
 def registered_name(cls: type) -> str:

@@ -8,7 +8,6 @@ use them alike; nothing here keeps state but :class:`JobWeights`, which reads a 
 from __future__ import annotations
 
 import functools
-import io
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 from movierec._extras import require
 from movierec.exceptions import BackendError, DataValidationError
 from movierec.sagemaker._requests import as_csr
+from movierec.sagemaker._shards import check_shardable, upload_channel
 from movierec.sagemaker.artifact import FMParameters
 from movierec.sagemaker.aws import AwsClients, aws_errors, wait_for
 from movierec.sagemaker.config import SageMakerConfig
@@ -69,22 +69,30 @@ def split_test(
     return X[train], y[train], X[test], y[test]
 
 
-def _recordio(X: Any, y: np.ndarray) -> bytes:
-    from movierec.sagemaker.recordio import write_sparse  # protobuf: imported when data is written
-
-    buffer = io.BytesIO()
-    write_sparse(buffer, as_csr(X).astype(np.float32), np.asarray(y, dtype=np.float32))
-    return buffer.getvalue()
-
-
 def upload_channels(
-    aws: AwsClients, config: SageMakerConfig, X: Any, y: np.ndarray, X_test: Any, y_test: Any
+    aws: AwsClients,
+    config: SageMakerConfig,
+    X: Any,
+    y: np.ndarray,
+    X_test: Any,
+    y_test: Any,
+    *,
+    random_state: int | None = None,
 ) -> bool:
-    """HeadBucket, then PutObject train (and test) as RecordIO-protobuf; return whether test was sent."""
-    aws.check_bucket()
-    aws.put_object(config.train_key, _recordio(X, y))
+    """HeadBucket, then write train (and test) as RecordIO-protobuf; return whether test was sent.
+
+    One file per channel for one instance, one shard per instance for several
+    (:mod:`movierec.sagemaker._shards`, split with ``random_state``). A channel with fewer rows
+    than instances raises :class:`~movierec.exceptions.DataValidationError` before any AWS call.
+    """
+    n = config.train_instance_count
+    check_shardable("train", X.shape[0], n)
     if X_test is not None:
-        aws.put_object(config.test_key, _recordio(X_test, y_test))
+        check_shardable("test", X_test.shape[0], n)
+    aws.check_bucket()
+    upload_channel(aws, config, "train", X, y, random_state=random_state)
+    if X_test is not None:
+        upload_channel(aws, config, "test", X_test, y_test, random_state=random_state)
     return X_test is not None
 
 

@@ -54,14 +54,20 @@ OBJECTIVE_DIRECTIONS = {
 
 # -- request bodies --------------------------------------------------------------------------
 def _channels(config: SageMakerConfig, with_test: bool) -> list[dict[str, Any]]:
-    keys = [("train", config.train_key)] + ([("test", config.test_key)] if with_test else [])
+    """Return the ``InputDataConfig``: each channel's single file, or its folder of shards.
+
+    ``ShardedByS3Key`` gives each of the ``train_instance_count`` instances its share of the
+    objects under ``S3Uri`` (one shard each, as the upload writes them); with one instance it is
+    the whole file, as in the seed.
+    """
+    names = ["train"] + (["test"] if with_test else [])
     return [
         {
             "ChannelName": name,
             "DataSource": {
                 "S3DataSource": {
                     "S3DataType": "S3Prefix",
-                    "S3Uri": config.s3_uri(key),
+                    "S3Uri": config.channel_uri(name),
                     "S3DataDistributionType": "ShardedByS3Key",
                 }
             },
@@ -69,7 +75,7 @@ def _channels(config: SageMakerConfig, with_test: bool) -> list[dict[str, Any]]:
             "CompressionType": "None",
             "RecordWrapperType": "None",
         }
-        for name, key in keys
+        for name in names
     ]
 
 

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 _NOT_FOUND = ("404", "NoSuchBucket", "NotFound", "NoSuchKey")
 _DENIED = ("403", "AccessDenied", "Forbidden")
+_DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 
 
 def unique_name(prefix: str) -> str:
@@ -148,6 +149,34 @@ class AwsClients:
         with aws_errors(f"uploading {uri}"):
             self.s3.put_object(Bucket=self.config.bucket, Key=key, Body=body, **extra)
         return uri
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Return every key of the bucket that starts with ``prefix`` (ListObjectsV2, all pages)."""
+        keys: list[str] = []
+        with aws_errors(f"listing {self.config.s3_uri(prefix)}"):
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.config.bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
+    def delete_keys(self, keys: Sequence[str]) -> None:
+        """Delete ``keys`` from the bucket (DeleteObjects, 1,000 a request); raise if any is left.
+
+        DeleteObjects answers 200 even when some keys fail; those failures are raised here, as a
+        key that stays may be data a later job must not read.
+        """
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[start : start + _DELETE_BATCH]
+            with aws_errors(f"deleting {len(batch)} object(s) under {self.config.s3_uri('')}"):
+                reply = self.s3.delete_objects(
+                    Bucket=self.config.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            errors = reply.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise BackendError(
+                    f"could not delete {len(errors)} of {len(batch)} object(s), e.g. "
+                    f"{self.config.s3_uri(first.get('Key', '?'))}: {first.get('Code')}: {first.get('Message')}"
+                )
 
     def get_object(self, uri: str) -> bytes:
         """Return the bytes of the object at ``s3://bucket/key``."""

@@ -62,7 +62,8 @@ class SageMakerBackend:
     config : SageMakerConfig
         Bucket, role, region, instance types, endpoint_url, timeouts.
     random_state : int or None
-        Seeds the choice of held-out test rows when no test data is given.
+        Seeds the choice of held-out test rows when no test data is given, and the split of
+        the rows into one shard per instance when ``config.train_instance_count > 1``.
     hyperparameters : mapping, optional
         FM hyperparameters (SageMaker's names) that ``fit`` and ``tune`` use when they are given
         none, so ``SageMakerFM`` can call ``fit(X, y)`` as on its local trainer.
@@ -167,7 +168,9 @@ class SageMakerBackend:
         """
         image = fm_image_uri(self.config.region)
         X, y, X_test, y_test, strings = self._prepare(X_train, y_train, X_test, y_test, hyperparameters)
-        with_test = upload_channels(self.aws, self.config, X, y, X_test, y_test)
+        with_test = upload_channels(
+            self.aws, self.config, X, y, X_test, y_test, random_state=self.random_state
+        )
         name = unique_name(self.config.name_prefix)
         request = training_job_request(self.config, name, image, strings, with_test=with_test)
         with aws_errors(f"creating training job {name}"):
@@ -229,7 +232,7 @@ class SageMakerBackend:
             raise DataValidationError("tuning needs a test channel: give X_test, y_test or set config.test_fraction > 0")
         search = parameter_ranges(DEFAULT_RANGES if ranges is None else ranges)
         metric = tuning_objective(objective, strings["predictor_type"])
-        upload_channels(self.aws, self.config, X, y, X_test, y_test)
+        upload_channels(self.aws, self.config, X, y, X_test, y_test, random_state=self.random_state)
         feature_dim = X.shape[1]
         outcome = run_tuning_job(
             self.aws, self.config, image, strings, search, metric,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from movierec._params import Constraint, Int, Real, check_params
 from movierec.exceptions import InvalidParameterError
@@ -21,6 +21,7 @@ _BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 # Prefixes and suffixes S3 reserves (access points, Object Lambda, directory and table buckets).
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_CHANNELS = ("train", "test")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 #: text argument -> (the pattern it must match, what that means, whether None is allowed)
 _TEXT_RULES = {
@@ -108,7 +109,8 @@ class SageMakerConfig:
     bucket : str
         An existing S3 bucket in ``region`` (the seed created it in the console, with Block
         Public Access on). Data goes to ``s3://{bucket}/{prefix}/train/train.protobuf`` and
-        ``.../test/test.protobuf``, models to ``s3://{bucket}/{prefix}/output``.
+        ``.../test/test.protobuf`` (one object per instance with several, see
+        ``train_instance_count``), models to ``s3://{bucket}/{prefix}/output``.
     role_arn : str
         The SageMaker execution role (``arn:aws:iam::123456789012:role/...``) that training jobs
         and endpoints run as; see docs/sagemaker.md for its least-privilege policy.
@@ -117,7 +119,11 @@ class SageMakerConfig:
     prefix : str, default "fm"
         Key prefix inside the bucket (no leading or trailing '/').
     train_instance_type, train_instance_count : default "ml.c5.xlarge", 1
-        Training (and tuning) instances.
+        Training (and tuning) instances. With more than one, FM trains data-parallel and each
+        channel is written as ``train_instance_count`` shards
+        (``{prefix}/train/train-00000-of-00003.protobuf`` ...) under the channel's folder, which
+        becomes the channel's ``S3Uri``, so that ``ShardedByS3Key`` gives each instance one
+        shard; every channel then needs at least that many rows (see docs/sagemaker.md).
     endpoint_instance_type, endpoint_instance_count : default "ml.c5.xlarge", 1
         Real-time endpoint instances (billed per hour while the endpoint exists).
     endpoint_url : str, optional
@@ -225,6 +231,36 @@ class SageMakerConfig:
     def test_key(self) -> str:
         """Key of the test channel's RecordIO file."""
         return f"{self.prefix}/test/test.protobuf"
+
+    def channel_keys(self, channel: Literal["train", "test"]) -> list[str]:
+        """Return the keys a channel's RecordIO data is written to, in shard order.
+
+        One instance: the seed's single file (``train_key`` or ``test_key``). Several: one shard
+        per instance, ``{prefix}/{channel}/{channel}-{i:05d}-of-{n:05d}.protobuf``; the total in
+        the name keeps the shards of runs with different counts apart, and the names sort in
+        shard order.
+        """
+        if channel not in _CHANNELS:
+            raise InvalidParameterError(f"channel must be one of {_CHANNELS}, got {channel!r}")
+        n = self.train_instance_count
+        if n == 1:
+            return [self.train_key if channel == "train" else self.test_key]
+        return [f"{self.channel_folder(channel)}{channel}-{i:05d}-of-{n:05d}.protobuf" for i in range(n)]
+
+    def channel_folder(self, channel: Literal["train", "test"]) -> str:
+        """Return ``{prefix}/{channel}/``: the key prefix under which a channel's data lives."""
+        return f"{self.prefix}/{channel}/"
+
+    def channel_uri(self, channel: Literal["train", "test"]) -> str:
+        """Return the channel's ``S3Uri``: the single file's key for one instance, else its folder.
+
+        With several instances ``ShardedByS3Key`` shares the objects under the folder among them,
+        so the folder must hold this run's shards only (the upload deletes any other key there).
+        With one instance the URI is the file's key, as in the seed: shards left there by an
+        earlier run with several instances do not start with it, so they never reach the job.
+        """
+        keys = self.channel_keys(channel)
+        return self.s3_uri(keys[0] if len(keys) == 1 else self.channel_folder(channel))
 
     @property
     def output_uri(self) -> str:

@@ -93,9 +93,9 @@ class SparkALS(ArrayRecommender):
         The learned factors, float64, by internal index; ``users_`` and ``items_`` map raw ids.
     model_ : pyspark.ml.recommendation.ALSModel
         Spark's fitted model, on columns ``userIndex``/``movieIndex`` (internal int32 indices).
-    spark_top_n_cells : int
-        Class attribute: when requested users x movies exceeds it, :meth:`top_n` ranks in Spark
-        instead of on the driver.
+    spark_top_n_cells : int or None
+        Class attribute, default None: :meth:`top_n` always ranks on the driver in user blocks.
+        An int makes requests of more users x movies rank in Spark instead (opt-in; see :meth:`top_n`).
 
     Raises
     ------
@@ -119,9 +119,11 @@ class SparkALS(ArrayRecommender):
     0.9346...
     """
 
-    #: Above this many (user, movie) scores, top_n runs in Spark
-    #: (ml-20m's 3.7e9 does; ml-1m's 2.2e7 does not).
-    spark_top_n_cells: ClassVar[int] = 1_000_000_000
+    #: Above this many (user, movie) scores top_n runs in Spark; None (the default): never. The
+    #: driver path streams user blocks, so its memory does not grow with the users, while Spark's
+    #: asks each user for n plus the heaviest rater's count (ml-25m: about 32,000 rows per user).
+    #: For user bases past one machine, see movierec.spark.batch_top_n.
+    spark_top_n_cells: ClassVar[int | None] = None
     _array_shapes = {"user_factors": ("users", "k"), "item_factors": ("items", "k")}
     _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
         "rank": Int(1),
@@ -282,17 +284,18 @@ class SparkALS(ArrayRecommender):
         """Return the ``n`` highest-scored movies per user, ties broken by movieId.
 
         Movies rated in fit are left out unless ``exclude_seen=False`` (Spark's own
-        ``recommendForAllUsers`` keeps them). Up to ``spark_top_n_cells`` user-movie scores
-        the ranking runs in numpy on the collected factors; above it, in Spark
-        (``recommendForUserSubset`` over ``n`` plus the largest seen count among the users, then
-        the seen movies removed).
+        ``recommendForAllUsers`` keeps them). The ranking runs in numpy on the collected factors,
+        a block of users at a time; only when ``spark_top_n_cells`` is set and the request is larger
+        does it run in Spark (``recommendForUserSubset`` over ``n`` plus the largest seen count
+        among the users, then the seen movies removed).
         Unknown users get no rows and one warning.
         """
         self._check_fitted()
         n = check_n(n)
         exclude_seen = check_value(type(self).__name__, "exclude_seen", exclude_seen, Bool())
         user_idx = resolve_users(users, self.users_)  # warns once about unknown users
-        if len(user_idx) * len(self.items_) <= self.spark_top_n_cells:
+        limit = self.spark_top_n_cells
+        if limit is None or len(user_idx) * len(self.items_) <= limit:
             known = None if users is None else self.users_.ids[user_idx]
             return super().top_n(known, n, exclude_seen=exclude_seen)
         if not is_alive(self._session):

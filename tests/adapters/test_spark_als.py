@@ -376,3 +376,44 @@ def test_u1_rmse_and_top_5_for_every_user(spark, u1):
     assert rmse <= 0.935
     assert top.userId.nunique() == 943 and (top.groupby("userId").size() == 5).all()
     assert top.merge(u1.train, on=["userId", "movieId"]).empty
+
+
+CHECKPOINT_SCRIPT = """
+    import json, os
+    from pyspark.sql import SparkSession
+    from movierec import SparkALS
+    from movierec.testing import synthetic_ratings
+
+    spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+             .config("spark.driver.host", "127.0.0.1").getOrCreate())
+    spark.sparkContext.setLogLevel("OFF")
+    before = spark.sparkContext.getCheckpointDir()
+    # 25 implicit iterations with no checkpoint directory overflowed the JVM stack before.
+    with SparkALS(implicit_prefs=True, rank=4, max_iter=25, random_state=0, spark=spark) as model:
+        users = int(model.fit(synthetic_ratings()).top_n(n=3).userId.nunique())
+    after = spark.sparkContext.getCheckpointDir()
+    spark.stop()
+    print(json.dumps({"before": before, "after": after, "users": users}))
+"""
+
+
+@pytest.mark.slow
+def test_long_fit_on_a_callers_local_session_gets_a_checkpoint_dir():
+    out = run_driver(CHECKPOINT_SCRIPT)
+    assert out["before"] is None
+    assert out["after"] is not None and "movierec-checkpoints-" in out["after"]
+    assert out["users"] > 0
+
+
+def test_cluster_session_without_checkpoint_dir_warns_for_long_fits():
+    from types import SimpleNamespace
+
+    from movierec.adapters.spark._session import ensure_checkpoint_dir
+
+    context = SimpleNamespace(master="spark://10.0.0.1:7077", getCheckpointDir=lambda: None)
+    session = SimpleNamespace(sparkContext=context)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ensure_checkpoint_dir(session, 10)  # ALS checkpoints only past 10 iterations
+    with pytest.warns(MovieRecWarning, match="setCheckpointDir"):
+        ensure_checkpoint_dir(session, 11)

@@ -20,7 +20,14 @@ from movierec._ids import IdIndex, resolve_users
 from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_grid, check_value
 from movierec._validation import ITEM, RATING, USER, check_n, check_ratings
 from movierec.adapters.spark._arrow import ITEM_COL, RATING_COL, USER_COL, collect_factors, ratings_to_spark
-from movierec.adapters.spark._session import acquire, backend_errors, is_alive, release, session_types
+from movierec.adapters.spark._session import (
+    acquire,
+    backend_errors,
+    ensure_checkpoint_dir,
+    is_alive,
+    release,
+    session_types,
+)
 from movierec.adapters.spark._top_n import spark_top_n
 from movierec.adapters.spark._tune import METRICS, SPARK_NAMES, cross_validate, tune_result
 from movierec.base import ArrayRecommender, TuneResult
@@ -214,6 +221,7 @@ class SparkALS(ArrayRecommender):
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
         params = self._plain_params()
         session = self._ensure_session()
+        ensure_checkpoint_dir(session, params["max_iter"])
         with backend_errors("fit ALS"):
             data = ratings_to_spark(session, user_idx, item_idx, ratings)
             model = self._estimator(params, params["cold_start_strategy"], len(ratings)).fit(data)
@@ -260,6 +268,7 @@ class SparkALS(ArrayRecommender):
         folds = check_value(owner, "folds", folds, Int(2))
         candidates = check_grid(owner, grid, {n: self._parameter_constraints[n] for n in SPARK_NAMES})
         session = self._ensure_session()
+        ensure_checkpoint_dir(session, max(params["max_iter"], *candidates.get("max_iter", [0])))
         users, items = IdIndex(ratings[USER]), IdIndex(ratings[ITEM])
         with backend_errors("cross-validate ALS"):
             data = ratings_to_spark(

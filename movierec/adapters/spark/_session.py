@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from movierec._extras import require
-from movierec.exceptions import BackendError
+from movierec.exceptions import BackendError, MovieRecWarning
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -248,6 +248,34 @@ def release(session: SparkSession) -> None:
         finally:
             _forget_owned()
         logger.info("stopped movierec's local Spark session")
+
+
+#: Spark ALS's default checkpointInterval: without a checkpoint directory, runs longer than this
+#: keep the whole factor lineage, whose deserialization overflows the JVM stack near 20 iterations.
+ALS_CHECKPOINT_INTERVAL = 10
+
+
+def ensure_checkpoint_dir(session: SparkSession, max_iter: int) -> None:
+    """Give a caller's session a checkpoint directory when ALS needs one (``max_iter`` > 10).
+
+    A local master gets a temporary folder, removed when the process exits; on a cluster the
+    folder must be one every node sees, so movierec cannot choose it and warns instead.
+    """
+    context = session.sparkContext
+    if max_iter <= ALS_CHECKPOINT_INTERVAL or context.getCheckpointDir() is not None:
+        return
+    if not context.master.startswith("local"):
+        warnings.warn(
+            f"ALS with max_iter={max_iter} on a Spark session without a checkpoint directory can overflow "
+            "the JVM stack; call spark.sparkContext.setCheckpointDir() with a folder every node can reach",
+            MovieRecWarning,
+            stacklevel=4,
+        )
+        return
+    folder = tempfile.mkdtemp(prefix="movierec-checkpoints-")
+    atexit.register(shutil.rmtree, folder, True)
+    context.setCheckpointDir(folder)
+    logger.info("set the Spark session's checkpoint directory to %s (ALS max_iter=%d)", folder, max_iter)
 
 
 def _forget_owned() -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from movierec import registry
-from movierec.exceptions import DataValidationError
+from movierec.exceptions import DataValidationError, InvalidParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.base import Recommender
@@ -75,8 +75,10 @@ def _close(ensemble: WeightedEnsemble) -> None:
         logger.warning("warning: could not close a member of the ensemble: %s", one_line(err))
 
 
-def _new_ensemble(args: argparse.Namespace, train: pd.DataFrame, candidates: int | None = None) -> WeightedEnsemble:
-    """Return the unfitted ensemble of the task's members.
+def _new_ensemble(
+    args: argparse.Namespace, train: pd.DataFrame, candidates: int | None = None
+) -> tuple[WeightedEnsemble, list[str]]:
+    """Return the unfitted ensemble of the task's members and their names (those left in, in order).
 
     Ranking: each member's hold-out error is ``1 - nDCG@k``, members are chosen on that hold-out
     (forward selection), and members the registry tunes for ranking (EASE's l2) are tuned first
@@ -87,7 +89,7 @@ def _new_ensemble(args: argparse.Namespace, train: pd.DataFrame, candidates: int
     members = build_members(args.models, args.seed, args.task)
     if args.task == "rating":
         return WeightedEnsemble(list(members.values()), weights=args.weights, candidates=candidates,
-                                random_state=args.seed)
+                                random_state=args.seed), list(members)
     metric = f"ndcg@{args.k}"
     for name, model in list(members.items()):
         if args.task in registry.MODELS[name].tuned_for:
@@ -99,12 +101,11 @@ def _new_ensemble(args: argparse.Namespace, train: pd.DataFrame, candidates: int
                     raise
                 logger.warning("warning: leaving %s out: %s", name, one_line(err))
                 del members[name]
-                args.models = [m for m in args.models if m != name]
                 continue
             logger.info("tuned %s on a validation split of the training part: %s (%s %.4f, %.1f s)", name,
                         result.best_params, metric, result.best_score, time.perf_counter() - start)
     return WeightedEnsemble(list(members.values()), metric=metric, select="forward", candidates=candidates,
-                            random_state=args.seed)
+                            random_state=args.seed), list(members)
 
 
 def _fit_ensemble(args: argparse.Namespace, ensemble: WeightedEnsemble, names: Sequence[str],
@@ -242,10 +243,15 @@ def recommend_command(args: argparse.Namespace) -> int:
     data, train, test, split = _load(args)
     shown_users = _report_users(args, train)
     candidates = args.candidates if args.ensemble == "candidates" else None
-    ensemble = _new_ensemble(args, train, candidates)
+    ensemble, names = _new_ensemble(args, train, candidates)
     try:
-        fit_seconds = _fit_ensemble(args, ensemble, args.models, train, "fitting")
-        members = _chosen(args.models, ensemble)
+        fit_seconds = _fit_ensemble(args, ensemble, names, train, "fitting")
+        members = _chosen(names, ensemble)
+        if args.recommender not in (ENSEMBLE, *members):
+            raise InvalidParameterError(
+                f"--recommender {args.recommender}: the ensemble left it out on the hold-out (members chosen: "
+                f"{', '.join(members)}); give one of those, or ensemble"
+            )
         everyone: dict[str, Any] = {**_reference(args, train), **members, ENSEMBLE: ensemble}
         depth = max(args.n, args.k)
         top = {}
@@ -294,11 +300,11 @@ def recommend_command(args: argparse.Namespace) -> int:
         print(f"\n{split}: {len(train):,} train / {len(test):,} test ratings"
               + (f"; {unscored} test pairs with a user or movie unseen in train are left out" if unscored else ""))
         print("ensemble weights 1/RMSE(hold-out): "
-              + ", ".join(f"{name} {w:.3f}" for name, w in zip(args.models, ensemble.weights_)))
+              + ", ".join(f"{name} {w:.3f}" for name, w in zip(names, ensemble.weights_)))
     else:
         print(f"\n{split}: {len(train):,} train / {len(test):,} test ratings; relevant = the user's test movies")
         print(f"hold-out nDCG@{args.k} of each member: " + ", ".join(
-            f"{name} {1 - e:.4f}" for name, e in zip(args.models, ensemble.candidate_errors_)))
+            f"{name} {1 - e:.4f}" for name, e in zip(names, ensemble.candidate_errors_)))
         print(f"members chosen on the hold-out: {', '.join(members)}; weights 1/(1 - nDCG@{args.k}): "
               + ", ".join(f"{name} {w:.3f}" for name, w in zip(members, ensemble.weights_)))
     n_users = recommendations["userId"].nunique()
@@ -353,10 +359,10 @@ def _evaluate_fold(args: argparse.Namespace, fold: Any) -> pd.DataFrame:
     """Return the metrics table of one fold: each member, the reference (ranking) and the ensemble."""
     from movierec.metrics import evaluate
 
-    ensemble = _new_ensemble(args, fold.train)
+    ensemble, names = _new_ensemble(args, fold.train)
     try:
-        _fit_ensemble(args, ensemble, args.models, fold.train, f"fold {fold.name}")
-        everyone = {**_reference(args, fold.train), **_chosen(args.models, ensemble), ENSEMBLE: ensemble}
+        _fit_ensemble(args, ensemble, names, fold.train, f"fold {fold.name}")
+        everyone = {**_reference(args, fold.train), **_chosen(names, ensemble), ENSEMBLE: ensemble}
         top = {name: model.top_n(n=args.k) for name, model in everyone.items()} if args.task == "ranking" else None
         table = evaluate(everyone, fold.test, top=top, k=args.k, task=args.task)
     finally:

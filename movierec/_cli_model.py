@@ -41,11 +41,11 @@ def fit_command(args: argparse.Namespace) -> int:
     data = load_data(args)
     ratings = data.ratings
     candidates = args.candidates if args.task == "rating" else None
-    ensemble = _new_ensemble(args, ratings, candidates)
+    ensemble, names = _new_ensemble(args, ratings, candidates)
     try:
-        _fit_ensemble(args, ensemble, args.models, ratings, "fitting")
-        chosen = list(_chosen(args.models, ensemble))
-        holdout = {name: float(e) for name, e in zip(args.models, ensemble.candidate_errors_)}
+        _fit_ensemble(args, ensemble, names, ratings, "fitting")
+        chosen = list(_chosen(names, ensemble))
+        holdout = {name: float(e) for name, e in zip(names, ensemble.candidate_errors_)}
         metrics = {"metric": ensemble.metric, "holdout_errors": holdout, "chosen": chosen,
                    "weights": dict(zip(chosen, map(float, ensemble.weights_)))}
         card = build_card(ensemble, getattr(args, "ratings", None), ratings, metrics,

@@ -115,6 +115,15 @@ def test_recommend_other_model_lists_and_test_size(tmp_path, data_home):
     assert "fitted baseline" in result.stderr  # info messages without --quiet
 
 
+def test_recommender_left_out_by_forward_selection_is_a_clear_error(tmp_path, data_home):
+    # Popularity adds nothing to EASE on the hold-out, so the ranking ensemble leaves it out.
+    result = run_cli("recommend", "--models", "ease,pop", "--recommender", "pop", "--out", str(tmp_path / "out"),
+                     "--quiet", data=data_home)
+    assert result.returncode == 1
+    assert "--recommender pop: the ensemble left it out on the hold-out (members chosen: ease)" in result.stderr
+    assert not (tmp_path / "out" / "recommendations.csv").exists()
+
+
 def test_members_come_from_the_registry_seeded_where_they_take_a_seed():
     members = build_members(["baseline", "svd"], 7)
     assert list(members) == ["baseline", "svd"]

@@ -41,7 +41,7 @@ MAIN_JOB_CANDIDATES = 20  # the main job's default --candidates (movierec.cli.DE
 VALIDATION_SIZE = 0.1
 # Grids around the registry's ranking settings; the registry's own values are among the points.
 IMPLICIT_ALS_GRID = [
-    {"rank": r, "reg_param": reg, "alpha": a} for r in (20, 50) for reg in (0.01, 0.1) for a in (1.0, 5.0)
+    {"rank": r, "reg_param": reg, "alpha": a} for r in (20, 50) for reg in (0.03, 0.1, 0.3) for a in (0.1, 0.3, 1.0)
 ]
 BINARY_FM_GRID = [{"num_factors": 64}, {"num_factors": 64, "epochs": 40}, {"num_factors": 32, "factors_wd": 3e-4}]
 

@@ -1,4 +1,4 @@
-"""Train/test splits of a ratings frame: random, stratified per user, and temporal.
+"""Train/test splits of a ratings frame: random, stratified per user, and temporal; and user samples.
 
 Every function returns ``(train, test)``: two frames with the input's columns and index labels,
 each sorted by index, disjoint, and together holding exactly the input's rows. Nothing is dropped.
@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from movierec._params import Seed, check_value
+from movierec._params import Int, Seed, check_value
 from movierec._validation import TIMESTAMP, USER, check_fraction, check_ratings
 from movierec.exceptions import DataValidationError
 
-__all__ = ["random_split", "stratified_split", "temporal_split"]
+__all__ = ["random_split", "sample_users", "stratified_split", "temporal_split"]
 
 RandomState = int | np.random.Generator | None
 
@@ -176,3 +176,22 @@ def temporal_split(ratings: pd.DataFrame, test_size: float = 0.2,
     in_test = np.zeros(n, dtype=bool)
     in_test[by_time[n - int(_test_counts(n, test_size)):]] = True
     return _split(ratings, in_test)
+
+
+def sample_users(ratings: pd.DataFrame, max_users: int | None, random_state: RandomState = None) -> pd.DataFrame:
+    """Return every rating of at most ``max_users`` users drawn uniformly without replacement.
+
+    The size-aware step of hold-outs and tuning on large data: a validation metric averaged over
+    20,000 users is as precise as anyone needs, while fitting and ranking for 160,000 costs eight
+    times more. With ``max_users=None`` or no more users than that, ``ratings`` itself is returned
+    (the same object), so small data are untouched; otherwise the chosen users' rows, in their order.
+    """
+    check_ratings(ratings)
+    owner = "sample_users"
+    check_value(owner, "max_users", max_users, Int(1, none=True))
+    rng = _rng(random_state, owner)
+    users = pd.unique(ratings[USER])
+    if max_users is None or len(users) <= max_users:
+        return ratings
+    chosen = rng.choice(len(users), size=max_users, replace=False)
+    return ratings[ratings[USER].isin(users[chosen])]

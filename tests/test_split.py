@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from movierec.exceptions import DataValidationError, InvalidParameterError
-from movierec.split import random_split, stratified_split, temporal_split
+from movierec.split import random_split, sample_users, stratified_split, temporal_split
 
 # database=None: no .hypothesis folder written into the repository.
 PROPERTY = settings(max_examples=60, deadline=None, database=None,
@@ -235,3 +235,29 @@ def test_single_row_frame_goes_to_train() -> None:
                         temporal_split(frame), temporal_split(frame, per_user=False)):
         assert len(train) == 1 and len(test) == 0
         assert list(test.columns) == list(frame.columns)
+
+
+@PROPERTY
+@given(ratings_frames(), st.integers(1, 14), st.integers(0, 2**32 - 1))
+def test_sample_users_keeps_whole_users(ratings: pd.DataFrame, max_users: int, seed: int) -> None:
+    sample = sample_users(ratings, max_users, random_state=seed)
+    users = ratings["userId"].nunique()
+    assert sample["userId"].nunique() == min(users, max_users)
+    # every rating of a chosen user, nothing else, rows in their input order
+    pd.testing.assert_frame_equal(sample, ratings[ratings["userId"].isin(sample["userId"])])
+    pd.testing.assert_frame_equal(sample, sample_users(ratings, max_users, random_state=seed))
+    if users <= max_users:
+        assert sample is ratings
+
+
+def test_sample_users_draws_uniformly_and_checks_arguments() -> None:
+    ratings = pd.DataFrame({"userId": np.repeat(np.arange(100), 2), "movieId": np.tile([1, 2], 100), "rating": 4.0})
+    drawn = np.zeros(100)
+    for seed in range(400):
+        drawn[pd.unique(sample_users(ratings, 10, random_state=seed)["userId"])] += 1
+    assert drawn.min() > 10 and drawn.max() < 80  # expected 40 each; a fixed subset would give 0 and 400
+    assert sample_users(ratings, None) is ratings
+    with pytest.raises(InvalidParameterError, match="max_users"):
+        sample_users(ratings, 0)
+    with pytest.raises(InvalidParameterError, match="random_state"):
+        sample_users(ratings, 5, random_state=-1)

@@ -29,12 +29,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="tiny versions, written to results/quick/")
     parser.add_argument("--no-render", action="store_true", help="do not regenerate the markdown page")
+    parser.add_argument("--sizes", help="scale suite only: comma-separated numbers of ratings, e.g. 1000000,10000000 "
+                        "(default 1M, 10M, 25M); results merge into the existing scale.json")
+    parser.add_argument("--models", help="scale suite only: comma-separated entries to run (default all), e.g. "
+                        "'EASE,SparkALS implicit'")
     args = parser.parse_args(argv)
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = [s for s in suites if s not in SUITES]
     if unknown or not suites:
         parser.error(f"--suite must name suites among {', '.join(SUITES)}, got {args.suite!r}")
     args.suites = suites
+    args.scale_options = {}
+    if args.sizes or args.models:
+        if suites != ["scale"]:
+            parser.error("--sizes and --models go with --suite scale alone")
+        try:
+            sizes = [int(float(s)) for s in (args.sizes or "").split(",") if s.strip()]
+        except ValueError:
+            parser.error(f"--sizes must be comma-separated numbers of ratings, got {args.sizes!r}")
+        if any(s <= 0 for s in sizes):
+            parser.error(f"--sizes must be positive, got {args.sizes!r}")
+        models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+        from benchmarks.scale import ENTRIES
+
+        if unknown := [m for m in models if m not in ENTRIES]:
+            parser.error(f"--models: unknown {', '.join(unknown)}; choose among {', '.join(ENTRIES)}")
+        args.scale_options = {k: v for k, v in (("sizes", sizes), ("models", models)) if v}
     return args
 
 
@@ -48,10 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     for suite in args.suites:
         started = time.perf_counter()
         machine_info = machine()
-        command = command_line(["--suite", suite, *(["--quick"] if args.quick else [])])
+        options = args.scale_options if suite == "scale" else {}
+        command = command_line(["--suite", suite, *(["--quick"] if args.quick else []),
+                                *(["--sizes", args.sizes] if "sizes" in options else []),
+                                *(["--models", args.models] if "models" in options else [])])
         logger.info("suite %s: starting (%s)", suite, command)
         try:
-            results, notes = importlib.import_module(f"benchmarks.{suite}").run(quick=args.quick)
+            results, notes = importlib.import_module(f"benchmarks.{suite}").run(quick=args.quick, **options)
         except Exception:
             logger.exception("suite %s failed", suite)
             failed.append(suite)

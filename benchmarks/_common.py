@@ -39,6 +39,8 @@ ENSEMBLE3 = "WeightedEnsemble (SVD+ALS+FM)"
 ENSEMBLE4 = "WeightedEnsemble (SVD+ALS+FM+MyFMBayes)"
 # The ranking suite's rows of the main job's ranking ensemble start with this (one per candidate mode).
 RANKING_ENSEMBLE = "WeightedEnsemble ranking (EASE+ALS+FM, forward)"
+# The scale suite's end-to-end entry: `movierec recommend` with its defaults, as a command.
+SCALE_MAIN_JOB = "movierec recommend (main job)"
 
 logger = logging.getLogger("benchmarks")
 
@@ -242,6 +244,69 @@ def jvm_peak_rss_mb(root: int | None = None) -> float | None:
         if status.get("Name", "").strip() == "java" and (peak := _status_mb("VmHWM", status=status)) is not None:
             peaks.append(peak)
     return max(peaks) if peaks else None
+
+
+def run_tree(command: list[str], *, timeout: float | None = None, interval: float = 0.5,
+             **popen: Any) -> dict[str, Any]:
+    """Run ``command`` to its end; return its exit code, wall seconds, output and its process tree's memory.
+
+    /proc is polled every ``interval`` seconds for the command and every process below it (a
+    Spark driver JVM started by a ``movierec`` command included): ``peak_rss_mb`` is the command's
+    own peak (VmHWM), ``jvm_peak_rss_mb`` the largest peak of a java process below it,
+    ``tree_peak_rss_mb`` the largest sum of the tree's resident memory at one poll (a sample: a
+    spike shorter than ``interval`` can be missed) and ``peak_rss_sum_mb`` the sum of every
+    process's own peak (an upper bound of the tree's peak). ``children_maxrss_mb`` is what
+    ``getrusage(RUSAGE_CHILDREN)`` reports afterwards: the largest single process of the tree.
+    Past ``timeout`` seconds the tree is killed and ``error`` says so. ``popen`` goes to
+    :class:`subprocess.Popen` (``cwd``, ``env``).
+    """
+    import signal
+    import tempfile
+
+    peaks: dict[int, tuple[str, float]] = {}
+    tree_peak = 0.0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True, **popen)
+        timed_out = False
+        while process.poll() is None:
+            total = 0.0
+            for pid in [process.pid, *descendants(process.pid)]:
+                status = _status(pid)
+                rss, peak = _status_mb("VmRSS", status=status), _status_mb("VmHWM", status=status)
+                if peak is not None:
+                    name = status.get("Name", "").strip()
+                    peaks[pid] = (name, max(peak, peaks.get(pid, (name, 0.0))[1]))
+                total += rss or 0.0
+            tree_peak = max(tree_peak, total)
+            if timeout is not None and time.perf_counter() - start > timeout:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                timed_out = True
+                break
+            time.sleep(interval)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    own = peaks.get(process.pid, ("", None))[1]
+    jvm = [peak for name, peak in peaks.values() if name == "java"]
+    result: dict[str, Any] = {
+        "exit_code": process.returncode,
+        "wall_seconds": seconds,
+        "peak_rss_mb": own,
+        "jvm_peak_rss_mb": max(jvm) if jvm else None,
+        "tree_peak_rss_mb": tree_peak,
+        "peak_rss_sum_mb": sum(peak for _, peak in peaks.values()),
+        "children_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "stdout": stdout,
+        "stderr": stderr,
+    }
+    if timed_out:
+        result["error"] = f"timed out after {timeout:.0f} s"
+    elif process.returncode != 0:
+        result["error"] = f"exit code {process.returncode}: " + (stderr.strip().splitlines() or ["no output"])[-1]
+    return result
 
 
 def _child_main(target: str, kwargs: dict[str, Any], conn) -> None:

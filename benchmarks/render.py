@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import SUITES
-from benchmarks._common import ENSEMBLE3, ENSEMBLE4, RANKING_ENSEMBLE, RESULTS_DIR, ROOT
+from benchmarks._common import ENSEMBLE3, ENSEMBLE4, RANKING_ENSEMBLE, RESULTS_DIR, ROOT, SCALE_MAIN_JOB
 
 # Targets (goals to report against, not test thresholds). Issue 8: rating accuracy and top_n speed.
 ENSEMBLE_MEAN_MAX = 0.905
@@ -23,6 +23,11 @@ SPEEDUP_MIN = 50.0
 NDCG_MIN = 0.50
 TIME_RATIO_MAX = 3.0
 RSS_RATIO_MAX = 2.0
+# Issue 17, on this machine at 25M ratings: the main job's time and memory, every model's top_n time.
+SCALE_TARGET_SIZE = "25000000"
+MAIN_JOB_MINUTES_MAX = 60.0
+MAIN_JOB_GB_MAX = 16.0
+TOP_N_MINUTES_MAX = 10.0
 # Reference RMSEs on ml-100k (u1-u5 mean / u1): Surprise SVD as measured here; published models on u1.
 REFERENCES = [
     ("Surprise SVD defaults (this machine, benchmarks/surprise_topn.py)", 0.938, 0.951),
@@ -210,39 +215,107 @@ def speed_section(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _size(size: str | int) -> str:
+    """Return a number of ratings as 1M, 10M, 25M, 50k."""
+    value = int(size)
+    if value >= 1_000_000 and value % 100_000 == 0:
+        return f"{value / 1_000_000:g}M"
+    if value >= 1_000 and value % 100 == 0:
+        return f"{value / 1_000:g}k"
+    return f"{value:,}"
+
+
+def _mb(value: Any) -> str:
+    return fmt(value, 0) if isinstance(value, (int, float)) else "–"
+
+
+def _load(entry: dict[str, Any]) -> str:
+    load_avg = entry.get("load_average_at_start")
+    return f"{load_avg[0]:.1f}" if load_avg else "–"
+
+
 def scale_section(doc: dict[str, Any]) -> list[str]:
     res = doc["results"]
     lines = ["## 4. Scale (synthetic MovieLens-shaped data)", "", *provenance(doc), ""]
     sizes = res.get("sizes", {})
-    lines += table(["ratings", "users", "movies", "min ratings per user", "mean rating", "generated in s"],
-                   [[f"{int(s):,}", f"{d['users']:,}", f"{d['movies']:,}", str(d["min_ratings_per_user"]),
+    lines += table(["ratings", "shape of", "users", "movies", "ratings per user (min / median / max)",
+                    "share of the 20,000 most-rated movies", "mean rating", "generated in s"],
+                   [[_size(s), d.get("like") or "–", f"{d['users']:,}", f"{d['movies']:,}",
+                     f"{d['min_ratings_per_user']} / {fmt(d.get('median_ratings_per_user'), 0)} / "
+                     + (f"{d['max_ratings_per_user']:,}" if "max_ratings_per_user" in d else "–"),
+                     f"{d['top_20000_movies_share']:.1%}" if "top_20000_movies_share" in d else "–",
                      fmt(d["mean_rating"], 2), fmt(d["generate_seconds"], 1)] for s, d in sizes.items()])
-    lines += [""]
+    models = {name: entries for name, entries in res.get("models", {}).items() if not name.startswith("movierec ")}
     rows = []
-    for name, entries in res.get("models", {}).items():
+    for name, entries in models.items():
         if "error" in entries and isinstance(entries["error"], str):
-            rows.append([name, "–", "failed: " + entries["error"][:80], "", "", "", "", ""])
+            rows.append([name, "–", "failed: " + entries["error"][:80], *[""] * 8])
             continue
         for size, r in entries.items():
             if "error" in r:
-                rows.append([name, f"{int(size):,}", "failed: " + r["error"][:80], "", "", "", "", ""])
+                rows.append([name, _size(size), "failed: " + r["error"][:80], *[""] * 7, _load(r)])
                 continue
-            rows.append([name, f"{int(size):,}", fmt(r.get("fit_seconds"), 1), fmt(r.get("top_n_seconds"), 1),
-                         fmt(r.get("peak_rss_mb"), 0), fmt(r.get("rss_after_load_mb"), 0),
-                         fmt(r.get("jvm_peak_rss_mb"), 0), fmt(r.get("executor_peak_rss_mb"), 0)])
-    lines += table(["model", "ratings", "fit s", "top_n s (all users)", "peak RSS MiB (Python)",
-                    "RSS after loading the data MiB", "driver JVM peak RSS MiB", "executor JVM peak RSS MiB"], rows)
+            rows.append([name, _size(size), fmt(r.get("fit_seconds"), 1), fmt(r.get("top_n_seconds"), 1),
+                         _mb(r.get("peak_rss_mb")), _mb(r.get("top_n_peak_rss_mb")), _mb(r.get("rss_before_top_n_mb")),
+                         _mb(r.get("jvm_peak_rss_mb")), _mb(r.get("executor_peak_rss_mb")),
+                         _mb(r.get("peak_rss_total_mb")), _load(r)])
+    lines += ["", ("Each model fitted with its defaults, then top 10 for every user, in a fresh process. Memory "
+                   "in MiB: the Python process's peak (data included), its peak during top_n alone next to its "
+                   "RSS just before top_n (the difference is what top_n adds), the Spark JVMs' peaks, and the "
+                   "total of Python and JVMs."), ""]
+    lines += table(["model", "ratings", "fit s", "top_n s (all users)", "peak RSS (Python)", "peak during top_n",
+                    "RSS before top_n", "driver JVM peak", "executor JVM peak", "peak total", "load at start"], rows)
+    kept = [(name, size, r) for name, entries in models.items() for size, r in entries.items()
+            if isinstance(r, dict) and r.get("kept_movies")]
+    if kept:
+        lines += ["", "EASE's weights cover " + "; ".join(
+            f"{r['kept_movies']:,} of {sizes.get(size, {}).get('movies', 0):,} movies at {_size(size)} "
+            f"({r.get('weights_dtype', '?')})" for name, size, r in kept)
+            + " (the most-rated, up to `max_items`; the others score 0)."]
+    main = {name: entries for name, entries in res.get("models", {}).items() if name.startswith("movierec ")}
+    for name, entries in main.items():
+        lines += ["", f"{name}: the command's whole process tree (Python and the Spark JVM), polled every 0.5 s:", ""]
+        rows = []
+        for size, r in entries.items():
+            if "error" in r and "wall_seconds" not in r:
+                rows.append([_size(size), "failed: " + r["error"][:80], "", "", "", "", _load(r)])
+                continue
+            wall = fmt(r.get("wall_seconds"), 0) + (f" ({r['error'][:60]})" if "error" in r else "")
+            rows.append([_size(size), wall, _mb(r.get("tree_peak_rss_mb")), _mb(r.get("peak_rss_mb")),
+                         _mb(r.get("jvm_peak_rss_mb")), _mb(r.get("peak_rss_sum_mb")), _load(r)])
+        lines += table(["ratings", "wall s", "peak RSS of the tree", "Python peak", "JVM peak",
+                        "sum of the peaks (upper bound)", "load at start"], rows)
+        command = next((r.get("command") for r in entries.values() if r.get("command")), None)
+        if command:
+            lines += ["", f"Command: `{command}`."]
     growth = res.get("growth", {})
-    if growth:
-        keys = list(sizes)
-        label = f"{int(keys[0]):,} → {int(keys[-1]):,}" if len(keys) >= 2 else ""
-        first, last = sizes[keys[0]], sizes[keys[-1]]
-        cells = (last["users"] * last["movies"]) / (first["users"] * first["movies"])
-        lines += ["", (f"Growth {label} ({int(keys[-1]) / int(keys[0]):g}× the ratings; top_n scores every "
-                  f"(user, movie) pair, {cells:.1f}× as many), as a factor:"), ""]
-        lines += table(["model", "fit time", "top_n time", "peak RSS", "JVM peak RSS"],
-                       [[n, _times(g.get("fit_seconds")), _times(g.get("top_n_seconds")), _times(g.get("peak_rss_mb")),
-                         _times(g.get("jvm_peak_rss_mb"))] for n, g in growth.items()])
+    steps = sorted({step for g in growth.values() for step in g}, key=lambda step: [int(s) for s in step.split("→")])
+    if steps:
+        lines += ["", "Growth from one size to the next, as a factor (the data's growth first):", ""]
+        header = ["model"]
+        for step in steps:
+            small, large = step.split("→")
+            header += [f"{_size(small)} → {_size(large)}: fit", "top_n", "peak total"]
+        data_row = ["data: ratings / users × movies"]
+        for step in steps:
+            a, b = (sizes.get(s, {}) for s in step.split("→"))
+            if a and b:
+                cells = (b["users"] * b["movies"]) / (a["users"] * a["movies"])
+                data_row += [f"{b['ratings'] / a['ratings']:.1f}× / {cells:.1f}×", "", ""]
+            else:
+                data_row += ["–", "", ""]
+        rows = [data_row]
+        for name, g in growth.items():
+            if not g:
+                continue
+            row = [name]
+            for step in steps:
+                r = g.get(step, {})
+                fit = r.get("fit_seconds", r.get("wall_seconds"))
+                row += [_times(fit), _times(r.get("top_n_seconds")), _times(r.get("peak_rss_total_mb"))]
+            rows.append(row)
+        lines += table(header, rows)
+        lines += ["", "For the main job, \"fit\" is the command's wall time and \"peak total\" its tree's peak."]
     return lines
 
 
@@ -297,6 +370,36 @@ def targets(docs: dict[str, dict[str, Any]]) -> list[list[str]]:
             rows.append([f"{name}: peak RSS <= {RSS_RATIO_MAX:g}× its largest member's (issue 13)",
                          f"{_times(r['rss_ratio'], 2)} ({r['peak_rss_mb']:.0f} / {r['largest_member_peak_rss_mb']:.0f} MiB)",
                          _status(r["rss_ratio"] <= RSS_RATIO_MAX), f"{RSS_RATIO_MAX - r['rss_ratio']:+.2f}×"])
+    rows += _scale_targets(docs.get("scale", {}).get("results", {}))
+    return rows
+
+
+def _scale_targets(res: dict[str, Any]) -> list[list[str]]:
+    """Return the issue 17 rows: the main job at 25M (time, memory) and the slowest top_n at 25M."""
+    rows: list[list[str]] = []
+    models = res.get("models", {})
+    main = models.get(SCALE_MAIN_JOB, {}).get(SCALE_TARGET_SIZE)
+    label = _size(SCALE_TARGET_SIZE)
+    if main and main.get("wall_seconds") is not None:
+        minutes = main["wall_seconds"] / 60
+        done = "error" not in main
+        rows.append([f"main job at {label}: <= {MAIN_JOB_MINUTES_MAX:g} min (issue 17)",
+                     f"{minutes:.1f} min" + ("" if done else f" ({main['error'][:40]})"),
+                     _status(done and minutes <= MAIN_JOB_MINUTES_MAX), f"{MAIN_JOB_MINUTES_MAX - minutes:+.1f} min"])
+        if main.get("tree_peak_rss_mb") is not None:
+            gb = main["tree_peak_rss_mb"] / 1024
+            rows.append([f"main job at {label}: peak RSS <= {MAIN_JOB_GB_MAX:g} GB (issue 17)", f"{gb:.1f} GiB",
+                         _status(gb <= MAIN_JOB_GB_MAX), f"{MAIN_JOB_GB_MAX - gb:+.1f} GiB"])
+    top = {name: entries[SCALE_TARGET_SIZE] for name, entries in models.items()
+           if name != SCALE_MAIN_JOB and isinstance(entries.get(SCALE_TARGET_SIZE), dict)}
+    timed = {name: r["top_n_seconds"] for name, r in top.items() if r.get("top_n_seconds") is not None}
+    if timed:
+        slowest = max(timed, key=timed.get)
+        minutes = timed[slowest] / 60
+        failed = sorted(name for name, r in top.items() if "error" in r)
+        rows.append([f"every model's top_n for all users at {label} <= {TOP_N_MINUTES_MAX:g} min (issue 17)",
+                     f"slowest {slowest} {minutes:.1f} min" + (f"; failed: {', '.join(failed)}" if failed else ""),
+                     _status(minutes <= TOP_N_MINUTES_MAX and not failed), f"{TOP_N_MINUTES_MAX - minutes:+.1f} min"])
     return rows
 
 

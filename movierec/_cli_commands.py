@@ -91,17 +91,10 @@ def _new_ensemble(
         return WeightedEnsemble(list(members.values()), weights=args.weights, candidates=candidates,
                                 random_state=args.seed), list(members)
     metric = f"ndcg@{args.k}"
-    for name, model in list(members.items()):
+    for name, model in members.items():
         if args.task in registry.MODELS[name].tuned_for:
             start = time.perf_counter()
-            try:
-                result = model.tune(train, metric=metric, random_state=args.seed)
-            except DataValidationError as err:  # e.g. EASE refuses a catalogue too large for its Gram matrix
-                if len(members) == 1:
-                    raise
-                logger.warning("warning: leaving %s out: %s", name, one_line(err))
-                del members[name]
-                continue
+            result = model.tune(train, metric=metric, random_state=args.seed)
             logger.info("tuned %s on a validation split of the training part: %s (%s %.4f, %.1f s)", name,
                         result.best_params, metric, result.best_score, time.perf_counter() - start)
     return WeightedEnsemble(list(members.values()), metric=metric, select="forward", candidates=candidates,
@@ -229,8 +222,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, st
         size = 0.2 if args.test_size is None else args.test_size
         train, test = stratified_split(data.ratings, size, random_state=args.seed)
         split = f"stratified {size:g} of each user's ratings (seed {args.seed})"
-    logger.info("loaded %s, %s: %d train / %d test ratings (%.1f s)",
-                args.dataset, split, len(train), len(test), time.perf_counter() - start)
+    logger.info("loaded %s, %s: %d train / %d test ratings (%.1f s)", args.ratings or args.dataset, split,
+                len(train), len(test), time.perf_counter() - start)
     return data, train, test, split
 
 

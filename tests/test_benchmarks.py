@@ -6,14 +6,17 @@ No benchmark runs here: render is fed tiny hand-written result documents.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import render
-from benchmarks.synthetic import default_shape, generate
+from benchmarks import __main__ as bench_main
+from benchmarks import _common, render, scale
+from benchmarks._common import SCALE_MAIN_JOB
+from benchmarks.synthetic import MOVIELENS_SHAPES, default_shape, generate
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +71,39 @@ def test_user_and_movie_effects_show_in_the_means(ratings):
     assert per_user.std() > 0.2
 
 
+def test_who_rated_what_carries_taste_beyond_popularity(ratings):
+    from movierec import EASE, Popularity
+    from movierec.metrics import ndcg_at_k
+    from movierec.split import stratified_split
+
+    def ease_over_popularity(frame):
+        train, test = stratified_split(frame, 0.2, random_state=0)
+        return (ndcg_at_k(EASE().fit(train).top_n(n=10), test, 10)
+                / ndcg_at_k(Popularity().fit(train).top_n(n=10), test, 10))
+
+    assert ease_over_popularity(ratings) > 1.1
+    assert ease_over_popularity(generate(60_000, taste_sd=0.0, seed=3)) < 1.05  # popularity alone: nothing to learn
+
+
 def test_same_seed_same_frame_other_seed_other_frame():
     a, b, c = generate(5_000, seed=1), generate(5_000, seed=1), generate(5_000, seed=2)
     pd.testing.assert_frame_equal(a, b)
     assert not a.equals(c)
+
+
+@pytest.mark.parametrize(("ratings", "users", "movies"), MOVIELENS_SHAPES)
+def test_default_shape_is_the_movielens_release_of_that_size(ratings, users, movies):
+    assert default_shape(ratings) == (users, movies)
+
+
+def test_default_shape_grows_between_and_beyond_the_releases():
+    sizes = [1_000, 20_000, 300_000, 5_000_000, 15_000_000, 25_000_000, 60_000_000]
+    shapes = [default_shape(n) for n in sizes]
+    assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(shapes, shapes[1:]))
+    assert default_shape(25_000_000) == (162_541, 59_046)  # ml-25m has 95 ratings more
+    for n, (users, movies) in zip(sizes, shapes):  # every default can be generated
+        assert users * 20 <= n <= users * (movies // 2)
+    assert default_shape(19)[0] == 1 and default_shape(100)[0] * 20 <= 100
 
 
 def test_explicit_shape_and_impossible_shapes():
@@ -174,21 +206,112 @@ def test_render_with_no_results(tmp_path):
         assert f"python -m benchmarks --suite {suite}" in page
 
 
-def test_render_scale_growth(tmp_path):
-    scale = _doc("scale", {
-        "sizes": {"1000": {"ratings": 1000, "users": 10, "movies": 50, "min_ratings_per_user": 20, "mean_rating": 3.5,
-                           "generate_seconds": 0.1},
-                  "10000": {"ratings": 10000, "users": 100, "movies": 150, "min_ratings_per_user": 20,
-                            "mean_rating": 3.5, "generate_seconds": 0.5}},
-        "models": {"BiasedBaseline": {"1000": {"fit_seconds": 1.0, "top_n_seconds": 0.5, "peak_rss_mb": 100.0},
-                                      "10000": {"fit_seconds": 8.0, "top_n_seconds": 6.0, "peak_rss_mb": 300.0}},
-                   "SurpriseSVD": {"1000": {"fit_seconds": 2.0}, "10000": {"error": "timed out after 1800 s"}}},
-        "growth": {"BiasedBaseline": {"fit_seconds": 8.0, "top_n_seconds": 12.0, "peak_rss_mb": 3.0}},
-    })
-    page = render.render({"scale": scale})
-    assert "| BiasedBaseline | 8.0× | 12.0× | 3.0× | – |" in page
-    assert "failed: timed out after 1800 s" in page
-    assert "Growth 1,000 → 10,000 (10× the ratings; top_n scores every (user, movie) pair, 30.0× as many)" in page
+def _scale_results() -> dict:
+    sizes = {"1000": {"ratings": 1000, "users": 10, "movies": 50, "min_ratings_per_user": 20, "mean_rating": 3.5,
+                      "generate_seconds": 0.1},
+             "10000": {"ratings": 10000, "users": 100, "movies": 150, "min_ratings_per_user": 20, "mean_rating": 3.5,
+                       "generate_seconds": 0.5},
+             "25000000": {"ratings": 25_000_000, "users": 162_541, "movies": 59_046, "like": "ml-25m",
+                          "min_ratings_per_user": 20, "median_ratings_per_user": 85.0, "max_ratings_per_user": 19014,
+                          "top_20000_movies_share": 0.85, "mean_rating": 3.44, "generate_seconds": 40.0}}
+    models = {"BiasedBaseline": {"1000": {"fit_seconds": 1.0, "top_n_seconds": 0.5, "peak_rss_mb": 100.0,
+                                          "peak_rss_total_mb": 100.0},
+                                 "10000": {"fit_seconds": 8.0, "top_n_seconds": 6.0, "peak_rss_mb": 300.0,
+                                           "peak_rss_total_mb": 300.0},
+                                 "25000000": {"fit_seconds": 80.0, "top_n_seconds": 700.0, "peak_rss_mb": 900.0,
+                                              "load_average_at_start": [2.5, 2.0, 1.0]}},
+              "EASE": {"25000000": {"fit_seconds": 300.0, "top_n_seconds": 240.0, "kept_movies": 20000,
+                                    "weights_dtype": "float32"}},
+              "SurpriseSVD": {"1000": {"fit_seconds": 2.0}, "10000": {"error": "timed out after 1800 s"}},
+              SCALE_MAIN_JOB: {"25000000": {"wall_seconds": 3000.0, "tree_peak_rss_mb": 10240.0, "peak_rss_mb": 8000.0,
+                                            "jvm_peak_rss_mb": 3000.0, "peak_rss_sum_mb": 11000.0,
+                                            "command": "movierec recommend --ratings ratings.csv"}}}
+    return {"sizes": sizes, "models": models, "growth": {name: scale._growth(list(sizes), e) for name, e in models.items()}}
+
+
+def test_scale_growth_is_per_step_between_measured_sizes():
+    growth = _scale_results()["growth"]
+    assert growth["BiasedBaseline"]["1000→10000"] == {"fit_seconds": 8.0, "top_n_seconds": 12.0, "peak_rss_mb": 3.0,
+                                                      "peak_rss_total_mb": 3.0}
+    assert growth["BiasedBaseline"]["10000→25000000"]["fit_seconds"] == 10.0
+    assert growth["SurpriseSVD"] == {}  # its 10000 run failed: no step
+    assert growth["EASE"] == {}
+
+
+def test_render_scale_tables_growth_and_targets():
+    page = render.render({"scale": _doc("scale", _scale_results())})
+    assert "| 25M | ml-25m | 162,541 | 59,046 | 20 / 85 / 19,014 | 85.0% | 3.44 | 40.0 |" in page
+    assert "| BiasedBaseline | 8.0× | 12.0× | 3.0× | 10.0× | 116.7× | – |" in page
+    assert "| data: ratings / users × movies | 10.0× / 30.0× |  |  | 2500.0× / 639826.4× |  |  |" in page
+    assert "failed: timed out after 1800 s" in page and "| SurpriseSVD | – |" not in page
+    assert "| 25M | 3000 | 10240 | 8000 | 3000 | 11000 | – |" in page
+    assert "EASE's weights cover 20,000 of 59,046 movies at 25M (float32)" in page
+    assert "| main job at 25M: <= 60 min (issue 17) | 50.0 min | **met** | +10.0 min |" in page
+    assert "| main job at 25M: peak RSS <= 16 GB (issue 17) | 10.0 GiB | **met** | +6.0 GiB |" in page
+    assert ("| every model's top_n for all users at 25M <= 10 min (issue 17) | slowest BiasedBaseline 11.7 min "
+            "| **missed** | -1.7 min |") in page
+
+
+def test_scale_results_merge_across_runs_and_drop_stale_sizes(tmp_path, monkeypatch):
+    from benchmarks import _common
+
+    monkeypatch.setattr(_common, "ROOT", tmp_path)  # write_result logs paths relative to it
+    monkeypatch.setattr(_common, "QUICK_DIR", tmp_path / "quick")
+    tmp_path = tmp_path / "quick"
+    first = scale.Recorder(quick=True, notes=[])
+    first.size(1000, {"ratings": 1000, "users": 10, "movies": 50})
+    first.size(2000, {"ratings": 2000, "users": 20, "movies": 60})
+    first.start_job()
+    first.entry("EASE", 1000, {"fit_seconds": 1.0})
+    first.entry("EASE", 2000, {"fit_seconds": 3.0})
+    assert json.loads((tmp_path / "scale.json").read_text())["results"]["growth"]["EASE"] == {
+        "1000→2000": {"fit_seconds": 3.0}}
+    # a later run at 2000 on data of another shape replaces what was measured at 2000
+    second = scale.Recorder(quick=True, notes=[])
+    second.size(2000, {"ratings": 2000, "users": 25, "movies": 60})
+    saved = json.loads((tmp_path / "scale.json").read_text())["results"]
+    assert saved["models"]["EASE"].keys() == {"1000"} and saved["sizes"]["2000"]["users"] == 25
+    second.start_job()
+    second.entry("Popularity", 2000, {"fit_seconds": 0.1})
+    saved = json.loads((tmp_path / "scale.json").read_text())["results"]
+    assert list(saved["models"]) == ["Popularity", "EASE"]  # in the suite's order
+    assert "load_average_at_start" in saved["models"]["Popularity"]["2000"]
+    # same shape, other data (another generator): the 1000 entry goes too
+    scale.Recorder(quick=True, notes=[]).size(1000, {"ratings": 1000, "users": 10, "movies": 50, "fingerprint": "x"})
+    saved = json.loads((tmp_path / "scale.json").read_text())["results"]
+    assert "EASE" not in saved["models"]
+
+
+def test_run_tree_measures_the_command_and_its_children():
+    # the command holds ~150 MB and starts a child that holds ~250 MB, both alive together for a while
+    hold = "import time; x = bytearray({mb} * 2**20); x[::4096] = b'x' * len(x[::4096]); time.sleep({s})"
+    child = hold.format(mb=250, s=2.5)
+    code = (f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', {child!r}]); "
+            + hold.format(mb=150, s=1.5) + "; p.wait(); print('done')")
+    result = _common.run_tree([sys.executable, "-c", code], interval=0.2)
+    assert result["exit_code"] == 0 and "error" not in result and result["stdout"].strip() == "done"
+    assert 150 <= result["peak_rss_mb"] < 250
+    assert result["tree_peak_rss_mb"] >= 400 and result["peak_rss_sum_mb"] >= result["tree_peak_rss_mb"]
+    assert result["jvm_peak_rss_mb"] is None
+    failed = _common.run_tree([sys.executable, "-c", "import time; time.sleep(30)"], timeout=1, interval=0.2)
+    assert failed["error"] == "timed out after 1 s" and failed["wall_seconds"] < 20
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--suite", "ranking", "--sizes", "1000"], "with --suite scale alone"),
+    (["--suite", "scale", "--sizes", "1e6,ten"], "--sizes must be"),
+    (["--suite", "scale", "--sizes", "0"], "--sizes must be positive"),
+    (["--suite", "scale", "--models", "EASE,NoSuchModel"], "unknown NoSuchModel"),
+])
+def test_scale_options_are_checked(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        bench_main.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_scale_options_reach_the_suite():
+    args = bench_main.parse_args(["--suite", "scale", "--sizes", "1e6,10000000", "--models", "EASE, SparkALS implicit"])
+    assert args.scale_options == {"sizes": [1_000_000, 10_000_000], "models": ["EASE", "SparkALS implicit"]}
 
 
 # -- the speed suite's ensemble comparison ---------------------------------------------------------

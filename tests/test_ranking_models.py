@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movierec import EASE, InvalidParameterError, Popularity, official_folds
-from movierec.exceptions import DataValidationError
+from movierec.exceptions import ModelFileError
 from movierec.metrics import model_error, ndcg_at_k
 from movierec.testing import RecommenderContract, synthetic_ratings
 
@@ -76,9 +76,106 @@ class TestEASE(_RankingContract):
         with pytest.raises(InvalidParameterError, match="l2"):
             EASE(l2=bad).fit(synthetic_ratings())
 
-    def test_large_catalogue_is_refused_with_the_reason(self):
-        with pytest.raises(DataValidationError, match="max_items"):
-            EASE(max_items=10).fit(synthetic_ratings())
+    def test_weights_are_float32_from_float32_items_and_rank_as_float64(self):
+        ratings = synthetic_ratings(seed=2)
+        exact = EASE(l2=5.0).fit(ratings)
+        single = EASE(l2=5.0)
+        single.float32_items = 10  # 60 movies: float32 from here
+        single.fit(ratings)
+        assert exact.B_.dtype == np.float64 and single.B_.dtype == np.float32
+        assert np.allclose(single.B_, exact.B_, atol=1e-5)
+        pd.testing.assert_frame_equal(single.top_n(n=5)[["userId", "movieId"]], exact.top_n(n=5)[["userId", "movieId"]])
+
+
+class TestEASEOnItsMostRatedMovies(_RankingContract):
+    """A catalogue over max_items: B covers the most-rated movies only (the contract, save/load included)."""
+
+    def make_model(self):
+        return EASE(l2=10.0, max_items=25)
+
+    def test_keeps_the_most_rated_movies_ties_by_movie_id(self):
+        ratings = pd.DataFrame({"userId": [1, 1, 1, 2, 2, 3, 3, 4], "movieId": [50, 40, 30, 50, 40, 20, 10, 30],
+                                "rating": 4.0})
+        # counts: 50 -> 2, 40 -> 2, 30 -> 2, 20 -> 1, 10 -> 1; three kept: ties among the 2s by movieId
+        model = EASE(l2=1.0, max_items=3).fit(ratings)
+        assert model.items_.ids[model.kept_].tolist() == [30, 40, 50]
+        model = EASE(l2=1.0, max_items=4).fit(ratings)
+        assert model.items_.ids[model.kept_].tolist() == [10, 30, 40, 50]
+
+    def test_equals_ease_on_the_kept_movies_and_scores_0_elsewhere(self):
+        ratings = synthetic_ratings(seed=4)
+        model = EASE(l2=7.0, max_items=20).fit(ratings)
+        counts = ratings.movieId.value_counts()
+        kept_ids = model.items_.ids[model.kept_]
+        assert len(kept_ids) == 20 and counts[kept_ids].min() >= counts.drop(kept_ids).max()
+        alone = EASE(l2=7.0).fit(ratings[ratings.movieId.isin(kept_ids)])
+        pairs = pd.DataFrame({"userId": np.repeat(alone.users_.ids, len(kept_ids)),
+                              "movieId": np.tile(kept_ids, len(alone.users_.ids))})
+        assert np.allclose(model.predict(pairs).to_numpy(), alone.predict(pairs).to_numpy())
+        others = ratings.movieId.unique()[~np.isin(ratings.movieId.unique(), kept_ids)]
+        scores = model.score_matrix(model.users_.ids, others)
+        assert scores.shape == (len(model.users_), len(others)) and (scores == 0).all()
+
+    def test_a_saved_model_keeps_its_movies(self, tmp_path):
+        model = EASE(l2=3.0, max_items=15).fit(synthetic_ratings(seed=5))
+        model.save(tmp_path / "ease")
+        loaded = EASE.load(tmp_path / "ease")
+        assert np.array_equal(loaded.kept_, model.kept_) and loaded.B_.shape == (15, 15)
+        pd.testing.assert_frame_equal(loaded.top_n(n=7), model.top_n(n=7))
+
+    @pytest.mark.parametrize("kept", [[3, 1, 2], [0, 1, 99], [0.0, 1.0, 2.0]])
+    def test_a_file_with_bad_kept_movies_is_refused_at_load(self, tmp_path, kept):
+        path = tmp_path / "ease"
+        EASE(l2=3.0, max_items=3).fit(synthetic_ratings(seed=5)).save(path)
+        _rewrite_arrays(path, model_kept=np.array(kept))
+        with pytest.raises(ModelFileError, match="kept"):
+            EASE.load(path)
+
+
+def _rewrite_arrays(path, drop=(), **arrays):
+    """Change arrays.npz of a saved model folder and re-sign its manifest (as a hostile file would)."""
+    from movierec import _folder
+
+    with np.load(path / "arrays.npz", allow_pickle=False) as data:
+        saved = {k: data[k] for k in data.files if k not in drop}
+    np.savez(path / "arrays.npz", **{**saved, **arrays})
+    _folder.write_manifest(path)
+
+
+def test_ease_files_saved_before_kept_existed_load_as_the_whole_catalogue(tmp_path):
+    model = EASE(l2=3.0).fit(synthetic_ratings(seed=7))
+    model.save(tmp_path / "ease")
+    _rewrite_arrays(tmp_path / "ease", drop=("model_kept",))
+    loaded = EASE.load(tmp_path / "ease")
+    assert np.array_equal(loaded.kept_, np.arange(len(model.items_)))
+    pd.testing.assert_frame_equal(loaded.top_n(n=4), model.top_n(n=4))
+
+
+def test_ease_gram_and_inverse_in_blocks_equal_the_dense_ones(monkeypatch):
+    import movierec.ease as ease_module
+
+    monkeypatch.setattr(ease_module, "_GRAM_BLOCK_CELLS", 70)  # 60 movies: blocks of one column
+    ratings = synthetic_ratings(seed=6)
+    model = EASE(l2=4.0).fit(ratings)
+    X = model.seen_.toarray().astype(float)
+    P = np.linalg.inv(X.T @ X + 4.0 * np.eye(X.shape[1]))
+    assert model.B_.flags.c_contiguous
+    assert np.allclose(model.B_, (P / -np.diag(P)) * ~np.eye(len(P), dtype=bool))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(8, 30), st.integers(6, 25), st.integers(1, 25), st.floats(0.5, 50.0))
+def test_ease_over_max_items_is_ease_on_the_kept_movies(n_users, n_items, max_items, l2):
+    ratings = synthetic_ratings(n_users=n_users, n_items=n_items, seed=n_items)
+    model = EASE(l2=l2, max_items=max_items).fit(ratings)
+    kept_ids = model.items_.ids[model.kept_]
+    assert len(kept_ids) == min(max_items, ratings.movieId.nunique())
+    full = model.score_matrix(model.users_.ids, model.items_.ids)
+    alone = EASE(l2=l2).fit(ratings[ratings.movieId.isin(kept_ids)])
+    block = alone.score_matrix(model.users_.ids, kept_ids)
+    # users who rated no kept movie are unknown to `alone` (NaN) and score 0 in `model`
+    assert np.allclose(full[:, model.kept_], np.nan_to_num(block, nan=0.0))
+    assert (np.delete(full, model.kept_, axis=1) == 0).all()
 
     def test_tune_returns_a_tune_result_and_fits_the_best(self):
         model = EASE()
@@ -108,6 +205,18 @@ def test_ease_ranks_ml100k_u1_far_above_popularity(data_home):
     popular = 1 - model_error(Popularity().fit(fold.train), fold.test, "ndcg@10")
     assert popular == pytest.approx(0.325, abs=0.005)
     assert ease > 0.55 and ease > 1.6 * popular
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 40), st.booleans(), st.integers(0, 5))
+def test_ease_top_n_over_max_items_equals_ranking_the_whole_catalogue(max_items, n, exclude_seen, seed):
+    # EASE.top_n ranks the kept movies and merges the zero-scored rest; the base class scores every movie
+    from movierec.base import ArrayRecommender
+
+    model = EASE(l2=2.0, max_items=max_items).fit(synthetic_ratings(n_users=25, n_items=30, seed=seed))
+    users = model.users_.ids[::2]
+    pd.testing.assert_frame_equal(model.top_n(users, n, exclude_seen=exclude_seen),
+                                  ArrayRecommender.top_n(model, users, n, exclude_seen=exclude_seen))
 
 
 @pytest.mark.parametrize(

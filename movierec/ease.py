@@ -183,6 +183,8 @@ class EASE(ArrayRecommender):
         metric: str = "ndcg@10",
         validation_size: float = 0.1,
         random_state: int | None = 0,
+        max_users: int | None = 20_000,
+        max_items: int | None = 5_000,
     ) -> TuneResult:
         """Choose ``l2`` on a validation split of ``ratings``, then fit on all of it; return the search.
 
@@ -190,26 +192,42 @@ class EASE(ArrayRecommender):
         (``validation_size``, ``random_state``); every candidate is fitted on the rest and scored by
         ``metric`` on the held-out part (:func:`movierec.metrics.model_error`).
 
+        Size-aware: on large data the candidates are compared on a smaller problem, since each costs
+        an ``n^3`` inversion and a ranking of every validation user. The validation users are a
+        sample of at most ``max_users`` (:func:`movierec.split.sample_users`), and the candidates keep
+        at most ``max_items`` movies, the most-rated (as ``max_items`` of the model does). The chosen
+        ``l2`` is then fitted with the model's own ``max_items`` on all of ``ratings``. Data with
+        fewer users and movies than these (ml-100k, ml-1m) are searched exactly as given.
+
         Parameters
         ----------
         grid : mapping, optional
             ``{"l2": [...]}``; by default 8 values from 50 to 6400, doubling.
+        max_users : int or None, default 20000
+            Most validation users ranked per candidate; None ranks them all.
+        max_items : int or None, default 5000
+            Most movies a candidate keeps (never more than the model's ``max_items``); None keeps
+            the model's.
         """
         from movierec.metrics import model_error, parse_metric
-        from movierec.split import stratified_split
+        from movierec.split import sample_users, stratified_split
 
         check_ratings(ratings)
         parse_metric(metric)
         owner = "EASE.tune"
         check_value(owner, "validation_size", validation_size, Real(0, 1, open_low=True, open_high=True))
         check_value(owner, "random_state", random_state, Seed())
+        check_value(owner, "max_users", max_users, Int(1, none=True))
+        check_value(owner, "max_items", max_items, Int(1, none=True))
+        self._validate_params()
         grid = {"l2": [50.0 * 2**i for i in range(8)]} if grid is None else grid
         values = check_grid(owner, grid, {"l2": self._parameter_constraints["l2"]})["l2"]
         train, valid = stratified_split(ratings, validation_size, random_state=random_state)
-        valid = valid[valid[USER].isin(train[USER])]
+        valid = sample_users(valid[valid[USER].isin(train[USER])], max_users, random_state)
+        kept = self.max_items if max_items is None else min(self.max_items, max_items)
         rows = []
         for value in values:
-            candidate = type(self)(**{**self.get_params(), "l2": value}).fit(train)
+            candidate = type(self)(**{**self.get_params(), "l2": value, "max_items": kept}).fit(train)
             rows.append({"l2": value, metric: 1.0 - model_error(candidate, valid, metric)})
         results = pd.DataFrame(rows)
         best = int(results[metric].to_numpy().argmax())

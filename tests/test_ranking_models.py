@@ -185,6 +185,30 @@ def test_ease_over_max_items_is_ease_on_the_kept_movies(n_users, n_items, max_it
         assert result.best_score == result.results["ndcg@5"].max()
         assert model.l2 == result.best_params["l2"] and hasattr(model, "B_")
 
+    def test_tune_at_scale_compares_candidates_on_sampled_users_and_popular_movies(self):
+        from movierec.metrics import model_error
+        from movierec.split import sample_users, stratified_split
+
+        ratings = synthetic_ratings(n_users=60, n_items=40, seed=3)
+        grid = {"l2": [0.5, 5.0, 50.0]}
+        small = EASE(max_items=30).tune(ratings, grid, max_users=12, max_items=20, random_state=4)
+        # by hand: the same split, 12 of its validation users, candidates on the 20 most-rated movies
+        train, valid = stratified_split(ratings, 0.1, random_state=4)
+        valid = sample_users(valid[valid.userId.isin(train.userId)], 12, 4)
+        assert valid.userId.nunique() == 12
+        expected = [1 - model_error(EASE(l2=v, max_items=20).fit(train), valid, "ndcg@10") for v in grid["l2"]]
+        assert np.allclose(small.results["ndcg@10"], expected)
+        # ml-100k-sized data are searched whole: no sample, every movie
+        whole = EASE().tune(ratings, grid, random_state=4)
+        train, valid = stratified_split(ratings, 0.1, random_state=4)
+        valid = valid[valid.userId.isin(train.userId)]
+        assert np.allclose(whole.results["ndcg@10"],
+                           [1 - model_error(EASE(l2=v).fit(train), valid, "ndcg@10") for v in grid["l2"]])
+        # the chosen l2 is refitted with the model's own max_items
+        model = EASE(max_items=30)
+        model.tune(ratings, grid, max_users=12, max_items=20, random_state=4)
+        assert len(model.kept_) == 30
+
 
 @settings(max_examples=20, deadline=None)
 @given(st.integers(5, 15), st.integers(4, 10), st.floats(0.5, 50.0))
@@ -222,7 +246,7 @@ def test_ease_top_n_over_max_items_equals_ranking_the_whole_catalogue(max_items,
 @pytest.mark.parametrize(
     ("grid", "options"),
     [({"l2": []}, {}), ({"alpha": [1.0]}, {}), ({"l2": [-1.0]}, {}), (None, {"validation_size": 1.5}),
-     (None, {"metric": "auc@3"}), (None, {"random_state": -1})],
+     (None, {"metric": "auc@3"}), (None, {"random_state": -1}), (None, {"max_users": 0}), (None, {"max_items": 1.5})],
 )
 def test_ease_tune_refuses_bad_options_with_invalid_parameter_error(grid, options):
     with pytest.raises(InvalidParameterError):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from movierec import registry
+from movierec._validation import ITEM, USER
 from movierec.exceptions import DataValidationError, InvalidParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -227,6 +228,22 @@ def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, st
     return data, train, test, split
 
 
+#: Above this many users x movies the ranking ensemble defaults to candidates: scoring every unseen
+#: movie with every member costs ~50 min at ml-25m's 9.6e9, and candidates=20 ranked as well on the
+#: ranking suite (nDCG@10 0.4928 against 0.4927 for full; docs/benchmarks.md).
+FULL_ENSEMBLE_CELLS = 1_000_000_000
+
+
+def _candidates(args: argparse.Namespace, train: pd.DataFrame) -> int | None:
+    """Return the ensemble's ``candidates``: None for --ensemble full, else K (at least --n and --k)."""
+    mode = args.ensemble
+    if mode is None:  # --task ranking without --ensemble: by size
+        cells = train[USER].nunique() * train[ITEM].nunique()
+        mode = "full" if cells <= FULL_ENSEMBLE_CELLS else "candidates"
+        logger.info("ensemble mode %s (%s users x movies)", mode, f"{cells:,}")
+    return max(args.candidates, args.n, args.k) if mode == "candidates" else None
+
+
 def recommend_command(args: argparse.Namespace) -> int:
     from movierec.metrics import evaluate
     from movierec.report import ReportData, write_report
@@ -235,7 +252,7 @@ def recommend_command(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     data, train, test, split = _load(args)
     shown_users = _report_users(args, train)
-    candidates = args.candidates if args.ensemble == "candidates" else None
+    candidates = _candidates(args, train)
     ensemble, names = _new_ensemble(args, train, candidates)
     try:
         fit_seconds = _fit_ensemble(args, ensemble, names, train, "fitting")

@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--seed", type=_seed, default=0, help="random_state of the models, ensemble and split (default 0)")
     rec.add_argument("--ensemble", choices=("candidates", "full"),
                      help="candidates: each member proposes its own top K; full: every member scores "
-                     "every unseen movie (default full for --task ranking, candidates for rating)")
+                     "every unseen movie (default for --task ranking: full up to 10^9 users x movies, candidates above; "
+                     "candidates for rating)")
     rec.add_argument("--candidates", type=_positive_int, default=DEFAULT_CANDIDATES, metavar="K",
                      help=f"K of --ensemble candidates (default {DEFAULT_CANDIDATES})")
     rec.add_argument("--model", type=Path, metavar="DIR",
@@ -256,8 +257,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             parser.error(f"argument --models: {', '.join(wrong)} cannot be used for --task {args.task}; "
                          f"choose among {', '.join(offered)}")
     if args.command == "recommend" and args.model is None:
-        if args.ensemble is None:
-            args.ensemble = "full" if args.task == "ranking" else "candidates"
+        if args.ensemble is None and args.task == "rating":
+            args.ensemble = "candidates"  # ranking: chosen by the data's size once loaded
         if args.fold is not None and args.dataset != "ml-100k":
             parser.error(f"argument --fold: only ml-100k has official folds, not {args.dataset}; use --test-size")
         if args.recommender != ENSEMBLE and args.recommender not in args.models:

@@ -450,3 +450,17 @@ def test_latest_layout_csv_to_fit_recommend_and_serve_gives_the_same_top_10(tmp_
         assert refused.value.code == 422
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
             assert json.loads(response.read())["status"] == "ok"
+
+
+def test_ranking_ensemble_mode_follows_the_data_size(monkeypatch):
+    import argparse
+
+    from movierec import _cli_commands
+
+    train = pd.DataFrame({"userId": [1, 1, 2, 3], "movieId": [10, 11, 10, 12], "rating": 4.0})  # 3 x 3 cells
+    args = argparse.Namespace(ensemble=None, candidates=20, n=30, k=10)
+    assert _cli_commands._candidates(args, train) is None  # small: every unseen movie
+    monkeypatch.setattr(_cli_commands, "FULL_ENSEMBLE_CELLS", 8)
+    assert _cli_commands._candidates(args, train) == 30  # large: candidates, at least --n
+    assert _cli_commands._candidates(argparse.Namespace(ensemble="full", candidates=20, n=5, k=10), train) is None
+    assert _cli_commands._candidates(argparse.Namespace(ensemble="candidates", candidates=20, n=5, k=10), train) == 20

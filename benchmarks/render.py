@@ -440,6 +440,7 @@ def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
         else:
             lines += [f"## {suite}", "", f"Not run yet: `python -m benchmarks --suite {suite}`."]
     if folder is not None:
+        lines += [""] + issue14_section(folder)
         others = sorted(p.name for p in folder.glob("*.json") if p.stem not in SUITES)
         if others:
             lines += ["", "## Per-adapter scripts", "",
@@ -447,6 +448,36 @@ def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
                       "`benchmarks/sagemaker_fm.py`) run separately and write: "
                       + ", ".join(f"`benchmarks/results/{name}`" for name in others) + "."]
     return "\n".join(lines) + "\n"
+
+
+def issue14_section(folder: Path) -> list[str]:
+    """Return MyFMBayes with features (bfm.json) and the stacked ensemble (stacked.json), when present."""
+    import json
+
+    lines: list[str] = []
+    bfm, stacked = folder / "bfm.json", folder / "stacked.json"
+    if bfm.exists():
+        doc = json.loads(bfm.read_text())
+        lines += ["## MyFMBayes with features (benchmarks/bfm.py)", "",
+                  f"Command: `{doc['command']}` ({doc['date'][:10]}). Settings: {doc['params']}; chosen by "
+                  f"{doc['selection']['how']}.", ""]
+        lines += table(["fold", "RMSE", "fit s"], [[fold, fmt(v["rmse"]), f"{v['fit_seconds']:.1f}"]
+                                                   for fold, v in doc["folds"].items()])
+        lines += ["", f"Mean RMSE {doc['figures']['mean_rmse']:.4f}; targets {doc['targets']}.", ""]
+    if stacked.exists():
+        doc = json.loads(stacked.read_text())
+        lines += ["## Stacked ensemble (benchmarks/stacked.py)", "",
+                  f"Command: `{doc['command']}` ({doc['date'][:10]}). Members: {doc['members']}; "
+                  f"stacking_folds={doc['stacking_folds']}. Chosen by {doc['selection']['how']}.", ""]
+        rows = [[f["fold"], fmt(f["stacked"]), f["best_member"], fmt(f["members"][f["best_member"]]),
+                 fmt(f["inverse_error"]), "yes" if f["stacked_below_best_member"] else "no"] for f in doc["folds"]]
+        mean = doc["mean"]
+        rows.append(["mean", fmt(mean["stacked"]), "bfm", fmt(mean["member_bfm"]), fmt(mean["inverse_error"]),
+                     f"{mean['stacked_below_best_member_folds']} of {len(doc['folds'])}"])
+        lines += table(["fold", "stacked RMSE", "best member", "its RMSE", "seed's 1/RMSE weights", "stacked below it"],
+                       rows)
+        lines += ["", f"Targets {doc['targets']}.", ""]
+    return lines
 
 
 def write(folder: Path = RESULTS_DIR, output: Path = ROOT / "docs" / "benchmarks.md") -> Path:

@@ -51,6 +51,7 @@ def save_ensemble(model: WeightedEnsemble, path: str | Path) -> None:
             # [1, b, stacked error] for weights="stacked", zeros otherwise: saved arrays must be finite.
             "stacking": (np.array([1.0, model.intercept_, model.stacked_error_]) if not np.isnan(model.intercept_)
                          else np.zeros(3)),
+            "rating_scale": model.rating_scale_,
         })
 
 
@@ -71,10 +72,17 @@ def load_ensemble(cls: type[WeightedEnsemble], path: str | Path) -> Any:
     where = files.path / ARRAYS_FILE
     users, items, seen = restore_state(files.arrays, where)
     n = len(members)
-    arrays = {k: files.arrays.get(k, np.zeros(0)) for k in (*_STATE, "stacking")}
-    check_arrays(where, arrays, {**{k: ("members",) for k in _STATE}, "stacking": (3,)}, {"members": n})
-    if not ((arrays["errors"] > 0).all() and (arrays["score_std"] >= 0).all() and (arrays["weights"] >= 0).all()):
-        raise ModelFileError(f"{where}: errors must be positive, weights and score_std non-negative")
+    shapes = {**{k: ("members",) for k in _STATE}, "stacking": (3,)}
+    # Files written before the rating scale was saved have none: their stacked predictions are not clipped.
+    if "rating_scale" in files.arrays:
+        shapes["rating_scale"] = (2,)
+    arrays = {k: files.arrays.get(k, np.zeros(0)) for k in shapes}
+    check_arrays(where, arrays, shapes, {"members": n})
+    scale = arrays.get("rating_scale", np.array([-np.inf, np.inf]))
+    if not ((arrays["errors"] > 0).all() and (arrays["score_std"] >= 0).all() and (arrays["weights"] >= 0).all()
+            and scale[0] < scale[1]):
+        raise ModelFileError(f"{where}: errors must be positive, weights and score_std non-negative, "
+                             "rating_scale increasing")
     model = cls(members, **files.params)
     model.models_, model.members_ = members, np.arange(n)
     model.users_, model.items_, model.seen_ = users, items, seen
@@ -83,4 +91,5 @@ def load_ensemble(cls: type[WeightedEnsemble], path: str | Path) -> Any:
     model.score_mean_, model.score_std_ = arrays["score_mean"], arrays["score_std"]
     stacked, intercept, error = (float(v) for v in arrays["stacking"])
     model.intercept_, model.stacked_error_ = (intercept, error) if stacked else (np.nan, np.nan)
+    model.rating_scale_ = scale.astype(float)
     return model

@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --ratings: which columns hold what, e.g. user=uid,item=sku,rating=stars,"
                      "timestamp=ts (default rating=rating,timestamp=timestamp; no rating: implicit feedback)")
     weights_help = ("rating task: inverse_error (default, the seed's 1/RMSE) or stacked (non-negative least "
-                    "squares on the hold-out's standardized scores)")
+                    "squares on 5-fold out-of-fold standardized scores, clipped to the rating scale)")
     members = argparse.ArgumentParser(add_help=False)  # what the ensemble is made of, for every command that fits
     members.add_argument("--task", choices=TASKS, default="ranking", help=task_help)
     members.add_argument("--models", type=_model_list, metavar="LIST", help=models_help)

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from movierec._blend import blend_block, forward_select, reference_stats, weighted_z
+from movierec._ensemble_files import load_ensemble, save_ensemble
 from movierec._ids import index_ratings, resolve_users, sample_pairs
+from movierec._instances import clone
 from movierec._members import FitEvent, close_all
 from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
-from movierec._ensemble_files import load_ensemble, save_ensemble
 from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
+from movierec._stacking import out_of_fold, parts_of, rating_scale, stacked_weights
 from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
-from movierec._instances import clone
 from movierec.base import Recommender
 from movierec.exceptions import InvalidParameterError, MovieRecWarning
 from movierec.metrics import model_error, parse_metric
@@ -62,18 +63,24 @@ class WeightedEnsemble(Recommender):
         hold-out movie relevant). The formula stays ``z_m / e_m`` summed.
     weights : {"inverse_error", "stacked"}, default "inverse_error"
         ``"inverse_error"``: ``w_m = 1 / e_m`` (the seed). ``"stacked"`` (``metric="rmse"`` only):
-        ``w_m >= 0`` and an intercept ``b`` learned by non-negative least squares of the hold-out
-        ratings on the members' standardized hold-out scores; :meth:`predict` is then
-        ``b + sum_m w_m z_m``. The stacked blend's own hold-out RMSE is cross-fitted
-        (``stacked_error_``). If every learned weight is 0 (no member's scores rise with the
-        ratings), the members are weighed equally, with a warning.
+        ``w_m >= 0`` and an intercept ``b`` learned by non-negative least squares of held-out
+        ratings on the members' standardized held-out scores (see ``stacking_folds``);
+        :meth:`predict` is then ``b + sum_m w_m z_m`` clipped to the rating scale. The stacked
+        blend's own held-out RMSE is cross-fitted (``stacked_error_``). If every learned weight is
+        0 (no member's scores rise with the ratings), the members are weighed equally, with a warning.
+    stacking_folds : int or None, default 5
+        ``weights="stacked"`` only. ``K >= 2``: each user's ratings are dealt into ``K`` parts; each
+        member is fitted on all parts but one and scores the part left out, so the weights learn
+        from every rating, scored by fits that did not see it (``K + 1`` fits per member with the
+        final one); ``errors_`` are the RMSEs of these scores. None: one hold-out of ``validation_size``.
     select : {"all", "forward"}, default "all"
         ``"all"`` keeps every member. ``"forward"`` chooses members on the hold-out: from the
         member with the smallest error, it adds the member that most lowers the hold-out error of
         the ensemble itself (by ``metric``) until none does; only the chosen members are refitted
         on all the data. Needs the errors measured (``errors=None``).
     validation_size : float, default 0.1
-        Share of each user's ratings held out to measure the errors, strictly between 0 and 1.
+        Share of each user's ratings held out to measure the errors, strictly between 0 and 1
+        (unused by ``weights="stacked"`` with ``stacking_folds``).
     candidates : int, optional
         ``None`` scores every unseen movie of the user with every member. An int ``k`` lets each
         member propose its own top ``k``; a pair is scored by the members that proposed it (the
@@ -97,13 +104,15 @@ class WeightedEnsemble(Recommender):
     intercept_ : float
         ``b`` of ``weights="stacked"`` (NaN for ``"inverse_error"``).
     stacked_error_ : float
-        The cross-fitted hold-out RMSE of the stacked blend (NaN for ``"inverse_error"``).
+        The cross-fitted held-out RMSE of the stacked blend (NaN for ``"inverse_error"``).
+    rating_scale_ : ndarray
+        ``[lowest, highest]`` of ``ratings`` (declared, else their range); stacked predictions are clipped to it.
     weights_ : ndarray
         Each member's weight: ``1 / errors_``, or the stacked weights.
     score_mean_, score_std_ : ndarray
         ``mu_m`` and ``sigma_m`` per member.
     fit_seconds_ : ndarray
-        Each member's total fit time in seconds (hold-out fit and final fit).
+        Each member's total fit time in seconds (hold-out or out-of-fold fits and final fit).
 
     Examples
     --------
@@ -119,6 +128,7 @@ class WeightedEnsemble(Recommender):
         "candidates": Int(1, none=True),
         "select": Options(("all", "forward")),
         "weights": Options(("inverse_error", "stacked")),
+        "stacking_folds": Int(2, none=True),
         "random_state": Seed(),
     }
 
@@ -130,6 +140,7 @@ class WeightedEnsemble(Recommender):
         metric: str = "rmse",
         weights: Literal["inverse_error", "stacked"] = "inverse_error",
         select: Literal["all", "forward"] = "all",
+        stacking_folds: int | None = 5,
         validation_size: float = 0.1,
         candidates: int | None = None,
         random_state: int | None = None,
@@ -139,6 +150,7 @@ class WeightedEnsemble(Recommender):
         self.metric = metric
         self.weights = weights
         self.select = select
+        self.stacking_folds = stacking_folds
         self.validation_size = validation_size
         self.candidates = candidates
         self.random_state = random_state
@@ -168,8 +180,9 @@ class WeightedEnsemble(Recommender):
             raise InvalidParameterError(
                 f"{name}: weights='stacked' learns from hold-out ratings: it needs errors=None and metric='rmse'"
             )
-        if self.select == "forward" and self.errors is not None:
-            raise InvalidParameterError(f"{name}: select='forward' measures errors on a hold-out; pass errors=None")
+        if self.select == "forward" and (self.errors is not None or self._out_of_fold()):
+            raise InvalidParameterError(f"{name}: select='forward' chooses on a hold-out: it needs errors=None "
+                                        "(and stacking_folds=None with weights='stacked')")
         return params
 
     def _checked_errors(self, n_models: int) -> np.ndarray:
@@ -238,7 +251,11 @@ class WeightedEnsemble(Recommender):
         chosen = list(range(len(models)))
         try:
             errors = params["errors"]
-            if errors is None:
+            scale = rating_scale(ratings)
+            if self._out_of_fold():
+                z, y, errors = out_of_fold(len(models), parts_of(ratings, self.stacking_folds, self.random_state),
+                                           lambda p, data: fit_member(p, data, "validation"), self._member_stats)
+            elif errors is None:
                 # One clone per member serves both fits: the hold-out fit, then the fit on all.
                 train, holdout = stratified_split(ratings, self.validation_size, random_state=self.random_state)
                 errors = np.array(
@@ -247,8 +264,10 @@ class WeightedEnsemble(Recommender):
                 if self.select == "forward" and len(models) > 1:
                     chosen, self.selection_ = self._forward_select(models, errors, train, holdout)
                     close_all([m for p, m in enumerate(models) if p not in chosen])
-                if self.weights == "stacked":
-                    stacked = self._stack([models[p] for p in chosen], train, holdout)
+                if self.weights == "stacked":  # the hold-out fits score the hold-out
+                    kept = [models[p] for p in chosen]
+                    z, y, _ = out_of_fold(len(kept), [(train, holdout)], lambda p, _: kept[p], self._member_stats)
+            stacked = stacked_weights(z, y, self.random_state, scale) if self.weights == "stacked" else None
             for position in chosen:
                 fit_member(position, ratings, "final")
             self.users_, self.items_, _, _, self.seen_ = index_ratings(ratings)
@@ -270,8 +289,11 @@ class WeightedEnsemble(Recommender):
         self.weights_, self.intercept_, self.stacked_error_ = (
             stacked if self.weights == "stacked" else (1.0 / self.errors_, np.nan, np.nan)
         )
-        self.fit_seconds_ = seconds
+        self.fit_seconds_, self.rating_scale_ = seconds, scale
         return self
+
+    def _out_of_fold(self) -> bool:
+        return self.weights == "stacked" and self.stacking_folds is not None and self.errors is None
 
     def _holdout_error(self, model: Recommender, holdout: pd.DataFrame) -> float:
         """Return ``model``'s error on the hold-out; its warnings are raised again, marked as the hold-out's."""
@@ -300,19 +322,11 @@ class WeightedEnsemble(Recommender):
         chosen, trace = forward_select(len(models), error_of)
         return chosen, pd.DataFrame(trace)
 
-
-    def _stack(
-        self, models: list[Recommender], train: pd.DataFrame, holdout: pd.DataFrame
-    ) -> tuple[np.ndarray, float, float]:
-        """Return stacked ``(weights, intercept, cross-fitted RMSE)`` from the hold-out fits' scores."""
-        from movierec._stacking import stacked_weights
-
-        users, items, _, _, _ = index_ratings(train)
-        means, stds = self._reference_stats(models, users, items)
-        z = np.column_stack([
-            weighted_z(m.predict(holdout).to_numpy(dtype=float), means[p], stds[p], 1.0) for p, m in enumerate(models)
-        ])
-        return stacked_weights(z, holdout["rating"].to_numpy(dtype=float), self.random_state)
+    def _member_stats(self, model: Recommender, ratings: pd.DataFrame) -> tuple[float, float]:
+        """Return mu and sigma of ``model`` on the reference pairs of the users x movies of ``ratings``."""
+        users, items, _, _, _ = index_ratings(ratings)
+        means, stds = self._reference_stats([model], users, items)
+        return float(means[0]), float(stds[0])
 
     def close(self) -> None:
         """Close every fitted member (a SparkALS clone's Spark session, for one); safe to call twice.
@@ -337,7 +351,8 @@ class WeightedEnsemble(Recommender):
     def predict(self, pairs: pd.DataFrame) -> pd.Series:
         """Return ``sum_m (s_m / e_m) / sum_m (1 / e_m)`` over members that score each pair.
 
-        With stacked weights: ``b + sum_m w_m z_m``, members that cannot score adding 0; NaN where none can.
+        With stacked weights: ``b + sum_m w_m z_m`` clipped to ``rating_scale_``, members that cannot
+        score adding 0; NaN where none can.
         """
         self._check_fitted()
         check_pairs(pairs)
@@ -361,6 +376,7 @@ class WeightedEnsemble(Recommender):
             scores = model.predict(pairs).to_numpy(dtype=float)
             scored |= np.isfinite(scores)
             total += self._weighted(position, scores)
+        np.clip(total, self.rating_scale_[0], self.rating_scale_[1], out=total)
         return pd.Series(np.where(scored, total, np.nan), index=pairs.index, name="prediction")
 
     def top_n(

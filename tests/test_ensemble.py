@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from movierec import BiasedBaseline, Recommender, WeightedEnsemble
-from movierec import FitEvent, clone
+from movierec import BiasedBaseline, FitEvent, Recommender, WeightedEnsemble, clone
 from movierec.exceptions import InvalidParameterError, MovieRecWarning, NotFittedError
 from movierec.split import stratified_split
 from movierec.testing import RecommenderContract, synthetic_ratings
@@ -439,7 +438,7 @@ def test_full_top_n_from_score_matrices_equals_the_pair_by_pair_blend():
 @given(tables, tables, positive, st.floats(-50, 50), st.integers(0, 3))
 def test_under_a_ranking_metric_an_affine_change_of_a_member_changes_nothing(a, b, scale, shift, seed):
     ratings = table_ratings(6, 9, seed)
-    make = lambda t2: WeightedEnsemble([TableModel(a), t2], metric="ndcg@3", validation_size=0.3, random_state=seed)  # noqa: E731
+    make = lambda t2: WeightedEnsemble([TableModel(a), t2], metric="ndcg@3", validation_size=0.3, random_state=seed)
     x = make(TableModel(b)).fit(ratings)
     y = make(TableModel(b, scale=scale, shift=shift)).fit(ratings)
     np.testing.assert_allclose(x.errors_, y.errors_)
@@ -472,28 +471,101 @@ def test_under_a_ranking_metric_a_one_member_ensemble_ranks_as_its_member(a, see
 
 
 # -- stacked weights (issue 14) ---------------------------------------------------------------------
-def test_stacked_weights_are_non_negative_least_squares_on_the_holdout():
+def _z(members, fit_on, held, seed):
+    """Standardized held-out scores of ``members`` fitted on ``fit_on``, mu and sigma from the public pieces."""
+    fitted = [clone(m).fit(fit_on) for m in members]
+    probe = WeightedEnsemble(members, errors=[1.0] * len(members), random_state=seed).fit(fit_on)
+    return np.column_stack([
+        np.nan_to_num((m.predict(held) - probe.score_mean_[p]) / probe.score_std_[p]) for p, m in enumerate(fitted)
+    ]), fitted
+
+
+def _nnls(z, y):
     from scipy.optimize import nnls
 
+    return nnls(z - z.mean(0), y - y.mean())[0]
+
+
+def test_stacked_weights_are_non_negative_least_squares_on_the_holdout():
     ratings = synthetic_ratings(seed=6)
     members = [BiasedBaseline(), BiasedBaseline(damping=0.0), BiasedBaseline(damping=50.0)]
-    ensemble = WeightedEnsemble(members, weights="stacked", validation_size=0.2, random_state=2).fit(ratings)
+    ensemble = WeightedEnsemble(members, weights="stacked", stacking_folds=None, validation_size=0.2,
+                                random_state=2).fit(ratings)
     assert (ensemble.weights_ >= 0).all() and ensemble.weights_.any()
     # Recompute from the public pieces: the hold-out split, the members fitted on its training part, mu and sigma.
     train, holdout = stratified_split(ratings, 0.2, random_state=2)
-    fitted = [clone(m).fit(train) for m in members]
-    probe = WeightedEnsemble(members, errors=[1.0, 1.0, 1.0], random_state=2).fit(train)
-    z = np.column_stack([
-        (m.predict(holdout) - probe.score_mean_[p]) / probe.score_std_[p] for p, m in enumerate(fitted)
-    ])
-    y = holdout.rating.to_numpy()
-    w, _ = nnls(z - z.mean(0), y - y.mean())
-    np.testing.assert_allclose(ensemble.weights_, w, rtol=1e-6, atol=1e-9)
+    z, fitted = _z(members, train, holdout, 2)
+    np.testing.assert_allclose(ensemble.weights_, _nnls(z, holdout.rating.to_numpy()), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ensemble.errors_, [m.rmse(holdout) for m in fitted])
     assert np.isfinite(ensemble.stacked_error_) and np.isfinite(ensemble.intercept_)
-    # predict is b + sum_m w_m z_m with the final members.
+    # predict is b + sum_m w_m z_m with the final members, clipped to the rating scale.
     z_all = sum((m.predict(ratings) - ensemble.score_mean_[p]) / ensemble.score_std_[p] * ensemble.weights_[p]
                 for p, m in enumerate(ensemble.models_))
-    np.testing.assert_allclose(ensemble.predict(ratings), ensemble.intercept_ + z_all, rtol=1e-9)
+    np.testing.assert_allclose(ensemble.predict(ratings), np.clip(ensemble.intercept_ + z_all, 1, 5), rtol=1e-9)
+
+
+def test_stacked_out_of_fold_weights_learn_from_every_rating():
+    from movierec._stacking import user_folds
+
+    ratings = synthetic_ratings(seed=8)
+    members = [BiasedBaseline(), BiasedBaseline(damping=0.0), BiasedBaseline(damping=50.0)]
+    events: list[FitEvent] = []
+    ensemble = WeightedEnsemble(members, weights="stacked", stacking_folds=3, random_state=4)
+    ensemble.fit(ratings, callback=events.append)
+    # Each member: 3 fits on two parts of every user's ratings, then one on all.
+    folds = user_folds(ratings.userId, 3, 4)
+    sizes = [int((folds != k).sum()) for k in range(3)]
+    assert [(e.position, e.stage, e.n_ratings) for e in events] == [
+        *((p, "validation", n) for n in sizes for p in range(3)), *((p, "final", len(ratings)) for p in range(3))
+    ]
+    # Every rating is scored once, by fits that did not see it; NNLS on all of them.
+    zs, ys, errors = [], [], []
+    for k in range(3):
+        held = ratings[folds == k]
+        z, fitted = _z(members, ratings[folds != k], held, 4)
+        zs.append(z)
+        ys.append(held.rating.to_numpy())
+        errors.append([(m.predict(held) - held.rating).to_numpy() ** 2 for m in fitted])
+    np.testing.assert_allclose(ensemble.weights_, _nnls(np.vstack(zs), np.concatenate(ys)), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ensemble.errors_, [np.sqrt(np.mean(np.concatenate([e[p] for e in errors])))
+                                                 for p in range(3)])
+    assert np.isfinite(ensemble.stacked_error_)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=60), st.integers(2, 6), st.integers(0, 2**32 - 1))
+def test_user_folds_deal_each_users_ratings_evenly(users, n_folds, seed):
+    from movierec._stacking import user_folds
+
+    users = pd.Series(users)
+    folds = user_folds(users, n_folds, seed)
+    assert ((folds >= 0) & (folds < n_folds)).all()
+    for user in users.unique():
+        counts = np.bincount(folds[(users == user).to_numpy()], minlength=n_folds)
+        assert counts.max() - counts.min() <= 1
+    np.testing.assert_array_equal(folds, user_folds(users, n_folds, seed))
+
+
+def test_stacked_predictions_are_clipped_to_the_rating_scale():
+    from movierec._validation import declare_scale
+
+    ratings = declare_scale(table_ratings(6, 9, seed=5), (0.0, 10.0))
+    table = np.zeros((6, 9))
+    table[ratings.userId - 1, ratings.movieId - 100] = ratings.rating
+    # An unrated pair of known ids (every user rated movie 100; this movie someone rated), far above the ratings.
+    user, movie = next((u, i) for u, i in np.argwhere(table == 0) if table[:, i].any())
+    table[user, movie] = 1e6
+    ensemble = WeightedEnsemble([TableModel(table)], weights="stacked", stacking_folds=None, validation_size=0.3,
+                                random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MovieRecWarning)  # hold-out pairs of movies rated once
+        ensemble.fit(ratings)
+    np.testing.assert_array_equal(ensemble.rating_scale_, [0.0, 10.0])
+    predicted = ensemble.predict(pd.DataFrame({"userId": [user + 1, 1], "movieId": [movie + 100, 100]}))
+    assert predicted.iloc[0] == 10.0 and 0.0 <= predicted.iloc[1] < 10.0
+    # Undeclared: the range of the ratings.
+    plain = WeightedEnsemble([BiasedBaseline()], weights="stacked", random_state=0).fit(synthetic_ratings(seed=5))
+    np.testing.assert_array_equal(plain.rating_scale_, [1.0, 5.0])
 
 
 def test_stacked_error_is_cross_fitted_not_in_sample():
@@ -505,16 +577,20 @@ def test_stacked_error_is_cross_fitted_not_in_sample():
     w, b = stack(z, y)
     in_sample = np.sqrt(np.mean((b + z @ w - y) ** 2))
     assert cross_fitted_rmse(z, y, seed=0) > in_sample
+    # Clipping to a scale can only bring the blend closer to ratings that lie on it.
+    y_on = np.clip(y, -0.5, 0.5)
+    assert cross_fitted_rmse(z, y_on, 0, np.array([-0.5, 0.5])) <= cross_fitted_rmse(z, y_on, 0)
 
 
 def test_stacked_ensemble_saves_and_loads_with_its_weights(tmp_path):
     ratings = synthetic_ratings(seed=7)
     ensemble = WeightedEnsemble([BiasedBaseline(), BiasedBaseline(damping=0.0)], weights="stacked",
-                                random_state=0).fit(ratings)
+                                stacking_folds=3, random_state=0).fit(ratings)
     ensemble.save(tmp_path / "e")
     loaded = WeightedEnsemble.load(tmp_path / "e")
     np.testing.assert_array_equal(loaded.weights_, ensemble.weights_)
-    assert loaded.intercept_ == ensemble.intercept_
+    np.testing.assert_array_equal(loaded.rating_scale_, ensemble.rating_scale_)
+    assert loaded.intercept_ == ensemble.intercept_ and loaded.stacking_folds == 3
     pd.testing.assert_series_equal(loaded.predict(ratings), ensemble.predict(ratings))
     plain = WeightedEnsemble([BiasedBaseline()], random_state=0).fit(ratings)
     plain.save(tmp_path / "p")
@@ -527,11 +603,29 @@ def test_stacked_needs_measured_rmse_errors(params):
         WeightedEnsemble([BiasedBaseline(), BiasedBaseline()], weights="stacked", **params).fit(synthetic_ratings())
 
 
+@pytest.mark.parametrize("folds", [1, 0, 2.5, "3"])
+def test_stacking_folds_must_be_an_int_of_at_least_two(folds):
+    with pytest.raises(InvalidParameterError, match="stacking_folds"):
+        WeightedEnsemble([BiasedBaseline()], weights="stacked", stacking_folds=folds).fit(synthetic_ratings())
+
+
+def test_forward_selection_with_stacking_needs_the_single_holdout():
+    members = [BiasedBaseline(), BiasedBaseline(damping=0.0)]
+    with pytest.raises(InvalidParameterError, match="stacking_folds=None"):
+        WeightedEnsemble(members, weights="stacked", select="forward").fit(synthetic_ratings())
+    ensemble = WeightedEnsemble(members, weights="stacked", select="forward", stacking_folds=None, random_state=0)
+    assert len(ensemble.fit(synthetic_ratings()).weights_) == len(ensemble.models_)
+
+
+folds_or_holdout = st.sampled_from([None, 2, 3])
+
+
 @settings(max_examples=25, deadline=None)
-@given(tables, tables, positive, st.floats(-50, 50), st.integers(0, 3))
-def test_stacked_an_affine_change_of_a_member_changes_nothing(a, b, scale, shift, seed):
+@given(tables, tables, positive, st.floats(-50, 50), st.integers(0, 3), folds_or_holdout)
+def test_stacked_an_affine_change_of_a_member_changes_nothing(a, b, scale, shift, seed, folds):
     ratings = table_ratings(6, 9, seed)
-    make = lambda t2: WeightedEnsemble([TableModel(a), t2], weights="stacked", validation_size=0.3, random_state=seed)  # noqa: E731
+    make = lambda t2: WeightedEnsemble([TableModel(a), t2], weights="stacked", stacking_folds=folds,
+                                       validation_size=0.3, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MovieRecWarning)
         x = make(TableModel(b)).fit(ratings)
@@ -543,26 +637,27 @@ def test_stacked_an_affine_change_of_a_member_changes_nothing(a, b, scale, shift
 
 
 @settings(max_examples=25, deadline=None)
-@given(tables, tables, st.integers(0, 3))
-def test_stacked_member_order_changes_nothing(a, b, seed):
+@given(tables, tables, st.integers(0, 3), folds_or_holdout)
+def test_stacked_member_order_changes_nothing(a, b, seed, folds):
     ratings = table_ratings(6, 9, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MovieRecWarning)
-        x = WeightedEnsemble([TableModel(a), TableModel(b)], weights="stacked", validation_size=0.3,
-                             random_state=seed).fit(ratings)
-        y = WeightedEnsemble([TableModel(b), TableModel(a)], weights="stacked", validation_size=0.3,
-                             random_state=seed).fit(ratings)
+        x = WeightedEnsemble([TableModel(a), TableModel(b)], weights="stacked", stacking_folds=folds,
+                             validation_size=0.3, random_state=seed).fit(ratings)
+        y = WeightedEnsemble([TableModel(b), TableModel(a)], weights="stacked", stacking_folds=folds,
+                             validation_size=0.3, random_state=seed).fit(ratings)
     top_x, top_y = x.top_n(n=4), y.top_n(n=4)
     assert ranking(top_x) == ranking(top_y)
     np.testing.assert_allclose(top_x.score, top_y.score, rtol=1e-6, atol=1e-9)
 
 
 @settings(max_examples=25, deadline=None)
-@given(tables, st.integers(0, 3))
-def test_stacked_one_member_ensemble_ranks_as_its_member(a, seed):
+@given(tables, st.integers(0, 3), folds_or_holdout)
+def test_stacked_one_member_ensemble_ranks_as_its_member(a, seed, folds):
     ratings = table_ratings(6, 9, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MovieRecWarning)
-        ensemble = WeightedEnsemble([TableModel(a)], weights="stacked", validation_size=0.3, random_state=seed)
+        ensemble = WeightedEnsemble([TableModel(a)], weights="stacked", stacking_folds=folds, validation_size=0.3,
+                                    random_state=seed)
         ensemble.fit(ratings)
     assert ranking(ensemble.top_n(n=4)) == ranking(TableModel(a).fit(ratings).top_n(n=4))

@@ -81,7 +81,7 @@ class FittedFM(ArrayRecommender):
 
     def _design(self, user_idx: np.ndarray, item_idx: np.ndarray) -> Any:
         """Return the one-hot (plus side features) CSR rows of (user, movie) index pairs."""
-        return (self.user_rows_[user_idx] + self.item_rows_[item_idx]).tocsr()
+        return _features.pair_rows(self.user_rows_, self.item_rows_, user_idx, item_idx)
 
     def _labelled(self, frame: pd.DataFrame, *, negatives: bool = False) -> tuple[Any, np.ndarray]:
         """Return the feature rows and training targets of ``frame``'s ratings (ids known to the model).

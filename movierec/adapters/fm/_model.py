@@ -39,7 +39,8 @@ class SageMakerFM(FittedFM):
     ``eps`` hyperparameter belongs to), MXNet semantics for ``rescale_grad``, ``*_wd`` and
     ``clip_gradient`` (``grad = rescale_grad * grad + wd * weight``, then clipped), and, as MXNet's
     sparse ``lazy_update``, only the rows of ``w`` and ``V`` a mini-batch touches are decayed and
-    updated. ``backend="sagemaker"`` runs SageMaker's own algorithm instead (docs/sagemaker.md):
+    updated; the arithmetic is float32, as SageMaker's (the fitted weights are float64).
+    ``backend="sagemaker"`` runs SageMaker's own algorithm instead (docs/sagemaker.md):
     ``fit`` uploads RecordIO-protobuf to S3 and runs a training job; ``predict`` / ``top_n``
     download its ``model.tar.gz`` once and score locally, or, after :meth:`deploy`, go through the
     endpoint; :meth:`close` (or leaving a ``with`` block) deletes the endpoint.

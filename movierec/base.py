@@ -274,12 +274,7 @@ class ArrayRecommender(Recommender):
                 scores[seen.row, seen.col] = -np.inf
             rows, cols, values = top_k(scores, n)
             parts.append((chunk[rows], cols, values))
-        if parts:
-            u, i, s = (np.concatenate(p) for p in zip(*parts))
-        else:
-            u = i = np.zeros(0, dtype=np.int64)
-            s = np.zeros(0)
-        return self._top_n_frame(u, i, s)
+        return self._top_n_frame(*_joined(parts))
 
     def score_matrix(self, users: Any, items: Any) -> np.ndarray:
         """Return the ``(len(users), len(items))`` matrix of scores for raw ids; NaN where an id is unknown.
@@ -424,3 +419,11 @@ class ArrayRecommender(Recommender):
     def _get_extra(self) -> dict[str, Any]:
         """Return JSON-safe learned scalars to save next to the parameters."""
         return {}
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the (user index, item index, score) blocks of a top-N, concatenated (empty when none)."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    u, i, s = (np.concatenate(p) for p in zip(*parts))
+    return u, i, s

@@ -13,7 +13,7 @@ from movierec._ids import resolve_users
 from movierec._params import Bool, Int, Real, Seed, check_grid, check_value
 from movierec._ranking import top_k
 from movierec._validation import USER, check_n, check_ratings
-from movierec.base import ArrayRecommender, TuneResult
+from movierec.base import ArrayRecommender, TuneResult, _joined
 
 __all__ = ["EASE"]
 
@@ -145,12 +145,7 @@ class EASE(ArrayRecommender):
             rows, cols, values = rows[order], cols[order], values[order]
             keep = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left") < n
             parts.append((chunk[rows[keep]], cols[keep], values[keep]))
-        if parts:
-            u, i, v = (np.concatenate(p) for p in zip(*parts))
-        else:
-            u = i = np.zeros(0, dtype=np.int64)
-            v = np.zeros(0)
-        return self._top_n_frame(u, i, v)
+        return self._top_n_frame(*_joined(parts))
 
     def _score_pairs(self, user_idx, item_idx):
         out = np.empty(len(user_idx))

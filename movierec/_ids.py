@@ -12,7 +12,7 @@ import pandas as pd
 from movierec._validation import ITEM, USER
 from movierec.exceptions import DataValidationError, MovieRecWarning
 
-__all__ = ["IdIndex", "index_ratings", "resolve_users", "sample_pairs"]
+__all__ = ["IdIndex", "index_ratings", "rated_rows", "resolve_users", "sample_pairs"]
 
 
 class IdIndex:
@@ -109,3 +109,12 @@ def index_ratings(
     seen = sparse.csr_matrix((data, (user_idx, item_idx)), shape=(len(users), len(items)), dtype=bool)
     seen.sort_indices()
     return users, items, user_idx, item_idx, seen
+
+
+def rated_rows(frame: pd.DataFrame, users: IdIndex, items: IdIndex, seen: Any) -> np.ndarray:
+    """Return a boolean mask of ``frame``'s (user, movie) rows that ``seen`` marks as rated."""
+    u, i = users.lookup(frame[USER].to_numpy()), items.lookup(frame[ITEM].to_numpy())
+    known = (u >= 0) & (i >= 0)
+    rated = np.zeros(len(frame), dtype=bool)
+    rated[known] = np.asarray(seen[u[known], i[known]]).ravel()
+    return rated

@@ -250,6 +250,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             parser.error("argument --model: evaluate --model DIR needs --ratings TEST_FILE")
         parser.error("argument --ratings: evaluate cross-validates official folds; with --ratings, give --model DIR")
     if args.command in ("recommend", "evaluate", "fit") and getattr(args, "model", None) is None:
+        args.default_models = not args.models  # the ranking defaults then follow the data's size
         args.models = args.models or _model_list(DEFAULT_MODELS[args.task])
         wrong = [name for name in args.models if args.task not in registry.MODELS[name].tasks]
         if wrong:

@@ -13,7 +13,8 @@ import pandas as pd
 
 from movierec._blend import blend_block, forward_select, reference_stats, weighted_z
 from movierec._ensemble_files import load_ensemble, save_ensemble
-from movierec._ids import index_ratings, resolve_users, sample_pairs
+from movierec._holdout import holdout_error, holdout_split
+from movierec._ids import index_ratings, rated_rows, resolve_users, sample_pairs
 from movierec._instances import clone
 from movierec._members import FitEvent, close_all
 from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
@@ -22,7 +23,7 @@ from movierec._stacking import out_of_fold, parts_of, rating_scale, stacked_weig
 from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
 from movierec.base import Recommender
 from movierec.exceptions import InvalidParameterError, MovieRecWarning
-from movierec.metrics import model_error, parse_metric
+from movierec.metrics import parse_metric
 
 __all__ = ["FitEvent", "WeightedEnsemble"]
 
@@ -30,11 +31,6 @@ __all__ = ["FitEvent", "WeightedEnsemble"]
 REFERENCE_PAIRS = 50_000
 # Cells (users x movies) of one user block when every unseen movie is scored: 32 MB per member.
 _BLOCK_CELLS = 4_000_000
-# The smallest error a ranking metric gives (1 - a perfect score), so weights stay finite.
-_MIN_ERROR = 1e-9
-# Prefix of the warnings a member raises while its hold-out error is measured, so they are not
-# mistaken for warnings about the caller's own test data.
-HOLDOUT_PREFIX = "ensemble hold-out: "
 
 
 class WeightedEnsemble(Recommender):
@@ -81,6 +77,12 @@ class WeightedEnsemble(Recommender):
     validation_size : float, default 0.1
         Share of each user's ratings held out to measure the errors, strictly between 0 and 1
         (unused by ``weights="stacked"`` with ``stacking_folds``).
+    holdout_users : int, optional
+        Hold out ratings of at most this many users (a seeded sample; None: every user's), so
+        measuring errors and choosing members costs the same at any size.
+    refit : bool, default True
+        Refit the chosen members on all the data after the hold-out. False keeps the hold-out fits
+        (one fit per member: for large data with ``holdout_users``); lists still exclude every rated movie.
     candidates : int, optional
         ``None`` scores every unseen movie of the user with every member. An int ``k`` lets each
         member propose its own top ``k``; a pair is scored by the members that proposed it (the
@@ -129,6 +131,8 @@ class WeightedEnsemble(Recommender):
         "select": Options(("all", "forward")),
         "weights": Options(("inverse_error", "stacked")),
         "stacking_folds": Int(2, none=True),
+        "holdout_users": Int(1, none=True),
+        "refit": Bool(),
         "random_state": Seed(),
     }
 
@@ -142,6 +146,8 @@ class WeightedEnsemble(Recommender):
         select: Literal["all", "forward"] = "all",
         stacking_folds: int | None = 5,
         validation_size: float = 0.1,
+        holdout_users: int | None = None,
+        refit: bool = True,
         candidates: int | None = None,
         random_state: int | None = None,
     ) -> None:
@@ -152,6 +158,8 @@ class WeightedEnsemble(Recommender):
         self.select = select
         self.stacking_folds = stacking_folds
         self.validation_size = validation_size
+        self.holdout_users = holdout_users
+        self.refit = refit
         self.candidates = candidates
         self.random_state = random_state
 
@@ -227,8 +235,6 @@ class WeightedEnsemble(Recommender):
         InvalidParameterError
             If a parameter is out of range, or ``callback`` is not callable.
         """
-        from movierec.split import stratified_split
-
         check_ratings(ratings)
         params = self._validate_params()
         if callback is not None and not callable(callback):
@@ -249,6 +255,7 @@ class WeightedEnsemble(Recommender):
             return models[position]
 
         chosen = list(range(len(models)))
+        refit = True  # False once the hold-out fits are kept as the final ones (refit=False)
         try:
             errors = params["errors"]
             scale = rating_scale(ratings)
@@ -257,9 +264,10 @@ class WeightedEnsemble(Recommender):
                                            lambda p, data: fit_member(p, data, "validation"), self._member_stats)
             elif errors is None:
                 # One clone per member serves both fits: the hold-out fit, then the fit on all.
-                train, holdout = stratified_split(ratings, self.validation_size, random_state=self.random_state)
+                refit = self.refit
+                train, holdout = holdout_split(ratings, self.validation_size, self.holdout_users, self.random_state)
                 errors = np.array(
-                    [self._holdout_error(fit_member(p, train, "validation"), holdout) for p in chosen], dtype=float
+                    [holdout_error(fit_member(p, train, "validation"), holdout, self.metric) for p in chosen], dtype=float
                 )
                 if self.select == "forward" and len(models) > 1:
                     chosen, self.selection_ = self._forward_select(models, errors, train, holdout)
@@ -268,7 +276,7 @@ class WeightedEnsemble(Recommender):
                     kept = [models[p] for p in chosen]
                     z, y, _ = out_of_fold(len(kept), [(train, holdout)], lambda p, _: kept[p], self._member_stats)
             stacked = stacked_weights(z, y, self.random_state, scale) if self.weights == "stacked" else None
-            for position in chosen:
+            for position in chosen if refit else ():
                 fit_member(position, ratings, "final")
             self.users_, self.items_, _, _, self.seen_ = index_ratings(ratings)
             self.score_mean_, self.score_std_ = self._reference_stats([models[p] for p in chosen])
@@ -295,15 +303,6 @@ class WeightedEnsemble(Recommender):
     def _out_of_fold(self) -> bool:
         return self.weights == "stacked" and self.stacking_folds is not None and self.errors is None
 
-    def _holdout_error(self, model: Recommender, holdout: pd.DataFrame) -> float:
-        """Return ``model``'s error on the hold-out; its warnings are raised again, marked as the hold-out's."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            error = model_error(model, holdout, self.metric)
-        for warning in caught:
-            warnings.warn_explicit(f"{HOLDOUT_PREFIX}{warning.message}", warning.category, warning.filename, warning.lineno)
-        return max(float(error), _MIN_ERROR)
-
     def _forward_select(
         self, models: list[Recommender], errors: np.ndarray, train: pd.DataFrame, holdout: pd.DataFrame
     ) -> tuple[list[int], pd.DataFrame]:
@@ -317,7 +316,7 @@ class WeightedEnsemble(Recommender):
             blend.models_ = [models[p] for p in subset]
             blend.errors_, blend.score_mean_, blend.score_std_ = errors[subset], means[subset], stds[subset]
             blend.weights_, blend.intercept_ = 1.0 / errors[subset], np.nan
-            return self._holdout_error(blend, holdout)
+            return holdout_error(blend, holdout, self.metric)
 
         chosen, trace = forward_select(len(models), error_of)
         return chosen, pd.DataFrame(trace)
@@ -420,6 +419,8 @@ class WeightedEnsemble(Recommender):
             weighted = self._weighted(position, proposed["score"].to_numpy(dtype=float))
             parts.append(pd.DataFrame({USER: proposed[USER].to_numpy(), ITEM: proposed[ITEM].to_numpy(), "score": weighted}))
         frame = pd.concat(parts, ignore_index=True)
+        if exclude_seen:  # members fitted on a hold-out's train (refit=False) do not know every rated movie
+            frame = frame[~rated_rows(frame, self.users_, self.items_, self.seen_)]
         return frame.groupby([USER, ITEM], as_index=False, sort=False)["score"].sum()
 
     # -- persistence --------------------------------------------------------------------------
@@ -443,8 +444,6 @@ class WeightedEnsemble(Recommender):
 
     def __repr__(self) -> str:
         # Never iterate a generator here: repr must not consume what fit will refuse.
-        if isinstance(self.models, (list, tuple)):
-            models = "[" + ", ".join(type(m).__name__ for m in self.models) + "]"
-        else:
-            models = repr(self.models)
+        listed = isinstance(self.models, (list, tuple))
+        models = "[" + ", ".join(type(m).__name__ for m in self.models) + "]" if listed else repr(self.models)
         return f"WeightedEnsemble({models}, errors={self.errors!r}, candidates={self.candidates!r})"

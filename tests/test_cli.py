@@ -464,3 +464,22 @@ def test_ranking_ensemble_mode_follows_the_data_size(monkeypatch):
     assert _cli_commands._candidates(args, train) == 30  # large: candidates, at least --n
     assert _cli_commands._candidates(argparse.Namespace(ensemble="full", candidates=20, n=5, k=10), train) is None
     assert _cli_commands._candidates(argparse.Namespace(ensemble="candidates", candidates=20, n=5, k=10), train) == 20
+
+
+def test_ranking_ensemble_settings_follow_the_data_size(monkeypatch):
+    import argparse
+
+    from movierec import _cli_commands
+    from movierec.testing import synthetic_ratings
+
+    train = synthetic_ratings(n_users=30, n_items=40, seed=1)
+    args = argparse.Namespace(models=["ease", "als", "fm"], default_models=True, seed=0, task="ranking", k=10)
+    ensemble, names = _cli_commands._new_ensemble(args, train)
+    assert names == ["ease", "als", "fm"] and ensemble.refit and ensemble.holdout_users == _cli_commands.HOLDOUT_USERS
+    monkeypatch.setattr(_cli_commands, "FM_MAX_RATINGS", len(train) - 1)
+    monkeypatch.setattr(_cli_commands, "REFIT_USERS", 29)
+    ensemble, names = _cli_commands._new_ensemble(args, train)
+    assert names == ["ease", "als"] and len(ensemble.models) == 2 and not ensemble.refit
+    # members the user named are kept whatever the size
+    ensemble, names = _cli_commands._new_ensemble(argparse.Namespace(**{**vars(args), "default_models": False}), train)
+    assert names == ["ease", "als", "fm"]

@@ -226,6 +226,9 @@ def test_a_generator_of_models_is_refused():
         ({"errors": 1.0}, "list of 1 positive floats"),
         ({"candidates": 0}, "candidates must be a positive int or None, got 0"),
         ({"validation_size": 1.0}, "validation_size must be a float in"),
+        ({"holdout_users": 0}, "holdout_users must be a positive int or None, got 0"),
+        ({"holdout_users": 2.5}, "holdout_users"),
+        ({"refit": "no"}, "refit"),
         ({"random_state": -1}, r"random_state must be None or an int in \[0, 4294967295\], got -1"),
         ({"random_state": np.random.default_rng(0)}, "random_state"),
     ],
@@ -661,3 +664,47 @@ def test_stacked_one_member_ensemble_ranks_as_its_member(a, seed, folds):
                                     random_state=seed)
         ensemble.fit(ratings)
     assert ranking(ensemble.top_n(n=4)) == ranking(TableModel(a).fit(ratings).top_n(n=4))
+
+
+def test_holdout_users_holds_out_ratings_of_a_sample_of_users_only():
+    from movierec._holdout import holdout_split
+    from movierec.split import sample_users
+
+    ratings = synthetic_ratings(n_users=60, seed=3)
+    train, holdout = holdout_split(ratings, 0.2, 15, random_state=4)
+    sampled = set(sample_users(ratings, 15, 4).userId)
+    assert set(holdout.userId) <= sampled and len(set(holdout.userId)) == 15
+    # every rating is in exactly one part, and the other users keep all of theirs in train
+    both = pd.concat([train, holdout])
+    assert len(both) == len(ratings) and not both.duplicated(["userId", "movieId"]).any()
+    others = ratings[~ratings.userId.isin(sampled)]
+    assert len(train.merge(others, on=["userId", "movieId"])) == len(others)
+    # the errors are measured on that hold-out
+    ensemble = WeightedEnsemble([BiasedBaseline()], validation_size=0.2, holdout_users=15, random_state=4)
+    ensemble.fit(ratings)
+    np.testing.assert_allclose(ensemble.errors_, [BiasedBaseline().fit(train).rmse(holdout)])
+    # no more users than the limit: the plain stratified hold-out
+    np.testing.assert_array_equal(holdout_split(ratings, 0.2, 60, 4)[1].index, stratified_split(ratings, 0.2, random_state=4)[1].index)
+
+
+@pytest.mark.parametrize("candidates", [None, 30])
+def test_refit_false_keeps_the_holdout_fits_and_still_excludes_every_rated_movie(candidates):
+    from movierec import EASE
+
+    ratings = synthetic_ratings(n_users=50, n_items=60, seed=5)
+    events: list[FitEvent] = []
+    ensemble = WeightedEnsemble([EASE(l2=5.0), BiasedBaseline()], metric="ndcg@5", validation_size=0.3,
+                                holdout_users=20, refit=False, candidates=candidates, random_state=0)
+    ensemble.fit(ratings, callback=events.append)
+    assert {e.stage for e in events} == {"validation"} and len(events) == 2
+    assert all(e.n_ratings < len(ratings) for e in events)
+    top = ensemble.top_n(n=60)
+    rated = top.merge(ratings, on=["userId", "movieId"])
+    assert rated.empty  # the hold-out's movies are rated: never listed, though the members did not see them
+    # the members themselves would list some of them: the exclusion is the ensemble's
+    member_top = ensemble.models_[0].top_n(n=60)
+    assert not member_top.merge(ratings, on=["userId", "movieId"]).empty
+    # refit=True (the default) fits each member again on everything
+    events.clear()
+    WeightedEnsemble([BiasedBaseline()], holdout_users=20, random_state=0).fit(ratings, callback=events.append)
+    assert [e.stage for e in events] == ["validation", "final"] and events[-1].n_ratings == len(ratings)

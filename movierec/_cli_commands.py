@@ -112,10 +112,13 @@ def _new_ensemble(
     for name, model in members.items():
         if args.task in registry.MODELS[name].tuned_for:
             start = time.perf_counter()
-            result = model.tune(train, metric=metric, random_state=args.seed)
+            # Tuned on a split drawn apart from the ensemble's hold-out, which would favour it otherwise.
+            result = model.tune(train, metric=metric, random_state=(args.seed + 1) % 2**32)
             logger.info("tuned %s on a validation split of the training part: %s (%s %.4f, %.1f s)", name,
                         result.best_params, metric, result.best_score, time.perf_counter() - start)
     refit = train[USER].nunique() <= REFIT_USERS
+    logger.info("hold-out: at most %s users; members %s", f"{HOLDOUT_USERS:,}",
+                "refitted on all after it" if refit else f"kept from it (over {REFIT_USERS:,} users)")
     return WeightedEnsemble(list(members.values()), metric=metric, select="forward", candidates=candidates,
                             holdout_users=HOLDOUT_USERS, refit=refit, random_state=args.seed), list(members)
 

@@ -17,12 +17,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from movierec._validation import ITEM, USER
 from movierec.exceptions import DataValidationError, MovieRecWarning
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.base import Recommender
 
-__all__ = ["blend_block", "forward_select", "reference_stats", "weighted_z"]
+__all__ = ["blend_block", "candidate_scores", "forward_select", "reference_stats", "weighted_z"]
 
 
 def weighted_z(scores: np.ndarray, mean: float, std: float, weight: float) -> np.ndarray:
@@ -45,6 +46,20 @@ def blend_block(
         scores = model.score_matrix(users, items)
         total += weighted_z(scores, means[position], stds[position], weights[position])
     return total
+
+
+def candidate_scores(proposed: Sequence[pd.DataFrame], means: np.ndarray, stds: np.ndarray,
+                     weights: np.ndarray) -> pd.DataFrame:
+    """Return ``userId, movieId, score``: the summed ``z / e`` of every pair a member proposed (the others add 0).
+
+    ``proposed[m]`` is member ``m``'s top-N frame (``userId, movieId, score``).
+    """
+    parts = []
+    for position, frame in enumerate(proposed):
+        weighted = weighted_z(frame["score"].to_numpy(dtype=float), means[position], stds[position], weights[position])
+        parts.append(pd.DataFrame({USER: frame[USER].to_numpy(), ITEM: frame[ITEM].to_numpy(), "score": weighted}))
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.groupby([USER, ITEM], as_index=False, sort=False)["score"].sum()
 
 
 def forward_select(n_members: int, error_of: Callable[[list[int]], float]) -> tuple[list[int], list[dict[str, Any]]]:

@@ -285,12 +285,16 @@ def recommend_command(args: argparse.Namespace) -> int:
             )
         everyone: dict[str, Any] = {**_reference(args, train), **members, ENSEMBLE: ensemble}
         depth = max(args.n, args.k)
-        top = {}
+        top, proposed = {}, {}  # proposed: each member's top K, which the candidates ensemble re-ranks
         with _bar(args, len(everyone), "top-N") as bar:
             for name, model in everyone.items():
                 bar.set_postfix_str(name)
                 start = time.perf_counter()
-                top[name] = model.top_n(n=depth)
+                if name == ENSEMBLE and candidates is not None:  # no member ranks twice
+                    top[name] = ensemble.rank_proposals([proposed[m] for m in members], n=depth)
+                else:
+                    ranked = model.top_n(n=max(depth, candidates or 0) if name in members else depth)
+                    proposed[name], top[name] = ranked, ranked[ranked["rank"] <= depth].reset_index(drop=True)
                 logger.info("top %d of %s for %d users (%.1f s)", depth, name,
                             top[name]["userId"].nunique(), time.perf_counter() - start)
                 bar.update()

@@ -5,15 +5,19 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
+from movierec._blend import forward_select
+from movierec._ids import index_ratings
 from movierec._validation import USER
 from movierec.metrics import model_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.base import Recommender
+    from movierec.ensemble import WeightedEnsemble
 
-__all__ = ["HOLDOUT_PREFIX", "holdout_error", "holdout_split"]
+__all__ = ["HOLDOUT_PREFIX", "holdout_error", "holdout_split", "select_members"]
 
 # The smallest error a ranking metric gives (1 - a perfect score), so weights stay finite.
 _MIN_ERROR = 1e-9
@@ -49,3 +53,26 @@ def holdout_error(model: Recommender, holdout: pd.DataFrame, metric: str) -> flo
     for warning in caught:
         warnings.warn_explicit(f"{HOLDOUT_PREFIX}{warning.message}", warning.category, warning.filename, warning.lineno)
     return max(float(error), _MIN_ERROR)
+
+
+def select_members(
+    ensemble: WeightedEnsemble, models: list[Recommender], errors: np.ndarray, train: pd.DataFrame, holdout: pd.DataFrame
+) -> tuple[list[int], pd.DataFrame]:
+    """Return the members of ``ensemble`` chosen on the hold-out (greedy forward selection) and every subset tried.
+
+    ``models`` are the hold-out fits; each subset is scored as the ensemble of those members would rank it.
+    """
+    users, items, _, _, seen = index_ratings(train)
+    means, stds = ensemble._reference_stats(models, users, items)
+
+    def error_of(subset: list[int]) -> float:
+        blend = type(ensemble)([ensemble.models[p] for p in subset], metric=ensemble.metric,
+                               random_state=ensemble.random_state)
+        blend.users_, blend.items_, blend.seen_ = users, items, seen
+        blend.models_ = [models[p] for p in subset]
+        blend.errors_, blend.score_mean_, blend.score_std_ = errors[subset], means[subset], stds[subset]
+        blend.weights_, blend.intercept_ = 1.0 / errors[subset], np.nan
+        return holdout_error(blend, holdout, ensemble.metric)
+
+    chosen, trace = forward_select(len(models), error_of)
+    return chosen, pd.DataFrame(trace)

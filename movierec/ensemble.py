@@ -11,9 +11,9 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._blend import blend_block, forward_select, reference_stats, weighted_z
+from movierec._blend import blend_block, candidate_scores, reference_stats, weighted_z
 from movierec._ensemble_files import load_ensemble, save_ensemble
-from movierec._holdout import holdout_error, holdout_split
+from movierec._holdout import holdout_error, holdout_split, select_members
 from movierec._ids import index_ratings, rated_rows, resolve_users, sample_pairs
 from movierec._instances import clone
 from movierec._members import FitEvent, close_all
@@ -270,7 +270,7 @@ class WeightedEnsemble(Recommender):
                     [holdout_error(fit_member(p, train, "validation"), holdout, self.metric) for p in chosen], dtype=float
                 )
                 if self.select == "forward" and len(models) > 1:
-                    chosen, self.selection_ = self._forward_select(models, errors, train, holdout)
+                    chosen, self.selection_ = select_members(self, models, errors, train, holdout)
                     close_all([m for p, m in enumerate(models) if p not in chosen])
                 if self.weights == "stacked":  # the hold-out fits score the hold-out
                     kept = [models[p] for p in chosen]
@@ -302,24 +302,6 @@ class WeightedEnsemble(Recommender):
 
     def _out_of_fold(self) -> bool:
         return self.weights == "stacked" and self.stacking_folds is not None and self.errors is None
-
-    def _forward_select(
-        self, models: list[Recommender], errors: np.ndarray, train: pd.DataFrame, holdout: pd.DataFrame
-    ) -> tuple[list[int], pd.DataFrame]:
-        """Return the members chosen on the hold-out (greedy forward selection) and every subset tried."""
-        users, items, _, _, seen = index_ratings(train)
-        means, stds = self._reference_stats(models, users, items)
-
-        def error_of(subset: list[int]) -> float:
-            blend = type(self)([self.models[p] for p in subset], metric=self.metric, random_state=self.random_state)
-            blend.users_, blend.items_, blend.seen_ = users, items, seen
-            blend.models_ = [models[p] for p in subset]
-            blend.errors_, blend.score_mean_, blend.score_std_ = errors[subset], means[subset], stds[subset]
-            blend.weights_, blend.intercept_ = 1.0 / errors[subset], np.nan
-            return holdout_error(blend, holdout, self.metric)
-
-        chosen, trace = forward_select(len(models), error_of)
-        return chosen, pd.DataFrame(trace)
 
     def _member_stats(self, model: Recommender, ratings: pd.DataFrame) -> tuple[float, float]:
         """Return mu and sigma of ``model`` on the reference pairs of the users x movies of ``ratings``."""
@@ -412,16 +394,27 @@ class WeightedEnsemble(Recommender):
         u, i, v = (np.concatenate(p) for p in zip(*parts))
         return top_n_frame(self.users_.ids, self.items_.ids, u, i, v)
 
-    def _score_candidates(self, users: np.ndarray, exclude_seen: bool) -> pd.DataFrame:
-        parts = []
-        for position, model in enumerate(self.models_):
-            proposed = model.top_n(users=list(users), n=self.candidates, exclude_seen=exclude_seen)
-            weighted = self._weighted(position, proposed["score"].to_numpy(dtype=float))
-            parts.append(pd.DataFrame({USER: proposed[USER].to_numpy(), ITEM: proposed[ITEM].to_numpy(), "score": weighted}))
-        frame = pd.concat(parts, ignore_index=True)
+    def _score_candidates(self, users: np.ndarray, exclude_seen: bool, proposed: Sequence[pd.DataFrame] | None = None) -> pd.DataFrame:
+        if proposed is None:
+            proposed = [m.top_n(users=list(users), n=self.candidates, exclude_seen=exclude_seen) for m in self.models_]
+        frame = candidate_scores(proposed, self.score_mean_, self.score_std_, self.weights_)
         if exclude_seen:  # members fitted on a hold-out's train (refit=False) do not know every rated movie
             frame = frame[~rated_rows(frame, self.users_, self.items_, self.seen_)]
-        return frame.groupby([USER, ITEM], as_index=False, sort=False)["score"].sum()
+        return frame
+
+    def rank_proposals(self, proposed: Sequence[pd.DataFrame], n: int = 5, *, exclude_seen: bool = True) -> pd.DataFrame:
+        """Return :meth:`top_n`'s lists (``candidates`` mode) from the members' own top lists, already ranked.
+
+        ``proposed[m]`` is ``models_[m].top_n(users, n=K, exclude_seen=exclude_seen)`` with ``K >=
+        candidates``, the same users for every member; rows past rank ``candidates`` are dropped, so
+        the result equals ``top_n(users, n)``. For callers that rank every member anyway (the main job).
+        """
+        self._check_fitted()
+        if self.candidates is None or len(proposed) != len(self.models_):
+            raise InvalidParameterError(f"{type(self).__name__}: rank_proposals needs candidates set and one "
+                                        f"top-N frame per member ({len(self.models_)}), got {len(proposed)}")
+        kept = [frame[frame["rank"] <= self.candidates] for frame in proposed]
+        return rank_frame(self._score_candidates(np.array([]), bool(exclude_seen), kept), check_n(n))
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

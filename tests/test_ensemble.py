@@ -708,3 +708,22 @@ def test_refit_false_keeps_the_holdout_fits_and_still_excludes_every_rated_movie
     events.clear()
     WeightedEnsemble([BiasedBaseline()], holdout_users=20, random_state=0).fit(ratings, callback=events.append)
     assert [e.stage for e in events] == ["validation", "final"] and events[-1].n_ratings == len(ratings)
+
+
+def test_rank_proposals_equals_top_n_from_the_members_lists_already_ranked():
+    from movierec import EASE
+
+    ratings = synthetic_ratings(n_users=40, n_items=60, seed=6)
+    ensemble = WeightedEnsemble([EASE(l2=5.0), BiasedBaseline()], metric="ndcg@5", candidates=7, random_state=0)
+    ensemble.fit(ratings)
+    users = sorted(ratings.userId.unique())[:25]
+    for exclude_seen in (True, False):
+        deeper = [m.top_n(users=users, n=12, exclude_seen=exclude_seen) for m in ensemble.models_]  # past candidates
+        got = ensemble.rank_proposals(deeper, n=6, exclude_seen=exclude_seen)
+        pd.testing.assert_frame_equal(got.reset_index(drop=True),
+                                      ensemble.top_n(users=users, n=6, exclude_seen=exclude_seen).reset_index(drop=True))
+    with pytest.raises(InvalidParameterError, match="one top-N frame per member"):
+        ensemble.rank_proposals(deeper[:1], n=6)
+    full = WeightedEnsemble([BiasedBaseline()], errors=[1.0]).fit(ratings)
+    with pytest.raises(InvalidParameterError, match="candidates"):
+        full.rank_proposals([deeper[0]], n=6)

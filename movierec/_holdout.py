@@ -60,14 +60,18 @@ def select_members(
 ) -> tuple[list[int], pd.DataFrame]:
     """Return the members of ``ensemble`` chosen on the hold-out (greedy forward selection) and every subset tried.
 
-    ``models`` are the hold-out fits; each subset is scored as the ensemble of those members would rank it.
+    ``models`` are the hold-out fits; each subset is scored as the ensemble of those members would rank
+    it, in the ensemble's own top-N mode (``candidates``). A member alone ranks as it does by itself
+    (its standardized score is an increasing function of its score), so its error is ``errors``'s.
     """
     users, items, _, _, seen = index_ratings(train)
     means, stds = ensemble._reference_stats(models, users, items)
 
     def error_of(subset: list[int]) -> float:
+        if len(subset) == 1:
+            return float(errors[subset[0]])
         blend = type(ensemble)([ensemble.models[p] for p in subset], metric=ensemble.metric,
-                               random_state=ensemble.random_state)
+                               candidates=ensemble.candidates, random_state=ensemble.random_state)
         blend.users_, blend.items_, blend.seen_ = users, items, seen
         blend.models_ = [models[p] for p in subset]
         blend.errors_, blend.score_mean_, blend.score_std_ = errors[subset], means[subset], stds[subset]

@@ -727,3 +727,20 @@ def test_rank_proposals_equals_top_n_from_the_members_lists_already_ranked():
     full = WeightedEnsemble([BiasedBaseline()], errors=[1.0]).fit(ratings)
     with pytest.raises(InvalidParameterError, match="candidates"):
         full.rank_proposals([deeper[0]], n=6)
+
+
+@pytest.mark.parametrize("candidates", [None, 5])
+def test_forward_selection_scores_a_subset_as_that_ensemble_would_rank_in_its_own_mode(candidates):
+    from movierec import EASE
+    from movierec._holdout import holdout_error
+
+    ratings = synthetic_ratings(n_users=50, n_items=60, seed=7)
+    members = [EASE(l2=5.0), BiasedBaseline()]
+    ensemble = WeightedEnsemble(members, metric="ndcg@5", select="forward", candidates=candidates,
+                                validation_size=0.2, random_state=3).fit(ratings)
+    trace = {tuple(row.members): row.error for row in ensemble.selection_.itertuples()}
+    np.testing.assert_allclose([trace[(0,)], trace[(1,)]], ensemble.candidate_errors_)  # a member alone: its error
+    train, holdout = stratified_split(ratings, 0.2, random_state=3)
+    pair = WeightedEnsemble([EASE(l2=5.0), BiasedBaseline()], errors=list(ensemble.candidate_errors_),
+                            metric="ndcg@5", candidates=candidates, random_state=3).fit(train)
+    assert trace[(0, 1)] == pytest.approx(holdout_error(pair, holdout, "ndcg@5"))

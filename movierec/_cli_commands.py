@@ -113,7 +113,7 @@ def _new_ensemble(
         if args.task in registry.MODELS[name].tuned_for:
             start = time.perf_counter()
             # Tuned on a split drawn apart from the ensemble's hold-out, which would favour it otherwise.
-            result = model.tune(train, metric=metric, random_state=(args.seed + 1) % 2**32)
+            result = model.tune(train, metric=metric, random_state=(args.seed + 1) % 2**32, refit=False)
             logger.info("tuned %s on a validation split of the training part: %s (%s %.4f, %.1f s)", name,
                         result.best_params, metric, result.best_score, time.perf_counter() - start)
     refit = train[USER].nunique() <= REFIT_USERS

@@ -5,12 +5,14 @@ Ties break by item index (movieId order for models that sort ids), see docs/arch
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from movierec._validation import ITEM, USER
 
-__all__ = ["TOP_N_COLUMNS", "empty_top_n", "rank_frame", "top_k", "top_n_frame"]
+__all__ = ["TOP_N_COLUMNS", "empty_top_n", "first_unseen", "rank_frame", "top_k", "top_n_frame"]
 
 TOP_N_COLUMNS = [USER, ITEM, "score", "rank"]
 
@@ -64,3 +66,12 @@ def top_n_frame(user_ids: np.ndarray, item_ids: np.ndarray, u: np.ndarray, i: np
 def empty_top_n() -> pd.DataFrame:
     """Return a top-N frame with no rows."""
     return pd.DataFrame({c: pd.Series(dtype=float if c == "score" else object) for c in TOP_N_COLUMNS})
+
+
+def first_unseen(seen: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (row, column) of each row's first ``n`` columns not set in ``seen``, by row then column."""
+    # only the first n + (most seen in a row) columns can hold a row's first n unseen ones
+    width = min(seen.shape[1], n + int(np.diff(seen.indptr).max(initial=0)))
+    free = ~seen[:, :width].toarray()
+    rows, cols = np.nonzero(free & (np.cumsum(free, axis=1) <= n))
+    return rows, cols

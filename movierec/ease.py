@@ -11,7 +11,7 @@ from scipy import sparse
 
 from movierec._ids import resolve_users
 from movierec._params import Bool, Int, Real, Seed, check_grid, check_value
-from movierec._ranking import top_k
+from movierec._ranking import first_unseen, top_k
 from movierec._validation import USER, check_n, check_ratings
 from movierec.base import ArrayRecommender, TuneResult, _joined
 
@@ -91,8 +91,15 @@ class EASE(ArrayRecommender):
             counts = np.bincount(item_idx, minlength=n_items)
             # most-rated first; a stable sort keeps ties in index (movieId) order
             kept = np.sort(np.argsort(-counts, kind="stable")[: self.max_items]).astype(np.int64)
+        self._solve(self._gram_of(kept), kept)
+
+    def _gram_of(self, kept: np.ndarray) -> np.ndarray:
+        """Return the Gram matrix of the fitted ratings over the ``kept`` movies (float32 from ``float32_items``)."""
         dtype = np.float32 if len(kept) >= self.float32_items else np.float64
-        gram = _gram((self.seen_ if len(kept) == n_items else self.seen_[:, kept]).astype(dtype).tocsc())
+        return _gram((self.seen_ if len(kept) == len(self.items_) else self.seen_[:, kept]).astype(dtype).tocsc())
+
+    def _solve(self, gram: np.ndarray, kept: np.ndarray) -> None:
+        """Set ``B_`` from ``gram`` (overwritten) and ``l2``: the closed form of Steck (2019)."""
         gram[np.diag_indices_from(gram)] += float(self.l2)
         P = _inverse_in_place(gram)  # symmetric, C-contiguous, the Gram matrix's memory
         diagonal = np.diag(P).copy()
@@ -137,7 +144,7 @@ class EASE(ArrayRecommender):
                 scores[mask.row, mask.col] = -np.inf
             rows, cols, values = top_k(scores, n)
             seen_others = seen[:, others] if exclude_seen else sparse.csr_matrix((len(chunk), len(others)), dtype=bool)
-            zero_rows, zero_cols = _first_unseen(seen_others, n)
+            zero_rows, zero_cols = first_unseen(seen_others, n)
             rows = np.concatenate([rows, zero_rows])
             cols = np.concatenate([self.kept_[cols], others[zero_cols]])
             values = np.concatenate([values, np.zeros(len(zero_rows))])
@@ -180,6 +187,7 @@ class EASE(ArrayRecommender):
         random_state: int | None = 0,
         max_users: int | None = 20_000,
         max_items: int | None = 5_000,
+        refit: bool = True,
     ) -> TuneResult:
         """Choose ``l2`` on a validation split of ``ratings``, then fit on all of it; return the search.
 
@@ -203,6 +211,9 @@ class EASE(ArrayRecommender):
         max_items : int or None, default 5000
             Most movies a candidate keeps (never more than the model's ``max_items``); None keeps
             the model's.
+        refit : bool, default True
+            Fit the chosen ``l2`` on all of ``ratings``; False only sets it (for a caller that fits
+            clones anyway, as the ensemble does).
         """
         from movierec.metrics import model_error, parse_metric
         from movierec.split import sample_users, stratified_split
@@ -214,29 +225,26 @@ class EASE(ArrayRecommender):
         check_value(owner, "random_state", random_state, Seed())
         check_value(owner, "max_users", max_users, Int(1, none=True))
         check_value(owner, "max_items", max_items, Int(1, none=True))
+        check_value(owner, "refit", refit, Bool())
         self._validate_params()
         grid = {"l2": [50.0 * 2**i for i in range(8)]} if grid is None else grid
         values = check_grid(owner, grid, {"l2": self._parameter_constraints["l2"]})["l2"]
         train, valid = stratified_split(ratings, validation_size, random_state=random_state)
         valid = sample_users(valid[valid[USER].isin(train[USER])], max_users, random_state)
         kept = self.max_items if max_items is None else min(self.max_items, max_items)
+        candidate = type(self)(**{**self.get_params(), "l2": values[0], "max_items": kept}).fit(train)
+        gram = candidate._gram_of(candidate.kept_)  # l2 only changes its diagonal: built once
         rows = []
         for value in values:
-            candidate = type(self)(**{**self.get_params(), "l2": value, "max_items": kept}).fit(train)
+            candidate.l2 = value
+            candidate._solve(gram.copy(), candidate.kept_)
             rows.append({"l2": value, metric: 1.0 - model_error(candidate, valid, metric)})
         results = pd.DataFrame(rows)
         best = int(results[metric].to_numpy().argmax())
-        self.set_params(l2=values[best]).fit(ratings)
+        self.set_params(l2=values[best])
+        if refit:
+            self.fit(ratings)
         return TuneResult({"l2": values[best]}, float(results[metric].iloc[best]), metric, results)
-
-
-def _first_unseen(seen: sparse.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (row, column) of each row's first ``n`` columns not set in ``seen``, by row then column."""
-    # only the first n + (most seen in a row) columns can hold a row's first n unseen ones
-    width = min(seen.shape[1], n + int(np.diff(seen.indptr).max(initial=0)))
-    free = ~seen[:, :width].toarray()
-    rows, cols = np.nonzero(free & (np.cumsum(free, axis=1) <= n))
-    return rows, cols
 
 
 def _gram(X: sparse.csc_matrix) -> np.ndarray:

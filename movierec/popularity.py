@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from movierec.base import ArrayRecommender
+from movierec._ids import resolve_users
+from movierec._params import Bool, check_value
+from movierec._ranking import first_unseen
+from movierec._validation import check_n
+from movierec.base import ArrayRecommender, _joined
 
 __all__ = ["Popularity"]
+
+# Users per block of top_n: the block's seen movies are read in popularity order.
+_USER_BLOCK = 2048
 
 
 class Popularity(ArrayRecommender):
@@ -45,3 +53,34 @@ class Popularity(ArrayRecommender):
 
     def _set_arrays(self, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
         self.item_count_ = arrays["item_count"]
+
+    def top_n(
+        self, users: Iterable[Any] | None = None, n: int = 5, *, exclude_seen: bool = True
+    ) -> pd.DataFrame:
+        """Return each user's ``n`` most-rated unseen movies, ties broken by movieId (see the base class).
+
+        The same lists as scoring the whole catalogue for every user, without doing it: the movies
+        are put in popularity order once, and each user takes the first ``n`` of them not rated.
+        """
+        self._check_fitted()
+        n = check_n(n)
+        exclude_seen = check_value(type(self).__name__, "exclude_seen", exclude_seen, Bool())
+        user_idx = resolve_users(users, self.users_)
+        order = np.lexsort((np.arange(len(self.item_count_)), -self.item_count_))
+        parts = []
+        for start in range(0, len(user_idx), _USER_BLOCK):
+            chunk = user_idx[start : start + _USER_BLOCK]
+            if exclude_seen:
+                rows, cols = first_unseen(self.seen_[chunk][:, order].tocsr(), n)
+            else:
+                rows, cols = _first_columns(len(chunk), len(order), n)
+            items = order[cols]
+            parts.append((chunk[rows], items, self.item_count_[items]))
+        return self._top_n_frame(*_joined(parts))
+
+
+def _first_columns(n_rows: int, n_columns: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (row, column) of the first ``n`` columns of every row."""
+    width = min(n, n_columns)
+    return np.repeat(np.arange(n_rows), width), np.tile(np.arange(width), n_rows)
+

@@ -52,7 +52,8 @@ class ModelSpec:
         One line for ``--help`` and the docs.
     tuned_for : tuple of str
         The tasks for which the main job tunes the model on a validation split of its training part
-        before fitting (``model.tune(train, metric=..., random_state=...)``, default grid).
+        before fitting (``model.tune(train, metric=..., random_state=..., refit=False)``, default grid:
+        it only sets the chosen values, since the ensemble fits clones).
     """
 
     name: str

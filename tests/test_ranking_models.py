@@ -184,6 +184,11 @@ def test_ease_over_max_items_is_ease_on_the_kept_movies(n_users, n_items, max_it
         assert list(result.results.l2) == [1.0, 30.0, 1000.0]
         assert result.best_score == result.results["ndcg@5"].max()
         assert model.l2 == result.best_params["l2"] and hasattr(model, "B_")
+        # refit=False sets the chosen l2 and leaves the model unfitted, with the same search
+        unfitted = EASE()
+        again = unfitted.tune(synthetic_ratings(), {"l2": [1.0, 30.0, 1000.0]}, metric="ndcg@5", refit=False)
+        assert unfitted.l2 == result.best_params["l2"] and not hasattr(unfitted, "B_")
+        pd.testing.assert_frame_equal(again.results, result.results)
 
     def test_tune_at_scale_compares_candidates_on_sampled_users_and_popular_movies(self):
         from movierec.metrics import model_error
@@ -246,8 +251,24 @@ def test_ease_top_n_over_max_items_equals_ranking_the_whole_catalogue(max_items,
 @pytest.mark.parametrize(
     ("grid", "options"),
     [({"l2": []}, {}), ({"alpha": [1.0]}, {}), ({"l2": [-1.0]}, {}), (None, {"validation_size": 1.5}),
-     (None, {"metric": "auc@3"}), (None, {"random_state": -1}), (None, {"max_users": 0}), (None, {"max_items": 1.5})],
+     (None, {"metric": "auc@3"}), (None, {"random_state": -1}), (None, {"max_users": 0}), (None, {"max_items": 1.5}),
+     (None, {"refit": "yes"})],
 )
 def test_ease_tune_refuses_bad_options_with_invalid_parameter_error(grid, options):
     with pytest.raises(InvalidParameterError):
         EASE().tune(synthetic_ratings(), grid, **options)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.booleans(), st.floats(0.05, 0.9), st.booleans())
+def test_popularity_top_n_equals_scoring_the_whole_catalogue(seed, n, exclude_seen, density, some_users):
+    from movierec.base import ArrayRecommender
+
+    rng = np.random.default_rng(seed)
+    ratings = synthetic_ratings(n_users=int(rng.integers(1, 30)), n_items=int(rng.integers(1, 30)), density=density,
+                                seed=int(rng.integers(0, 1000)))
+    model = Popularity().fit(ratings)  # few movies: many count ties, broken by movieId
+    users = sorted(rng.choice(ratings.userId.unique(), size=3)) if some_users else None
+    fast = model.top_n(users, n=n, exclude_seen=exclude_seen)
+    scored = ArrayRecommender.top_n(model, users, n=n, exclude_seen=exclude_seen)  # every movie scored per user
+    pd.testing.assert_frame_equal(fast.reset_index(drop=True), scored.reset_index(drop=True))

@@ -21,6 +21,8 @@ __all__ = ["EASE"]
 _BLOCK_CELLS = 4_000_000
 # Cells of one column block of the Gram matrix while it is built from sparse products (~120 MB).
 _GRAM_BLOCK_CELLS = 10_000_000
+# Most l2 values the default grid of tune tries when it goes on doubling past 6400.
+_MAX_GRID = 12
 
 
 class EASE(ArrayRecommender):
@@ -205,7 +207,8 @@ class EASE(ArrayRecommender):
         Parameters
         ----------
         grid : mapping, optional
-            ``{"l2": [...]}``; by default 8 values from 50 to 6400, doubling.
+            ``{"l2": [...]}``; by default 8 values from 50 to 6400, doubling, and doubling on
+            while the largest value tried is the best (up to 12 values: 102,400).
         max_users : int or None, default 20000
             Most validation users ranked per candidate; None ranks them all.
         max_items : int or None, default 5000
@@ -227,6 +230,7 @@ class EASE(ArrayRecommender):
         check_value(owner, "max_items", max_items, Int(1, none=True))
         check_value(owner, "refit", refit, Bool())
         self._validate_params()
+        default_grid = grid is None
         grid = {"l2": [50.0 * 2**i for i in range(8)]} if grid is None else grid
         values = check_grid(owner, grid, {"l2": self._parameter_constraints["l2"]})["l2"]
         train, valid = stratified_split(ratings, validation_size, random_state=random_state)
@@ -235,10 +239,14 @@ class EASE(ArrayRecommender):
         candidate = type(self)(**{**self.get_params(), "l2": values[0], "max_items": kept}).fit(train)
         gram = candidate._gram_of(candidate.kept_)  # l2 only changes its diagonal: built once
         rows = []
+        values = list(values)
         for value in values:
             candidate.l2 = value
             candidate._solve(gram.copy(), candidate.kept_)
             rows.append({"l2": value, metric: 1.0 - model_error(candidate, valid, metric)})
+            best_is_last = max(rows, key=lambda row: row[metric]) is rows[-1]
+            if default_grid and value == values[-1] and best_is_last and len(values) < _MAX_GRID:
+                values.append(2.0 * value)  # the best l2 grows with the data: go on doubling past the grid
         results = pd.DataFrame(rows)
         best = int(results[metric].to_numpy().argmax())
         self.set_params(l2=values[best])

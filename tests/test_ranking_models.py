@@ -272,3 +272,19 @@ def test_popularity_top_n_equals_scoring_the_whole_catalogue(seed, n, exclude_se
     fast = model.top_n(users, n=n, exclude_seen=exclude_seen)
     scored = ArrayRecommender.top_n(model, users, n=n, exclude_seen=exclude_seen)  # every movie scored per user
     pd.testing.assert_frame_equal(fast.reset_index(drop=True), scored.reset_index(drop=True))
+
+
+def test_ease_tune_goes_on_doubling_while_the_largest_default_l2_is_best(monkeypatch):
+    from movierec import ease as ease_module
+
+    ratings = synthetic_ratings(n_users=40, n_items=30, seed=2)
+    # a metric that always prefers a larger l2: the default grid is extended up to _MAX_GRID values
+    monkeypatch.setattr("movierec.metrics.model_error", lambda model, valid, metric: 1.0 / (1.0 + model.l2))
+    result = EASE().tune(ratings, refit=False)
+    assert list(result.results.l2) == [50.0 * 2**i for i in range(ease_module._MAX_GRID)]
+    assert result.best_params["l2"] == 50.0 * 2 ** (ease_module._MAX_GRID - 1)
+    # a best value inside the grid stops it at 8; a given grid is never extended
+    monkeypatch.setattr("movierec.metrics.model_error", lambda model, valid, metric: abs(model.l2 - 800.0))
+    assert len(EASE().tune(ratings, refit=False).results) == 8
+    monkeypatch.setattr("movierec.metrics.model_error", lambda model, valid, metric: 1.0 / (1.0 + model.l2))
+    assert list(EASE().tune(ratings, {"l2": [1.0, 2.0]}, refit=False).results.l2) == [1.0, 2.0]

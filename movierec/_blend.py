@@ -9,10 +9,9 @@ block's pairs for the others).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
-
-import warnings
 
 import numpy as np
 import pandas as pd

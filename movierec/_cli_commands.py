@@ -96,7 +96,8 @@ def _new_ensemble(
 
     Ranking: each member's hold-out error is ``1 - nDCG@k`` over at most ``HOLDOUT_USERS`` users,
     members are chosen on that hold-out (forward selection) and refitted up to ``REFIT_USERS`` users,
-    and members the registry tunes for ranking (EASE's l2) are tuned first on a validation split of ``train``. Rating: the seed's ensemble, weighted by 1/RMSE.
+    and members the registry tunes for ranking (EASE's l2) are tuned first on a validation split of
+    ``train``. Rating: the seed's ensemble, weighted by 1/RMSE.
     """
     from movierec.ensemble import WeightedEnsemble
 

@@ -20,7 +20,7 @@ from movierec._members import FitEvent, close_all
 from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
 from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
 from movierec._stacking import out_of_fold, parts_of, rating_scale, stacked_weights
-from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
+from movierec._validation import check_n, check_pairs, check_ratings
 from movierec.base import Recommender
 from movierec.exceptions import InvalidParameterError, MovieRecWarning
 from movierec.metrics import parse_metric

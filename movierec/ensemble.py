@@ -14,13 +14,13 @@ import pandas as pd
 from movierec._blend import blend_block, candidate_scores, reference_stats, weighted_z
 from movierec._ensemble_files import load_ensemble, save_ensemble
 from movierec._holdout import holdout_error, holdout_split, select_members
-from movierec._ids import index_ratings, rated_rows, resolve_users, sample_pairs
+from movierec._ids import IdIndex, index_ratings, rated_rows, resolve_users, sample_pairs
 from movierec._instances import clone
 from movierec._members import FitEvent, close_all
 from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
 from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
 from movierec._stacking import out_of_fold, parts_of, rating_scale, stacked_weights
-from movierec._validation import check_n, check_pairs, check_ratings
+from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
 from movierec.base import Recommender
 from movierec.exceptions import InvalidParameterError, MovieRecWarning
 from movierec.metrics import parse_metric
@@ -305,8 +305,7 @@ class WeightedEnsemble(Recommender):
 
     def _member_stats(self, model: Recommender, ratings: pd.DataFrame) -> tuple[float, float]:
         """Return mu and sigma of ``model`` on the reference pairs of the users x movies of ``ratings``."""
-        users, items, _, _, _ = index_ratings(ratings)
-        means, stds = self._reference_stats([model], users, items)
+        means, stds = self._reference_stats([model], IdIndex(ratings[USER]), IdIndex(ratings[ITEM]))
         return float(means[0]), float(stds[0])
 
     def close(self) -> None:
@@ -376,7 +375,9 @@ class WeightedEnsemble(Recommender):
             return empty_top_n()
         if self.candidates is None:
             return self._score_all(user_idx, n, exclude_seen)
-        return rank_frame(self._score_candidates(self.users_.ids[user_idx], exclude_seen), n)
+        users = list(self.users_.ids[user_idx])
+        proposed = [m.top_n(users=users, n=self.candidates, exclude_seen=exclude_seen) for m in self.models_]
+        return rank_frame(self._score_candidates(proposed, exclude_seen), n)
 
     def _score_all(self, user_idx: np.ndarray, n: int, exclude_seen: bool) -> pd.DataFrame:
         """Score user blocks from each member's score matrix, keeping each block's top ``n`` only."""
@@ -394,9 +395,8 @@ class WeightedEnsemble(Recommender):
         u, i, v = (np.concatenate(p) for p in zip(*parts))
         return top_n_frame(self.users_.ids, self.items_.ids, u, i, v)
 
-    def _score_candidates(self, users: np.ndarray, exclude_seen: bool, proposed: Sequence[pd.DataFrame] | None = None) -> pd.DataFrame:
-        if proposed is None:
-            proposed = [m.top_n(users=list(users), n=self.candidates, exclude_seen=exclude_seen) for m in self.models_]
+    def _score_candidates(self, proposed: Sequence[pd.DataFrame], exclude_seen: bool) -> pd.DataFrame:
+        """Return the summed weighted z-scores of the members' proposals, rated movies dropped with ``exclude_seen``."""
         frame = candidate_scores(proposed, self.score_mean_, self.score_std_, self.weights_)
         if exclude_seen:  # members fitted on a hold-out's train (refit=False) do not know every rated movie
             frame = frame[~rated_rows(frame, self.users_, self.items_, self.seen_)]
@@ -414,7 +414,7 @@ class WeightedEnsemble(Recommender):
             raise InvalidParameterError(f"{type(self).__name__}: rank_proposals needs candidates set and one "
                                         f"top-N frame per member ({len(self.models_)}), got {len(proposed)}")
         kept = [frame[frame["rank"] <= self.candidates] for frame in proposed]
-        return rank_frame(self._score_candidates(np.array([]), bool(exclude_seen), kept), check_n(n))
+        return rank_frame(self._score_candidates(kept, bool(exclude_seen)), check_n(n))
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

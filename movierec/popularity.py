@@ -62,6 +62,8 @@ class Popularity(ArrayRecommender):
         The same lists as scoring the whole catalogue for every user, without doing it: the movies
         are put in popularity order once, and each user takes the first ``n`` of them not rated.
         """
+        from scipy import sparse  # imported here so that `import movierec` stays fast
+
         self._check_fitted()
         n = check_n(n)
         exclude_seen = check_value(type(self).__name__, "exclude_seen", exclude_seen, Bool())
@@ -70,17 +72,8 @@ class Popularity(ArrayRecommender):
         parts = []
         for start in range(0, len(user_idx), _USER_BLOCK):
             chunk = user_idx[start : start + _USER_BLOCK]
-            if exclude_seen:
-                rows, cols = first_unseen(self.seen_[chunk][:, order].tocsr(), n)
-            else:
-                rows, cols = _first_columns(len(chunk), len(order), n)
+            seen = self.seen_[chunk] if exclude_seen else sparse.csr_matrix((len(chunk), len(order)), dtype=bool)
+            rows, cols = first_unseen(seen[:, order].tocsr(), n)
             items = order[cols]
             parts.append((chunk[rows], items, self.item_count_[items]))
         return self._top_n_frame(*_joined(parts))
-
-
-def _first_columns(n_rows: int, n_columns: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (row, column) of the first ``n`` columns of every row."""
-    width = min(n, n_columns)
-    return np.repeat(np.arange(n_rows), width), np.tile(np.arange(width), n_rows)
-

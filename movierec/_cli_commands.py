@@ -80,10 +80,6 @@ def _close(ensemble: WeightedEnsemble) -> None:
 #: seeded sample): nDCG@10 over 20,000 users has a standard error near 0.002, and the cost of the
 #: hold-out stage stops growing with the number of users.
 HOLDOUT_USERS = 20_000
-#: Above this many training ratings the default ranking members leave out the binary FM: its local
-#: fit grows faster than the data (~12x per 10x) and is the slowest member's (about 35 min at 25M
-#: ratings), and forward selection left it out on ml-100k u1 and on the ranking suite.
-FM_MAX_RATINGS = 5_000_000
 #: Up to this many users the members are refitted on all the training part after the hold-out; above,
 #: the hold-out is under about 2% of the ratings and the hold-out fits are kept (one fit per member).
 REFIT_USERS = 5 * HOLDOUT_USERS
@@ -102,9 +98,12 @@ def _new_ensemble(
     from movierec.ensemble import WeightedEnsemble
 
     names = list(args.models)
-    if args.task == "ranking" and getattr(args, "default_models", False) and len(train) > FM_MAX_RATINGS:
-        names = [name for name in names if name != "fm"]
-        logger.info("default members without fm above %s ratings (its fit is the slowest)", f"{FM_MAX_RATINGS:,}")
+    if getattr(args, "default_models", False):
+        left_out = [name for name in names if not registry.MODELS[name].is_default_for(args.task, len(train))]
+        if left_out:
+            names = [name for name in names if name not in left_out]
+            logger.info("default members without %s at %s training ratings (docs/cli.md)", ",".join(left_out),
+                        f"{len(train):,}")
     members = build_members(names, args.seed, args.task)
     if args.task == "rating":
         return WeightedEnsemble(list(members.values()), weights=args.weights, candidates=candidates,

@@ -81,6 +81,9 @@ class EASE(ArrayRecommender):
     float32_items: ClassVar[int] = 5_000
     _parameter_constraints = {"l2": Real(0, None, open_low=True), "max_items": Int(1)}
     _array_shapes = {"B": ("kept", "kept")}
+    #: Set by :meth:`tune` on its candidate: fit then keeps a copy of the Gram matrix in ``_kept_gram``.
+    _keep_gram: bool = False
+    _kept_gram: np.ndarray | None = None
 
     def __init__(self, l2: float = 500.0, max_items: int = 20_000) -> None:
         self.l2 = l2
@@ -93,7 +96,9 @@ class EASE(ArrayRecommender):
             counts = np.bincount(item_idx, minlength=n_items)
             # most-rated first; a stable sort keeps ties in index (movieId) order
             kept = np.sort(np.argsort(-counts, kind="stable")[: self.max_items]).astype(np.int64)
-        self._solve(self._gram_of(kept), kept)
+        gram = self._gram_of(kept)
+        self._kept_gram = gram.copy() if self._keep_gram else None
+        self._solve(gram, kept)
 
     def _gram_of(self, kept: np.ndarray) -> np.ndarray:
         """Return the Gram matrix of the fitted ratings over the ``kept`` movies (float32 from ``float32_items``)."""
@@ -236,8 +241,9 @@ class EASE(ArrayRecommender):
         train, valid = stratified_split(ratings, validation_size, random_state=random_state)
         valid = sample_users(valid[valid[USER].isin(train[USER])], max_users, random_state)
         kept = self.max_items if max_items is None else min(self.max_items, max_items)
-        candidate = type(self)(**{**self.get_params(), "l2": values[0], "max_items": kept}).fit(train)
-        gram = candidate._gram_of(candidate.kept_)  # l2 only changes its diagonal: built once
+        candidate = type(self)(**{**self.get_params(), "l2": values[0], "max_items": kept})
+        candidate._keep_gram = True  # l2 only changes the Gram matrix's diagonal: built once, by this fit
+        gram, candidate._kept_gram = candidate.fit(train)._kept_gram, None
         rows = []
         values = list(values)
         for value in values:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +54,10 @@ class ModelSpec:
         The tasks for which the main job tunes the model on a validation split of its training part
         before fitting (``model.tune(train, metric=..., random_state=..., refit=False)``, default grid:
         it only sets the chosen values, since the ensemble fits clones).
+    default_max_ratings : mapping
+        Task -> the most training ratings for which the main job takes the model among its default
+        members (for example ``{"ranking": 5_000_000}``); a task not named has no limit. Members named
+        with ``--models`` are always kept.
     """
 
     name: str
@@ -63,6 +67,11 @@ class ModelSpec:
     tasks: Mapping[str, Mapping[str, Any]]
     summary: str
     tuned_for: tuple[str, ...] = ()
+    default_max_ratings: Mapping[str, int] = field(default_factory=dict)
+
+    def is_default_for(self, task: str, ratings: int) -> bool:
+        """Whether the main job takes the model among its default ``task`` members for ``ratings`` ratings."""
+        return ratings <= self.default_max_ratings.get(task, ratings)
 
     def load_class(self) -> type[Recommender]:
         """Return the class, importing its module (which may need the extra)."""
@@ -76,6 +85,10 @@ class ModelSpec:
 RANKING_ALS = {"implicit_prefs": True, "rank": 20, "reg_param": 0.1, "alpha": 0.3}
 #: SageMakerFM for top-N: every rated pair a positive, one sampled unrated pair per positive.
 RANKING_FM = {"predictor_type": "binary_classifier", "positive_rating": None, "negatives_per_positive": 1.0}
+#: Above this many training ratings the main job's default ranking members leave out the binary FM:
+#: its local fit grows faster than the data (~12x per 10x) and is the slowest member's (about 35 min
+#: at 25M ratings), and forward selection left it out on ml-100k u1 and on the ranking suite.
+RANKING_FM_MAX_RATINGS = 5_000_000
 
 #: Every model movierec ships, by short name, in the order the command line lists them.
 MODELS: dict[str, ModelSpec] = {
@@ -96,7 +109,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("fm", "SageMakerFM", "movierec.adapters.fm", "sagemaker",
                   {"rating": {}, "ranking": dict(RANKING_FM)},
                   "SageMaker's Factorization Machines (local backend; a binary classifier on sampled "
-                  "negatives for ranking)"),
+                  "negatives for ranking)", default_max_ratings={"ranking": RANKING_FM_MAX_RATINGS}),
         ModelSpec("bfm", "MyFMBayes", "movierec.adapters.myfm", "myfm", {"rating": {}},
                   "Bayesian factorization machine by Gibbs sampling (myfm)"),
     )

@@ -468,18 +468,24 @@ def test_ranking_ensemble_mode_follows_the_data_size(monkeypatch):
 
 def test_ranking_ensemble_settings_follow_the_data_size(monkeypatch):
     import argparse
+    import dataclasses
 
-    from movierec import _cli_commands
+    from movierec import _cli_commands, registry
     from movierec.testing import synthetic_ratings
 
     train = synthetic_ratings(n_users=30, n_items=40, seed=1)
     args = argparse.Namespace(models=["ease", "als", "fm"], default_models=True, seed=0, task="ranking", k=10)
     ensemble, names = _cli_commands._new_ensemble(args, train)
     assert names == ["ease", "als", "fm"] and ensemble.refit and ensemble.holdout_users == _cli_commands.HOLDOUT_USERS
-    monkeypatch.setattr(_cli_commands, "FM_MAX_RATINGS", len(train) - 1)
+    monkeypatch.setitem(registry.MODELS, "fm", dataclasses.replace(registry.MODELS["fm"],
+                                                                   default_max_ratings={"ranking": len(train) - 1}))
     monkeypatch.setattr(_cli_commands, "REFIT_USERS", 29)
     ensemble, names = _cli_commands._new_ensemble(args, train)
     assert names == ["ease", "als"] and len(ensemble.models) == 2 and not ensemble.refit
     # members the user named are kept whatever the size
     ensemble, names = _cli_commands._new_ensemble(argparse.Namespace(**{**vars(args), "default_models": False}), train)
     assert names == ["ease", "als", "fm"]
+    # the limit is the ranking task's only: the rating task keeps the seed's members
+    rating = argparse.Namespace(**{**vars(args), "models": ["als", "svd", "fm"], "task": "rating",
+                                   "weights": "inverse_error"})
+    assert _cli_commands._new_ensemble(rating, train)[1] == ["als", "svd", "fm"]

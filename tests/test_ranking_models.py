@@ -177,6 +177,8 @@ def test_ease_over_max_items_is_ease_on_the_kept_movies(n_users, n_items, max_it
     assert np.allclose(full[:, model.kept_], np.nan_to_num(block, nan=0.0))
     assert (np.delete(full, model.kept_, axis=1) == 0).all()
 
+
+class TestEASETune:
     def test_tune_returns_a_tune_result_and_fits_the_best(self):
         model = EASE()
         result = model.tune(synthetic_ratings(), {"l2": [1.0, 30.0, 1000.0]}, metric="ndcg@5")
@@ -189,6 +191,14 @@ def test_ease_over_max_items_is_ease_on_the_kept_movies(n_users, n_items, max_it
         again = unfitted.tune(synthetic_ratings(), {"l2": [1.0, 30.0, 1000.0]}, metric="ndcg@5", refit=False)
         assert unfitted.l2 == result.best_params["l2"] and not hasattr(unfitted, "B_")
         pd.testing.assert_frame_equal(again.results, result.results)
+
+    def test_tune_builds_the_gram_matrix_once(self, monkeypatch):
+        built = []
+        original = EASE._gram_of
+        monkeypatch.setattr(EASE, "_gram_of", lambda model, kept: built.append(len(kept)) or original(model, kept))
+        model = EASE()
+        model.tune(synthetic_ratings(), {"l2": [1.0, 30.0, 1000.0]}, refit=False)
+        assert len(built) == 1 and model._kept_gram is None  # the tune's copy is not kept
 
     def test_tune_at_scale_compares_candidates_on_sampled_users_and_popular_movies(self):
         from movierec.metrics import model_error

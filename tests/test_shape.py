@@ -95,3 +95,30 @@ def test_no_import_circle_inside_the_package():
 def test_no_module_is_over_450_lines():
     sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {k: v for k, v in sizes.items() if v > 450} == {}
+
+
+def _uncollected_tests(tree: ast.Module) -> list[str]:
+    """Return the tests pytest would never run: defined inside a function, or shadowed by a later one."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found += [f"{sub.name} inside {node.name}" for sub in ast.walk(node)
+                      if sub is not node and isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef)
+                      and sub.name.startswith("test")]
+    for body in [tree.body] + [node.body for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]:
+        names = [node.name for node in body if isinstance(node, ast.FunctionDef | ast.ClassDef)]
+        found += [f"{name} defined twice" for name in sorted(set(names))
+                  if names.count(name) > 1 and name.lower().startswith("test")]
+    return found
+
+
+def test_the_uncollected_test_finder_finds_nested_and_shadowed_tests():
+    tree = ast.parse("def test_a():\n    def test_b(): pass\ndef test_c(): pass\ndef test_c(): pass\n")
+    assert _uncollected_tests(tree) == ["test_b inside test_a", "test_c defined twice"]
+
+
+def test_every_test_is_collected():
+    tests = Path(__file__).parent
+    found = {str(path.relative_to(tests)): _uncollected_tests(ast.parse(path.read_text()))
+             for path in sorted(tests.rglob("*.py"))}
+    assert not {path: names for path, names in found.items() if names}

@@ -76,6 +76,9 @@ def _close(ensemble: WeightedEnsemble) -> None:
         logger.warning("warning: could not close a member of the ensemble: %s", one_line(err))
 
 
+#: ``--ratings`` without ``--columns``: userId, movieId, and rating and timestamp when the file has them.
+DEFAULT_COLUMNS: dict[str, Any] = {"rating": "rating", "timestamp": "timestamp", "if_present": ("rating", "timestamp")}
+
 #: The ranking ensemble measures its members on the hold-out ratings of at most this many users (a
 #: seeded sample): nDCG@10 over 20,000 users has a standard error near 0.002, and the cost of the
 #: hold-out stage stops growing with the number of users.
@@ -112,8 +115,12 @@ def _new_ensemble(
     for name, model in members.items():
         if args.task in registry.MODELS[name].tuned_for:
             start = time.perf_counter()
-            # Tuned on a split drawn apart from the ensemble's hold-out, which would favour it otherwise.
-            result = model.tune(train, metric=metric, random_state=(args.seed + 1) % 2**32, refit=False)
+            try:
+                # Tuned on a split drawn apart from the ensemble's hold-out, which would favour it otherwise.
+                result = model.tune(train, metric=metric, random_state=(args.seed + 1) % 2**32, refit=False)
+            except DataValidationError as err:  # too few ratings per user for a validation split
+                logger.warning("warning: %s kept its default settings: %s", name, one_line(err))
+                continue
             logger.info("tuned %s on a validation split of the training part: %s (%s %.4f, %.1f s)", name,
                         result.best_params, metric, result.best_score, time.perf_counter() - start)
     refit = train[USER].nunique() <= REFIT_USERS
@@ -216,7 +223,8 @@ def load_data(args: argparse.Namespace) -> Any:
     if getattr(args, "ratings", None) is not None:
         from movierec.ratings_file import load_ratings, parse_columns
 
-        columns = parse_columns(args.columns) if args.columns else {"rating": "rating", "timestamp": "timestamp"}
+        # default: the rating and timestamp columns when the file has them; --columns is taken as given
+        columns = parse_columns(args.columns) if args.columns else DEFAULT_COLUMNS
         data = load_ratings(args.ratings, items=args.items, **columns)
         if data.implicit and args.task == "rating":
             raise ValueError(f"{args.ratings} has no rating column (implicit feedback): use --task ranking")
@@ -255,6 +263,14 @@ def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, st
 FULL_ENSEMBLE_CELLS = 1_000_000_000
 
 
+def check_something_to_rank(train: pd.DataFrame) -> None:
+    """Raise DataValidationError if every user of ``train`` rated all its movies: no list could hold one."""
+    movies = train[ITEM].nunique()
+    if (train.groupby(USER, sort=False)[ITEM].size() >= movies).all():
+        raise DataValidationError(f"every user of the training part rated all its {movies} movies: there is "
+                                  "nothing left to recommend (top-N lists need movies a user has not rated)")
+
+
 def _candidates(args: argparse.Namespace, train: pd.DataFrame) -> int | None:
     """Return the ensemble's ``candidates``: None for --ensemble full, else K (at least --n and --k)."""
     mode = args.ensemble
@@ -272,6 +288,8 @@ def recommend_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     check_out_dir(args.out)
     data, train, test, split = _load(args)
+    if args.task == "ranking":
+        check_something_to_rank(train)
     shown_users = _report_users(args, train)
     candidates = _candidates(args, train)
     ensemble, names = _new_ensemble(args, train, candidates)

@@ -19,12 +19,12 @@ import numpy as np
 from movierec.exceptions import InvalidParameterError
 
 __all__ = [
+    "MAX_SEED",
     "AnyOf",
     "Bool",
     "Constraint",
     "Instance",
     "Int",
-    "MAX_SEED",
     "Options",
     "Real",
     "Seed",

@@ -35,7 +35,13 @@ from movierec._persist import (
 )
 from movierec._ranking import top_k, top_n_frame
 from movierec._validation import ITEM, RATING, USER, check_n, check_pairs, check_ratings
-from movierec.exceptions import BackendError, InvalidParameterError, ModelFileError, MovieRecWarning, NotFittedError
+from movierec.exceptions import (
+    BackendError,
+    InvalidParameterError,
+    ModelFileError,
+    MovieRecWarning,
+    NotFittedError,
+)
 
 __all__ = ["ArrayRecommender", "Recommender", "TuneResult"]
 

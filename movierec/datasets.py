@@ -58,17 +58,17 @@ from movierec._datasets._registry import (
 )
 from movierec._params import Int, Real, check_value
 from movierec._validation import declare_scale
-from movierec.exceptions import DataValidationError, DatasetError
+from movierec.exceptions import DatasetError, DataValidationError
 
 __all__ = [
-    "MovieLens",
     "Fold",
+    "MovieLens",
+    "data_home",
+    "download_movielens",
+    "is_present",
+    "known_datasets",
     "load_movielens",
     "official_folds",
-    "download_movielens",
-    "data_home",
-    "known_datasets",
-    "is_present",
 ]
 
 logger = logging.getLogger(__name__)

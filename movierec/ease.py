@@ -14,6 +14,7 @@ from movierec._params import Bool, Int, Real, Seed, check_grid, check_value
 from movierec._ranking import first_unseen, top_k
 from movierec._validation import USER, check_n, check_ratings
 from movierec.base import ArrayRecommender, TuneResult, _joined
+from movierec.exceptions import DataValidationError
 
 __all__ = ["EASE"]
 
@@ -239,7 +240,11 @@ class EASE(ArrayRecommender):
         grid = {"l2": [50.0 * 2**i for i in range(8)]} if grid is None else grid
         values = check_grid(owner, grid, {"l2": self._parameter_constraints["l2"]})["l2"]
         train, valid = stratified_split(ratings, validation_size, random_state=random_state)
-        valid = sample_users(valid[valid[USER].isin(train[USER])], max_users, random_state)
+        valid = valid[valid[USER].isin(train[USER])]
+        if valid.empty:
+            raise DataValidationError(f"{owner}: no user has two or more ratings, so the validation split is "
+                                      "empty; tune needs users with at least two ratings")
+        valid = sample_users(valid, max_users, random_state)
         kept = self.max_items if max_items is None else min(self.max_items, max_items)
         candidate = type(self)(**{**self.get_params(), "l2": values[0], "max_items": kept})
         candidate._keep_gram = True  # l2 only changes the Gram matrix's diagonal: built once, by this fit

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 __all__ = [
-    "MovieRecError",
-    "NotFittedError",
-    "DataValidationError",
-    "InvalidParameterError",
-    "DatasetError",
-    "ChecksumError",
     "BackendError",
+    "ChecksumError",
+    "DataValidationError",
+    "DatasetError",
+    "InvalidParameterError",
     "ModelFileError",
+    "MovieRecError",
     "MovieRecWarning",
+    "NotFittedError",
 ]
 
 

@@ -24,19 +24,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from movierec.base import Recommender
 
 __all__ = [
-    "rmse",
-    "mae",
-    "precision_at_k",
-    "recall_at_k",
-    "ndcg_at_k",
-    "map_at_k",
-    "coverage",
-    "ranking_metrics",
-    "scored_predictions",
-    "evaluate",
     "RANKING_METRICS",
-    "parse_metric",
+    "coverage",
+    "evaluate",
+    "mae",
+    "map_at_k",
     "model_error",
+    "ndcg_at_k",
+    "parse_metric",
+    "precision_at_k",
+    "ranking_metrics",
+    "recall_at_k",
+    "rmse",
+    "scored_predictions",
 ]
 
 #: Ranking metrics a model or an ensemble can be judged by, as "name@k" (e.g. "ndcg@10").

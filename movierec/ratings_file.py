@@ -14,7 +14,7 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +88,7 @@ def load_ratings(
     sep: str | None = None,
     items: str | os.PathLike[str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    if_present: Collection[str] = (),
 ) -> RatingsFile:
     """Read a ratings file of your own (CSV, TSV or Parquet) into the contract's columns.
 
@@ -114,6 +115,10 @@ def load_ratings(
         ``movieId``), such as MovieLens' ``movies.csv``. Its ``genres`` column is kept when present.
     max_bytes : int
         Refuse a ratings or items file larger than this many bytes (default 2 GiB).
+    if_present : collection of str
+        Keys among ``"rating"`` and ``"timestamp"`` whose column may be missing from the file: it is
+        then left out, as if given None (no rating column: implicit feedback). The command line's
+        default (no ``--columns``) reads ``rating`` and ``timestamp`` this way.
 
     Returns
     -------
@@ -139,8 +144,14 @@ def load_ratings(
     wanted = {ours: theirs for ours, theirs in mapping.items() if theirs is not None}
     if len(set(wanted.values())) != len(wanted):
         raise ValueError(f"each column may be mapped once; got {wanted}")
+    if isinstance(if_present, str) or not set(if_present) <= {"rating", "timestamp"}:
+        raise ValueError(f"if_present takes 'rating' and 'timestamp' only; got {if_present!r}")
+    optional = tuple(wanted[key] for key in (RATING, TIMESTAMP) if key in if_present and key in wanted)
     data = _read_bounded(path, max_bytes)
-    table, parquet, names = _read_table(path, data, list(wanted.values()), sep)
+    required = [column for column in wanted.values() if column not in optional]
+    table, parquet, names = _read_table(path, data, required, sep, optional)
+    wanted = {ours: theirs for ours, theirs in wanted.items() if theirs in table.columns}
+    rating = wanted.get(RATING)
     if rating is None and RATING in names:
         warnings.warn(f"{path} has a {RATING!r} column but rating=None: reading it as implicit feedback "
                       f"(every rating 1.0); pass rating={RATING!r} to use it", MovieRecWarning, stacklevel=2)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec import registry
+from movierec import EASE, registry
 from movierec._cli_commands import build_members
 from movierec.cli import build_parser
 
@@ -489,3 +489,34 @@ def test_ranking_ensemble_settings_follow_the_data_size(monkeypatch):
     rating = argparse.Namespace(**{**vars(args), "models": ["als", "svd", "fm"], "task": "rating",
                                    "weights": "inverse_error"})
     assert _cli_commands._new_ensemble(rating, train)[1] == ["als", "svd", "fm"]
+
+
+def test_own_ratings_without_columns_take_rating_and_timestamp_when_present(tmp_path, data_home):
+    from movierec.testing import synthetic_ratings
+
+    ratings = synthetic_ratings(n_users=30, n_items=25, seed=4)
+    ratings[["userId", "movieId", "rating"]].to_csv(tmp_path / "no_time.csv", index=False)  # no timestamp column
+    result = run_cli("recommend", "--ratings", str(tmp_path / "no_time.csv"), "--models", "ease", "--n", "3",
+                     "--out", str(tmp_path / "out"), "-q", data=data_home)
+    assert result.returncode == 0, result.stderr
+    top = pd.read_csv(tmp_path / "out" / "recommendations.csv")
+    assert len(top) == 3 * top.userId.nunique() and top.userId.nunique() > 20
+    # one user: after the split, that user rated every training movie; a clear error before any fit
+    alone = pd.DataFrame({"userId": 1, "movieId": range(1, 11), "rating": 3.0})
+    alone.to_csv(tmp_path / "alone.csv", index=False)
+    result = run_cli("recommend", "--ratings", str(tmp_path / "alone.csv"), "--out", str(tmp_path / "o2"), data=data_home)
+    assert result.returncode == 1 and "nothing left to recommend" in result.stderr, result.stderr
+    assert "fitted" not in result.stderr
+
+
+def test_a_member_that_cannot_be_tuned_keeps_its_default(caplog):
+    import argparse
+
+    from movierec import _cli_commands
+
+    one_each = pd.DataFrame({"userId": range(20), "movieId": [i % 4 for i in range(20)], "rating": 4.0})
+    args = argparse.Namespace(models=["ease"], default_models=False, seed=0, task="ranking", k=10)
+    with caplog.at_level("WARNING", logger="movierec"):
+        ensemble, names = _cli_commands._new_ensemble(args, one_each)
+    assert names == ["ease"] and ensemble.models[0].l2 == EASE().l2
+    assert "ease kept its default settings" in caplog.text and "two or more ratings" in caplog.text

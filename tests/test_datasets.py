@@ -72,7 +72,7 @@ def assert_ratings_frame(frame: pd.DataFrame) -> None:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -252,7 +252,7 @@ def test_ml10m_layout(tmp_path: Path) -> None:
         "ml-10M100K/movies.dat": (
             "1::Toy Story (1995)::Adventure|Animation\n"
             "4973::Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)::Comedy|Romance\n"
-        ).encode("utf-8"),
+        ).encode(),
     })
     ml = load_movielens("ml-10m", data_home=tmp_path, download=False)
     assert_ratings_frame(ml.ratings)
@@ -268,7 +268,7 @@ def test_csv_layouts(tmp_path: Path, name: str) -> None:
                                b"2,11,0.5,1445714835\n",
         f"{name}/movies.csv": 'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n'
                               '11,"American President, The (1995)",Comedy|Drama|Romance\n'
-                              '3,Amélie (2001),(no genres listed)\n'.encode("utf-8"),
+                              '3,Amélie (2001),(no genres listed)\n'.encode(),
         f"{name}/tags.csv": b"userId,movieId,tag,timestamp\n",
     })
     ml = load_movielens(name, data_home=tmp_path, download=False)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movierec import EASE, InvalidParameterError, Popularity, official_folds
-from movierec.exceptions import ModelFileError
+from movierec.exceptions import DataValidationError, ModelFileError
 from movierec.metrics import model_error, ndcg_at_k
 from movierec.testing import RecommenderContract, synthetic_ratings
 
@@ -191,6 +191,11 @@ class TestEASETune:
         again = unfitted.tune(synthetic_ratings(), {"l2": [1.0, 30.0, 1000.0]}, metric="ndcg@5", refit=False)
         assert unfitted.l2 == result.best_params["l2"] and not hasattr(unfitted, "B_")
         pd.testing.assert_frame_equal(again.results, result.results)
+
+    def test_tune_without_a_user_of_two_ratings_says_so(self):
+        one_each = pd.DataFrame({"userId": range(10), "movieId": [i % 3 for i in range(10)], "rating": 4.0})
+        with pytest.raises(DataValidationError, match="at least two ratings"):
+            EASE().tune(one_each)
 
     def test_tune_builds_the_gram_matrix_once(self, monkeypatch):
         built = []

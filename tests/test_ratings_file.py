@@ -94,6 +94,32 @@ def test_implicit_data_fits_a_ranking_model(tmp_path):
     assert len(top) == 3 and not set(top["movieId"]) & {f"m{k}" for k in range(4)}
 
 
+@pytest.mark.parametrize(("header", "rows", "implicit", "columns"), [
+    ("userId,movieId,rating,timestamp", ["1,2,4,100", "2,2,3,200"], False, ["userId", "movieId", "rating", "timestamp"]),
+    ("userId,movieId,rating", ["1,2,4", "2,2,3"], False, ["userId", "movieId", "rating"]),
+    ("userId,movieId,timestamp", ["1,2,100", "2,2,200"], True, ["userId", "movieId", "rating", "timestamp"]),
+    ("userId,movieId", ["1,2", "2,2"], True, ["userId", "movieId", "rating"]),
+])
+def test_if_present_columns_are_read_when_the_file_has_them(tmp_path, header, rows, implicit, columns):
+    path = write(tmp_path, "r.csv", "\n".join([header, *rows]) + "\n")
+    data = load_ratings(path, rating="rating", timestamp="timestamp", if_present=("rating", "timestamp"))
+    assert data.implicit == implicit and list(data.ratings.columns) == columns
+    assert data.ratings["rating"].tolist() == ([1.0, 1.0] if implicit else [4.0, 3.0])
+    # without if_present a mapped column is required
+    if header.count(",") < 3:
+        with pytest.raises(DatasetError, match="no column"):
+            load_ratings(path, rating="rating", timestamp="timestamp")
+    # the ids are never optional
+    with pytest.raises(DatasetError, match="no column 'user'"):
+        load_ratings(path, user="user", rating="rating", if_present=("rating",))
+
+
+@pytest.mark.parametrize("bad", [("user",), "rating", ("rating", "stars")])
+def test_if_present_takes_only_rating_and_timestamp(tmp_path, bad):
+    with pytest.raises(ValueError, match="if_present"):
+        load_ratings(write(tmp_path, "r.csv", LATEST), rating="rating", if_present=bad)
+
+
 def test_iso_timestamps_become_unix_seconds(tmp_path):
     path = write(tmp_path, "r.csv", "u,i,t\n1,2,1970-01-02T00:00:00Z\n1,3,1970-01-01 00:01:00\n")
     data = load_ratings(path, user="u", item="i", timestamp="t")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from movierec import BiasedBaseline, WeightedEnsemble
-from movierec.exceptions import DataValidationError
 from movierec._report._history import user_history
+from movierec.exceptions import DataValidationError
 from movierec.metrics import evaluate
 from movierec.report import ReportData, render_report, write_report
 

@@ -120,7 +120,7 @@ def ratings() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("split", [random_split, stratified_split])
-def test_int_seed_is_repeatable_and_generator_accepted(split, ratings: pd.DataFrame) -> None:  # noqa: ANN001
+def test_int_seed_is_repeatable_and_generator_accepted(split, ratings: pd.DataFrame) -> None:
     a_train, a_test = split(ratings, random_state=3)
     b_train, b_test = split(ratings, random_state=3)
     pd.testing.assert_frame_equal(a_test, b_test)
@@ -132,7 +132,7 @@ def test_int_seed_is_repeatable_and_generator_accepted(split, ratings: pd.DataFr
 
 
 @pytest.mark.parametrize("split", [random_split, stratified_split])
-def test_global_numpy_rng_is_untouched(split, ratings: pd.DataFrame) -> None:  # noqa: ANN001
+def test_global_numpy_rng_is_untouched(split, ratings: pd.DataFrame) -> None:
     np.random.seed(0)
     before = np.random.get_state()[1].copy()
     split(ratings)
@@ -141,7 +141,7 @@ def test_global_numpy_rng_is_untouched(split, ratings: pd.DataFrame) -> None:  #
 
 
 @pytest.mark.parametrize("split", [random_split, stratified_split, temporal_split])
-def test_input_is_not_modified(split, ratings: pd.DataFrame) -> None:  # noqa: ANN001
+def test_input_is_not_modified(split, ratings: pd.DataFrame) -> None:
     copy = ratings.copy()
     split(ratings, test_size=0.3)
     pd.testing.assert_frame_equal(ratings, copy)
@@ -188,7 +188,7 @@ def test_large_frame_is_fast() -> None:
 
 @pytest.mark.parametrize("test_size", [0, 1, 1.5, -0.1, True, "0.2", None])
 @pytest.mark.parametrize("split", [random_split, stratified_split, temporal_split])
-def test_bad_test_size(split, test_size, ratings: pd.DataFrame) -> None:  # noqa: ANN001
+def test_bad_test_size(split, test_size, ratings: pd.DataFrame) -> None:
     with pytest.raises(DataValidationError, match="test_size"):
         split(ratings, test_size=test_size)
 
@@ -197,7 +197,7 @@ def test_bad_test_size(split, test_size, ratings: pd.DataFrame) -> None:  # noqa
     "random_state", ["seed", 1.5, -1, 2**32, True, np.random.RandomState(0), np.random.SeedSequence(0)]
 )
 @pytest.mark.parametrize("split", [random_split, stratified_split])
-def test_bad_random_state(split, random_state, ratings: pd.DataFrame) -> None:  # noqa: ANN001
+def test_bad_random_state(split, random_state, ratings: pd.DataFrame) -> None:
     with pytest.raises(InvalidParameterError) as caught:
         split(ratings, random_state=random_state)
     assert str(caught.value) == (
@@ -206,7 +206,7 @@ def test_bad_random_state(split, random_state, ratings: pd.DataFrame) -> None:  
 
 
 @pytest.mark.parametrize("split", [random_split, stratified_split])
-def test_largest_seed_is_accepted(split, ratings: pd.DataFrame) -> None:  # noqa: ANN001
+def test_largest_seed_is_accepted(split, ratings: pd.DataFrame) -> None:
     _, test = split(ratings, random_state=2**32 - 1)
     _, same = split(ratings, random_state=np.random.default_rng(2**32 - 1))
     pd.testing.assert_frame_equal(test, same)
@@ -218,7 +218,7 @@ def test_temporal_split_requires_timestamp(ratings: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("split", [random_split, stratified_split, temporal_split])
-def test_invalid_ratings_are_rejected(split, ratings: pd.DataFrame) -> None:  # noqa: ANN001
+def test_invalid_ratings_are_rejected(split, ratings: pd.DataFrame) -> None:
     with pytest.raises(DataValidationError, match="movieId"):
         split(ratings.drop(columns="movieId"))
     with pytest.raises(DataValidationError, match="empty"):

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from movierec._ids import sample_pairs
 from movierec._report import _plots
 from movierec._validation import ITEM, RATING, USER
 from movierec._version import __version__
-from movierec._ids import sample_pairs
 
 if TYPE_CHECKING:
     from movierec.report import ReportData  # annotations only: report imports _report lazily

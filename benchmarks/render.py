@@ -440,7 +440,7 @@ def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
         else:
             lines += [f"## {suite}", "", f"Not run yet: `python -m benchmarks --suite {suite}`."]
     if folder is not None:
-        lines += [""] + issue14_section(folder)
+        lines += [""] + issue14_section(folder) + ranking_search_section(folder)
         others = sorted(p.name for p in folder.glob("*.json") if p.stem not in SUITES)
         if others:
             lines += ["", "## Per-adapter scripts", "",
@@ -477,6 +477,23 @@ def issue14_section(folder: Path) -> list[str]:
         lines += table(["fold", "stacked RMSE", "best member", "its RMSE", "seed's 1/RMSE weights", "stacked below it"],
                        rows)
         lines += ["", f"Targets {doc['targets']}.", ""]
+    return lines
+
+
+def ranking_search_section(folder: Path) -> list[str]:
+    """Return the candidate ranking families of benchmarks/ranking_search.py (ranking_search.json), when present."""
+    import json
+
+    path = folder / "ranking_search.json"
+    if not path.exists():
+        return []
+    doc = json.loads(path.read_text())
+    lines = ["## Candidate ranking families (benchmarks/ranking_search.py)", "",
+             f"Command: `{doc['command']}`. The ranking suite's split; each family's setting chosen on its "
+             "validation split, alone or summed with EASE as z-scores; the test column is for that setting only.", ""]
+    lines += table(["family", "role", "setting", "validation nDCG@10", "test nDCG@10"],
+                   [[r["family"], r["role"], ", ".join(f"{k}={v:g}" for k, v in r["params"].items()),
+                     fmt(r["validation_ndcg"]), fmt(r["test_ndcg"])] for r in doc["rows"]])
     return lines
 
 

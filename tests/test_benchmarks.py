@@ -199,6 +199,18 @@ def test_render_writes_tables_provenance_and_targets(fake_results, tmp_path):
     assert "`benchmarks/results/surprise_svd.json`" in page
 
 
+def test_render_lists_the_candidate_ranking_families(fake_results, tmp_path):
+    rows = [{"family": "GF-CF", "role": "with EASE", "params": {"factors": 64, "alpha": 1.0},
+             "validation_ndcg": 0.17834, "test_ndcg": 0.48381}]
+    (fake_results / "ranking_search.json").write_text(json.dumps(
+        {"benchmark": "ranking_search", "command": "python benchmarks/ranking_search.py", "rows": rows}))
+    page = render.write(fake_results, tmp_path / "benchmarks.md").read_text()
+    assert "## Candidate ranking families (benchmarks/ranking_search.py)" in page
+    assert "| GF-CF | with EASE | factors=64, alpha=1 | 0.1783 | 0.4838 |" in page
+    (fake_results / "ranking_search.json").unlink()
+    assert "Candidate ranking families" not in render.write(fake_results, tmp_path / "benchmarks.md").read_text()
+
+
 def test_render_with_no_results(tmp_path):
     page = render.render({}, tmp_path)
     assert "No suite results yet." in page

@@ -327,6 +327,20 @@ class ArrayRecommender(Recommender):
         write_params(folder, self, params=self._saved_params(), extra=self._get_extra())
         write_arrays(folder, arrays)
 
+    def scoring_copy(self) -> Self:
+        """Return a copy holding only what :meth:`save` writes: parameters, ids, seen movies, arrays.
+
+        Live objects (a Spark session, an ALSModel, a SageMaker endpoint) stay behind, so the copy
+        pickles and scores from its arrays as a loaded model does (``movierec.spark.batch_top_n``
+        sends such copies to Spark's executors). The arrays are shared with this model, not copied.
+        """
+        self._check_fitted()
+        arrays, extra = self._get_arrays(), self._get_extra()  # a training job's weights download here
+        copy = type(self)(**self._saved_params())
+        copy.users_, copy.items_, copy.seen_ = self.users_, self.items_, self.seen_
+        copy._set_arrays({name: np.asarray(value) for name, value in arrays.items()}, extra)
+        return copy
+
     @classmethod
     def load(cls, path: str | Path) -> Self:
         """Read a model written by :meth:`save`; it predicts without refitting.

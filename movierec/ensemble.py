@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -309,10 +310,8 @@ class WeightedEnsemble(Recommender):
         return float(means[0]), float(stds[0])
 
     def close(self) -> None:
-        """Close every fitted member (a SparkALS clone's Spark session, for one); safe to call twice.
-
-        Every member is closed even if one fails; the first failure is raised afterwards.
-        """
+        """Close every fitted member (a SparkALS clone's Spark session, for one), even if one fails (the
+        first failure is raised afterwards); safe to call twice."""
         failure = close_all(getattr(self, "models_", []))
         if failure is not None:
             raise failure
@@ -417,11 +416,18 @@ class WeightedEnsemble(Recommender):
         return rank_frame(self._score_candidates(kept, bool(exclude_seen)), check_n(n))
 
     # -- persistence --------------------------------------------------------------------------
+    def scoring_copy(self) -> Self:
+        """Return a copy whose fitted members are their ``scoring_copy()``: no live object, so it pickles."""
+        self._check_fitted()
+        blend = copy.copy(self)
+        blend.models = blend.models_ = [member.scoring_copy() for member in self.models_]
+        return blend
+
     def save(self, path: str | Path) -> None:
         """Write the ensemble to the directory ``path`` atomically: its state, each member in ``member_<i>/``.
 
-        The whole folder, members included, is written aside and swapped into place only when
-        complete, with one manifest over every file (docs/architecture.md, "Trust and files").
+        The whole folder, members included, is written aside and swapped into place only when complete,
+        with one manifest over every file (docs/architecture.md, "Trust and files").
         """
         self._check_fitted()
         save_ensemble(self, path)

@@ -26,10 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from movierec._blend import blend_block
 from movierec._ids import IdIndex, resolve_users
 from movierec._params import Bool, Instance, check_value
-from movierec._ranking import top_k, top_n_frame
 from movierec._validation import ITEM, USER, check_n
 from movierec.base import ArrayRecommender, Recommender
 from movierec.ensemble import WeightedEnsemble
@@ -125,7 +123,7 @@ def batch_top_n(
     >>> top = batch_top_n(model, spark, n=10)  # doctest: +SKIP
     >>> top.where("userId = 1").orderBy("rank").show()  # doctest: +SKIP
     """
-    members = _checked_members(model)
+    _check_scorable(model)
     n = check_n(n)
     exclude_seen = check_value(_OWNER, "exclude_seen", exclude_seen, Bool())
     check_value(_OWNER, "path", path, Instance((str, os.PathLike), "a str or os.PathLike path", none=True))
@@ -142,8 +140,7 @@ def batch_top_n(
         raise BackendError(f"{_OWNER}: the SparkSession given as spark= has been stopped")
     uri = None if path is None else _output_uri(path)
     user_idx = resolve_users(users, model.users_)  # warns once about unknown users
-    copies = [_scoring_copy(member) for member in members]
-    scorer = _BlendScorer(model, copies) if isinstance(model, WeightedEnsemble) else _ModelScorer(copies[0])
+    scorer = _Scorer(model.scoring_copy())
     # mapInArrow goes through pandas_udf, whose pandas-version check warns with pandas >= 3.
     with backend_errors("score the top-N"), quiet_pyspark_warnings():
         top, shared = _score(spark, scorer, user_idx, n, exclude_seen)
@@ -156,10 +153,11 @@ def batch_top_n(
 
 
 # -- what the executors get ----------------------------------------------------------------------
-class _ModelScorer:
-    """Scores user blocks with one array-backed model's own ``top_n``."""
+class _Scorer:
+    """What the executors get: a scoring copy of the model (an ensemble's members scoring copies too),
+    which ranks each user block with its own ``top_n``."""
 
-    def __init__(self, model: ArrayRecommender) -> None:
+    def __init__(self, model: ArrayRecommender | WeightedEnsemble) -> None:
         self.model = model
         self.users: IdIndex = model.users_
         self.items: IdIndex = model.items_
@@ -168,30 +166,8 @@ class _ModelScorer:
         return self.model.top_n(self.users.ids[user_idx], n, exclude_seen=exclude_seen)
 
 
-class _BlendScorer:
-    """Scores user blocks as ``WeightedEnsemble.top_n`` does with ``candidates=None``: the blend of
-    :func:`movierec._blend.blend_block`, seen movies masked, top ``n`` by score then item index."""
-
-    def __init__(self, ensemble: WeightedEnsemble, members: list[ArrayRecommender]) -> None:
-        self.members = members
-        self.means, self.stds, self.weights = ensemble.score_mean_, ensemble.score_std_, ensemble.weights_
-        self.users: IdIndex = ensemble.users_
-        self.items: IdIndex = ensemble.items_
-        self.seen = ensemble.seen_
-
-    def top_n(self, user_idx: np.ndarray, n: int, exclude_seen: bool) -> pd.DataFrame:
-        user_idx = np.sort(user_idx)
-        scores = blend_block(self.members, self.means, self.stds, self.weights,
-                             self.users.ids[user_idx], self.items.ids)
-        if exclude_seen:
-            seen = self.seen[user_idx].tocoo()
-            scores[seen.row, seen.col] = -np.inf
-        rows, cols, values = top_k(scores, n)
-        return top_n_frame(self.users.ids, self.items.ids, user_idx[rows], cols, values)
-
-
-def _checked_members(model: Any) -> list[ArrayRecommender]:
-    """Return the array-backed models the executors will score: ``model``, or an ensemble's members.
+def _check_scorable(model: Any) -> None:
+    """Check the executors can score ``model``: an array-backed model, or an ensemble of them in full mode.
 
     Raises InvalidParameterError naming the class (or the member's) they cannot score, and
     NotFittedError for a model that is not fitted.
@@ -205,7 +181,7 @@ def _checked_members(model: Any) -> list[ArrayRecommender]:
     if not hasattr(model, "users_"):
         raise NotFittedError(f"this {type(model).__name__} is not fitted yet: call fit(ratings) first")
     if isinstance(model, ArrayRecommender):
-        return [model]
+        return
     if model.candidates is not None:
         raise InvalidParameterError(
             f"{_OWNER}: a WeightedEnsemble with candidates={model.candidates!r} ranks its members' own "
@@ -217,20 +193,6 @@ def _checked_members(model: Any) -> list[ArrayRecommender]:
                 f"{_OWNER}: model must be {what}, got a WeightedEnsemble whose member {position} is a "
                 f"{type(member).__name__}"
             )
-    return list(model.models_)
-
-
-def _scoring_copy(model: ArrayRecommender) -> ArrayRecommender:
-    """Return a copy of the fitted ``model`` holding what its save writes: parameters, ids, seen, arrays.
-
-    Rebuilt as a load rebuilds a saved model, so live objects (a Spark session, an ALSModel, a
-    SageMaker endpoint) stay behind and the copy pickles; it scores from its arrays.
-    """
-    arrays, extra = model._get_arrays(), model._get_extra()  # a training job's weights download here
-    copy = type(model)(**model._saved_params())
-    copy.users_, copy.items_, copy.seen_ = model.users_, model.items_, model.seen_
-    copy._set_arrays({name: np.asarray(value) for name, value in arrays.items()}, extra)
-    return copy
 
 
 def _score_batches(
@@ -251,7 +213,7 @@ def _score_batches(
 
 # -- the driver's side ---------------------------------------------------------------------------
 def _score(
-    spark: SparkSession, scorer: _ModelScorer | _BlendScorer, user_idx: np.ndarray, n: int, exclude_seen: bool
+    spark: SparkSession, scorer: _Scorer, user_idx: np.ndarray, n: int, exclude_seen: bool
 ) -> tuple[DataFrame, Broadcast]:
     """Return the lazy DataFrame of the top-N of ``user_idx``, partitioned by user, and its broadcast."""
     import pyarrow as pa

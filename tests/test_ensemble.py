@@ -744,3 +744,22 @@ def test_forward_selection_scores_a_subset_as_that_ensemble_would_rank_in_its_ow
     pair = WeightedEnsemble([EASE(l2=5.0), BiasedBaseline()], errors=list(ensemble.candidate_errors_),
                             metric="ndcg@5", candidates=candidates, random_state=3).fit(train)
     assert trace[(0, 1)] == pytest.approx(holdout_error(pair, holdout, "ndcg@5"))
+
+
+def test_scoring_copies_pickle_and_rank_as_the_fitted_models():
+    import pickle
+
+    from movierec import EASE, Popularity
+
+    ratings = synthetic_ratings(n_users=25, n_items=20, seed=5)
+    ensemble = WeightedEnsemble([EASE(l2=5.0), Popularity()], errors=[0.8, 0.9], random_state=0).fit(ratings)
+    for model in (ensemble, ensemble.models_[0]):
+        copy = pickle.loads(pickle.dumps(model.scoring_copy()))
+        pd.testing.assert_frame_equal(copy.top_n(n=4), model.top_n(n=4))
+    copy = ensemble.scoring_copy()
+    assert all(a is not b for a, b in zip(copy.models_, ensemble.models_, strict=True))
+    assert copy.models_[0].B_ is ensemble.models_[0].B_  # arrays are shared, not copied
+    with pytest.raises(NotFittedError):
+        WeightedEnsemble([EASE(), Popularity()]).scoring_copy()
+    with pytest.raises(NotFittedError):
+        EASE().scoring_copy()

@@ -229,3 +229,11 @@ class RecommenderContract:
         a, b = loaded.top_n(n=3), fitted.top_n(n=3)
         assert a[["userId", "movieId"]].equals(b[["userId", "movieId"]])
         assert not list((tmp_path / "model").rglob("*.pkl"))
+
+    def test_scoring_copy_pickles_and_ranks_the_same(self, fitted):
+        import pickle
+
+        if not hasattr(fitted, "scoring_copy"):
+            pytest.skip("only array-backed models and ensembles of them have scoring_copy")
+        copy = pickle.loads(pickle.dumps(fitted.scoring_copy()))  # no live object: a Spark session would fail
+        pd.testing.assert_frame_equal(copy.top_n(n=3), fitted.top_n(n=3))

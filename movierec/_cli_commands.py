@@ -254,6 +254,9 @@ def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, st
         split = f"stratified {size:g} of each user's ratings (seed {args.seed})"
     logger.info("loaded %s, %s: %d train / %d test ratings (%.1f s)", args.ratings or args.dataset, split,
                 len(train), len(test), time.perf_counter() - start)
+    if test.empty:
+        raise DataValidationError(f"{split}: no rating went to test, since no user has two or more ratings; "
+                                  "the evaluation needs users with at least two")
     return data, train, test, split
 
 
@@ -267,7 +270,7 @@ def check_something_to_rank(train: pd.DataFrame) -> None:
     """Raise DataValidationError if every user of ``train`` rated all its movies: no list could hold one."""
     movies = train[ITEM].nunique()
     if (train.groupby(USER, sort=False)[ITEM].size() >= movies).all():
-        raise DataValidationError(f"every user of the training part rated all its {movies} movies: there is "
+        raise DataValidationError(f"every user of the training part rated all of its movies ({movies:,}): there is "
                                   "nothing left to recommend (top-N lists need movies a user has not rated)")
 
 

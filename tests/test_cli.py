@@ -507,6 +507,12 @@ def test_own_ratings_without_columns_take_rating_and_timestamp_when_present(tmp_
     result = run_cli("recommend", "--ratings", str(tmp_path / "alone.csv"), "--out", str(tmp_path / "o2"), data=data_home)
     assert result.returncode == 1 and "nothing left to recommend" in result.stderr, result.stderr
     assert "fitted" not in result.stderr
+    # one rating per user: the split has no test part; a clear error before any fit
+    single = pd.DataFrame({"userId": range(1, 31), "movieId": [i % 7 for i in range(30)], "rating": 4.0})
+    single.to_csv(tmp_path / "single.csv", index=False)
+    result = run_cli("recommend", "--ratings", str(tmp_path / "single.csv"), "--out", str(tmp_path / "o3"), data=data_home)
+    assert result.returncode == 1 and "no rating went to test" in result.stderr, result.stderr
+    assert "fitted" not in result.stderr
 
 
 def test_a_member_that_cannot_be_tuned_keeps_its_default(caplog):

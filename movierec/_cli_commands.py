@@ -8,15 +8,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from movierec import registry
+from movierec._cli_data import (
+    check_out_dir,
+    check_out_file,
+    check_something_to_rank,
+    load_split,
+    report_users,
+)
 from movierec._validation import ITEM, USER
 from movierec.exceptions import DataValidationError, InvalidParameterError
 
@@ -26,14 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ENSEMBLE",
-    "REPORT_USERS",
     "build_members",
-    "check_out_dir",
-    "check_out_file",
     "datasets_command",
     "download_command",
     "evaluate_command",
-    "load_data",
     "one_line",
     "recommend_command",
 ]
@@ -42,7 +43,6 @@ logger = logging.getLogger("movierec.cli")
 
 ENSEMBLE = "ensemble"
 REFERENCE = "popularity"  # the ranking task's reference row
-REPORT_USERS = 3
 
 
 def one_line(error: object) -> str:
@@ -75,9 +75,6 @@ def _close(ensemble: WeightedEnsemble) -> None:
     except Exception as err:  # noqa: BLE001
         logger.warning("warning: could not close a member of the ensemble: %s", one_line(err))
 
-
-#: ``--ratings`` without ``--columns``: userId, movieId, and rating and timestamp when the file has them.
-DEFAULT_COLUMNS: dict[str, Any] = {"rating": "rating", "timestamp": "timestamp", "if_present": ("rating", "timestamp")}
 
 #: The ranking ensemble measures its members on the hold-out ratings of at most this many users (a
 #: seeded sample): nDCG@10 over 20,000 users has a standard error near 0.002, and the cost of the
@@ -171,107 +168,11 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([line(header), rule, *map(line, rows)])
 
 
-# -- checks that run before any fitting ------------------------------------------------------
-def check_out_dir(path: Path, option: str = "--out") -> None:
-    """Create the output folder ``path`` if needed and check a file can be written in it.
-
-    Run first, so that a file, a read-only folder or an impossible path fails in a second with
-    ``OSError("--out PATH: ...")``, not after every model has been fitted.
-    """
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"{option} {path}: is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        # os.access says yes to root and knows nothing of read-only mounts: write a file instead
-        with tempfile.TemporaryFile(dir=path, prefix=".movierec-probe-"):
-            pass
-    except OSError as err:
-        raise type(err)(f"{option} {path}: cannot write there ({err.strerror or err})") from err
-
-
-def check_out_file(path: Path, option: str = "--out") -> None:
-    """Check ``path`` can be written as a file: not a folder, in a folder :func:`check_out_dir` accepts."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{option} {path}: is a folder, give a file name such as {path / 'table.csv'}")
-    check_out_dir(path.parent if str(path.parent) else Path("."), option)
-
-
-def _report_users(args: argparse.Namespace, train: pd.DataFrame) -> list[Any]:
-    """Return the report's users: ``--users`` known to ``train`` (a warning names the others), else
-    the first few user ids. None known is an error, raised before any fitting."""
-    known = pd.Index(train["userId"].unique())
-    if not args.users:
-        return sorted(known)[:REPORT_USERS]
-    unknown = [user for user in args.users if user not in known]
-    if len(unknown) == len(args.users):
-        raise DataValidationError(f"--users: none of {_ids(unknown)} is in the training part, so the report "
-                         "would show nobody; user ids there run from "
-                         f"{known.min()} to {known.max()}")
-    if unknown:
-        logger.warning("warning: --users: %s not in the training part, left out of the report", _ids(unknown))
-    return [user for user in dict.fromkeys(args.users) if user in known]
-
-
-def _ids(values: Sequence[Any], shown: int = 10) -> str:
-    text = ", ".join(map(str, values[:shown]))
-    return text + (f" and {len(values) - shown} more" if len(values) > shown else "")
-
-
 # -- commands --------------------------------------------------------------------------------
-def load_data(args: argparse.Namespace) -> Any:
-    """Return the data the arguments name: ``--ratings FILE`` (with ``--items``, ``--columns``) or ``--dataset``."""
-    if getattr(args, "ratings", None) is not None:
-        from movierec.ratings_file import load_ratings, parse_columns
-
-        # default: the rating and timestamp columns when the file has them; --columns is taken as given
-        columns = parse_columns(args.columns) if args.columns else DEFAULT_COLUMNS
-        data = load_ratings(args.ratings, items=args.items, **columns)
-        if data.implicit and args.task == "rating":
-            raise ValueError(f"{args.ratings} has no rating column (implicit feedback): use --task ranking")
-        return data
-    from movierec.datasets import load_movielens
-
-    return load_movielens(args.dataset, data_home=args.data_home)
-
-
-def _load(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, str]:
-    """Return (MovieLens, train, test, description of the split)."""
-    from movierec.datasets import official_folds
-    from movierec.split import stratified_split
-
-    start = time.perf_counter()
-    data = load_data(args)
-    if args.ratings is not None:
-        size = 0.2 if args.test_size is None else args.test_size
-        train, test = stratified_split(data.ratings, size, random_state=args.seed)
-        split = f"{args.ratings.name}, stratified {size:g} of each user's ratings (seed {args.seed})"
-    elif args.test_size is None and args.dataset == "ml-100k":
-        fold = official_folds(args.dataset, which=(args.fold or "u1",), data_home=args.data_home, download=False)[0]
-        train, test, split = fold.train, fold.test, f"official fold {fold.name}"
-    else:
-        size = 0.2 if args.test_size is None else args.test_size
-        train, test = stratified_split(data.ratings, size, random_state=args.seed)
-        split = f"stratified {size:g} of each user's ratings (seed {args.seed})"
-    logger.info("loaded %s, %s: %d train / %d test ratings (%.1f s)", args.ratings or args.dataset, split,
-                len(train), len(test), time.perf_counter() - start)
-    if test.empty:
-        raise DataValidationError(f"{split}: no rating went to test, since no user has two or more ratings; "
-                                  "the evaluation needs users with at least two")
-    return data, train, test, split
-
-
 #: Above this many users x movies the ranking ensemble defaults to candidates: scoring every unseen
 #: movie with every member costs ~50 min at ml-25m's 9.6e9, and candidates=20 ranked as well on the
 #: ranking suite (nDCG@10 0.4928 against 0.4927 for full; docs/benchmarks.md).
 FULL_ENSEMBLE_CELLS = 1_000_000_000
-
-
-def check_something_to_rank(train: pd.DataFrame) -> None:
-    """Raise DataValidationError if every user of ``train`` rated all its movies: no list could hold one."""
-    movies = train[ITEM].nunique()
-    if (train.groupby(USER, sort=False)[ITEM].size() >= movies).all():
-        raise DataValidationError(f"every user of the training part rated all of its movies ({movies:,}): there is "
-                                  "nothing left to recommend (top-N lists need movies a user has not rated)")
 
 
 def _candidates(args: argparse.Namespace, train: pd.DataFrame) -> int | None:
@@ -290,10 +191,10 @@ def recommend_command(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     check_out_dir(args.out)
-    data, train, test, split = _load(args)
+    data, train, test, split = load_split(args)
     if args.task == "ranking":
         check_something_to_rank(train)
-    shown_users = _report_users(args, train)
+    shown_users = report_users(args, train)
     candidates = _candidates(args, train)
     ensemble, names = _new_ensemble(args, train, candidates)
     try:

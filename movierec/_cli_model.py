@@ -22,10 +22,9 @@ from movierec._cli_commands import (
     _markdown,
     _new_ensemble,
     _with_titles,
-    check_out_dir,
-    load_data,
     one_line,
 )
+from movierec._cli_data import check_out_dir, load_data
 
 __all__ = ["evaluate_saved", "fit_command", "recommend_saved", "serve_command"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, USER
+from movierec._validation import ITEM, USER, plain
 from movierec.exceptions import DataValidationError, MovieRecWarning
 
 __all__ = ["IdIndex", "index_ratings", "rated_rows", "resolve_users", "sample_pairs"]
@@ -84,7 +84,7 @@ def resolve_users(users: Iterable[Any] | None, index: IdIndex) -> np.ndarray:
     if len(unknown):
         warnings.warn(
             f"{len(unknown)} user(s) were not seen in fit and get no recommendations, "
-            f"e.g. {unknown[:5].tolist()}",
+            f"e.g. {[plain(value) for value in unknown[:5]]}",
             MovieRecWarning,
             stacklevel=3,
         )

@@ -30,10 +30,15 @@ SCALE_ATTR = "rating_scale"
 def _example(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
     mask = np.asarray(mask, dtype=bool)
     count = int(mask.sum())
-    label = frame.index[np.flatnonzero(mask)[0]]
-    row = frame.loc[label]
-    row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
-    return f"{count} row(s), e.g. row {label!r}: {row.to_dict()}"
+    position = int(np.flatnonzero(mask)[0])
+    label = plain(frame.index[position])
+    row = {column: plain(frame[column].iloc[position]) for column in frame.columns}  # each column's own type
+    return f"{count} row(s), e.g. row {label!r}: {row}"
+
+
+def plain(value: object) -> object:
+    """Return a numpy scalar as the Python value it holds, so messages read 11, not np.int64(11)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _check_frame(frame: Any, name: str) -> None:

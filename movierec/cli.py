@@ -27,13 +27,13 @@ from typing import Any
 from movierec import registry
 from movierec._cli_commands import (
     ENSEMBLE,
-    REPORT_USERS,
     datasets_command,
     download_command,
     evaluate_command,
     one_line,
     recommend_command,
 )
+from movierec._cli_data import REPORT_USERS
 from movierec._cli_model import evaluate_saved, fit_command, recommend_saved, serve_command
 from movierec._version import __version__
 

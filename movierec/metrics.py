@@ -79,6 +79,9 @@ def mae(y_true: Any, y_pred: Any, *, missing: Literal["error", "drop"] = "error"
 def _hits(recommendations: pd.DataFrame, test: pd.DataFrame, k: int, threshold: float | None):
     """Return per-user (hit ranks frame, relevant counts) over the users the metrics average."""
     k = check_n(k, "k")
+    if isinstance(recommendations, pd.DataFrame) and recommendations.empty:
+        raise DataValidationError("no user has both recommendations and relevant test movies: the recommendations "
+                                  "are empty (were the test users seen in fit?)")
     check_pairs(recommendations, name="recommendations")
     check_pairs(test, name="test")
     recs = recommendations

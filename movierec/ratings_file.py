@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from movierec._extras import require
-from movierec._validation import ITEM, RATING, TIMESTAMP, USER
+from movierec._validation import ITEM, RATING, TIMESTAMP, USER, plain
 from movierec.exceptions import DatasetError, MovieRecWarning
 
 __all__ = ["DEFAULT_MAX_BYTES", "RatingsFile", "load_ratings", "parse_columns"]
@@ -279,16 +279,12 @@ def _ratings_frame(path: Path, table: pd.DataFrame, wanted: Mapping[str, str], p
     repeated = ratings.duplicated([USER, ITEM], keep="first")
     if repeated.any():
         line = int(ratings.index[repeated.to_numpy()][0])
-        u, i = (_plain(ratings.at[line, c]) for c in (USER, ITEM))
+        u, i = (plain(ratings.at[line, c]) for c in (USER, ITEM))
         earlier = int(ratings.index[((ratings[USER] == u) & (ratings[ITEM] == i)).to_numpy()][0])
         unit = "row" if parquet else "line"
         raise DatasetError(f"{path}, {unit} {line}, columns {wanted[USER]!r} and {wanted[ITEM]!r}: repeats the pair "
                            f"(user {u!r}, item {i!r}) of {unit} {earlier}")
     return ratings.reset_index(drop=True)
-
-
-def _plain(value: object) -> object:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _ids(path: Path, values: pd.Series, column: str, parquet: bool) -> pd.Series:
@@ -359,7 +355,7 @@ def _items_frame(path: Path, max_bytes: int, item: str, rated: pd.Series) -> pd.
     repeated = ids.duplicated().to_numpy()
     if repeated.any():
         line = int(ids.index[repeated][0])
-        raise DatasetError(f"{_where(path, line, id_column, parquet)}: the item {_plain(ids[line])!r} appears twice")
+        raise DatasetError(f"{_where(path, line, id_column, parquet)}: the item {plain(ids[line])!r} appears twice")
     frame = pd.DataFrame({ITEM: ids})
     for column in ("title", "genres"):
         if column in table.columns:

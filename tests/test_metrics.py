@@ -77,6 +77,8 @@ def test_ranking_metrics_reject_bad_k_and_no_overlap():
         metrics.precision_at_k(RECS, TEST, k=0)
     with pytest.raises(DataValidationError, match="no user"):
         metrics.precision_at_k(RECS, TEST.assign(userId=7), k=3)
+    with pytest.raises(DataValidationError, match="no user has both .* the recommendations are empty"):
+        metrics.ndcg_at_k(RECS.iloc[:0], TEST, k=3)
 
 
 def test_coverage():

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movierec import EASE, InvalidParameterError, Popularity, official_folds
-from movierec.exceptions import DataValidationError, ModelFileError
+from movierec.exceptions import DataValidationError, ModelFileError, MovieRecWarning
 from movierec.metrics import model_error, ndcg_at_k
 from movierec.testing import RecommenderContract, synthetic_ratings
 
@@ -303,3 +303,9 @@ def test_ease_tune_goes_on_doubling_while_the_largest_default_l2_is_best(monkeyp
     assert len(EASE().tune(ratings, refit=False).results) == 8
     monkeypatch.setattr("movierec.metrics.model_error", lambda model, valid, metric: 1.0 / (1.0 + model.l2))
     assert list(EASE().tune(ratings, {"l2": [1.0, 2.0]}, refit=False).results.l2) == [1.0, 2.0]
+
+
+def test_unknown_users_are_named_by_their_plain_ids():
+    model = Popularity().fit(synthetic_ratings())
+    with pytest.warns(MovieRecWarning, match=r"e\.g\. \[9000, 9001\]"):  # not np.int64(9000)
+        assert model.top_n(np.array([9000, 9001]), n=2).empty

@@ -32,11 +32,17 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ENSEMBLE",
     "build_members",
+    "chosen_members",
+    "close_quietly",
     "datasets_command",
     "download_command",
     "evaluate_command",
+    "fit_ensemble",
+    "markdown_table",
+    "new_ensemble",
     "one_line",
     "recommend_command",
+    "with_titles",
 ]
 
 logger = logging.getLogger("movierec.cli")
@@ -68,7 +74,7 @@ def build_members(names: Sequence[str], seed: int, task: str = "rating") -> dict
     return {name: registry.make_model(name, task, seed=seed) for name in names}
 
 
-def _close(ensemble: WeightedEnsemble) -> None:
+def close_quietly(ensemble: WeightedEnsemble) -> None:
     """Release what the fitted members hold (a SparkALS's Spark session); never masks the run's own error."""
     try:
         ensemble.close()
@@ -85,7 +91,7 @@ HOLDOUT_USERS = 20_000
 REFIT_USERS = 5 * HOLDOUT_USERS
 
 
-def _new_ensemble(
+def new_ensemble(
     args: argparse.Namespace, train: pd.DataFrame, candidates: int | None = None
 ) -> tuple[WeightedEnsemble, list[str]]:
     """Return the unfitted ensemble of the task's members and their names (those left in, in order).
@@ -127,7 +133,7 @@ def _new_ensemble(
                             holdout_users=HOLDOUT_USERS, refit=refit, random_state=args.seed), list(members)
 
 
-def _fit_ensemble(args: argparse.Namespace, ensemble: WeightedEnsemble, names: Sequence[str],
+def fit_ensemble(args: argparse.Namespace, ensemble: WeightedEnsemble, names: Sequence[str],
                   train: pd.DataFrame, desc: str) -> dict[str, float]:
     """Fit ``ensemble`` (hold-out fits, then fits on all) with a progress bar; return each member's fit seconds."""
     with _bar(args, 2 * len(names), desc) as bar:
@@ -142,7 +148,7 @@ def _fit_ensemble(args: argparse.Namespace, ensemble: WeightedEnsemble, names: S
     return dict(zip(names, (float(s) for s in ensemble.fit_seconds_)))
 
 
-def _chosen(names: Sequence[str], ensemble: WeightedEnsemble) -> dict[str, Recommender]:
+def chosen_members(names: Sequence[str], ensemble: WeightedEnsemble) -> dict[str, Recommender]:
     """Return the ensemble's fitted members by name (the chosen ones, with ``select="forward"``)."""
     return {names[position]: model for position, model in zip(ensemble.members_, ensemble.models_)}
 
@@ -154,7 +160,7 @@ def _reference(args: argparse.Namespace, train: pd.DataFrame) -> dict[str, Recom
     return {REFERENCE: Popularity().fit(train)} if args.task == "ranking" else {}
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
     """Return ``frame`` (index included) as an aligned Markdown table of strings."""
     header = [frame.index.name or "", *map(str, frame.columns)]
     rows = [[str(index), *map(str, row)] for index, row in zip(frame.index, frame.itertuples(index=False))]
@@ -196,10 +202,10 @@ def recommend_command(args: argparse.Namespace) -> int:
         check_something_to_rank(train)
     shown_users = report_users(args, train)
     candidates = _candidates(args, train)
-    ensemble, names = _new_ensemble(args, train, candidates)
+    ensemble, names = new_ensemble(args, train, candidates)
     try:
-        fit_seconds = _fit_ensemble(args, ensemble, names, train, "fitting")
-        members = _chosen(names, ensemble)
+        fit_seconds = fit_ensemble(args, ensemble, names, train, "fitting")
+        members = chosen_members(names, ensemble)
         if args.recommender not in (ENSEMBLE, *members):
             raise InvalidParameterError(
                 f"--recommender {args.recommender}: the ensemble left it out on the hold-out (members chosen: "
@@ -224,7 +230,7 @@ def recommend_command(args: argparse.Namespace) -> int:
 
         args.out.mkdir(parents=True, exist_ok=True)
         chosen = top[args.recommender]
-        recommendations = _with_titles(chosen[chosen["rank"] <= args.n], data.items)
+        recommendations = with_titles(chosen[chosen["rank"] <= args.n], data.items)
         csv_path = args.out / "recommendations.csv"
         recommendations.to_csv(csv_path, index=False, float_format="%.6g")
 
@@ -243,7 +249,7 @@ def recommend_command(args: argparse.Namespace) -> int:
                             users=shown_users, settings=settings, seed=args.seed, task=args.task)
         report_path = write_report(report, args.out / "report.html")
     finally:
-        _close(ensemble)
+        close_quietly(ensemble)
 
     shown = metrics.assign(fit_s=pd.Series(fit_seconds)).rename(
         columns={"rmse": "RMSE", "mae": "MAE", f"ndcg@{args.k}": f"nDCG@{args.k}", f"map@{args.k}": f"MAP@{args.k}",
@@ -251,7 +257,7 @@ def recommend_command(args: argparse.Namespace) -> int:
     table = shown.drop(columns="scored", errors="ignore").map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
     table["fit s"] = shown["fit s"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
     table.index.name = "model"
-    print(_markdown(table))
+    print(markdown_table(table))
     if args.task == "rating":
         unscored = len(test) - int(metrics["scored"].min())
         print(f"\n{split}: {len(train):,} train / {len(test):,} test ratings"
@@ -271,7 +277,7 @@ def recommend_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_titles(top: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+def with_titles(top: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     """Return ``top`` as ``userId, movieId, title, score, rank``, sorted by user then rank."""
     frame = top.merge(items[["movieId", "title"]], on="movieId", how="left", validate="many_to_one")
     return frame[["userId", "movieId", "title", "score", "rank"]].sort_values(["userId", "rank"], kind="stable")
@@ -303,7 +309,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
               f"ndcg@{args.k}": f"nDCG@{args.k}", f"map@{args.k}": f"MAP@{args.k}"}
     shown = pd.DataFrame({labels[c]: [pm(m, sd) for m, sd in zip(summary[f"{c}_mean"], summary[f"{c}_sd"])]
                           for c in columns}, index=summary.index)
-    print(_markdown(shown))
+    print(markdown_table(shown))
     print(f"\n{args.dataset}, folds {','.join(args.folds)}, task {args.task}: mean ± sample sd over {len(folds)} folds")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -316,14 +322,14 @@ def _evaluate_fold(args: argparse.Namespace, fold: Any) -> pd.DataFrame:
     """Return the metrics table of one fold: each member, the reference (ranking) and the ensemble."""
     from movierec.metrics import evaluate
 
-    ensemble, names = _new_ensemble(args, fold.train)
+    ensemble, names = new_ensemble(args, fold.train)
     try:
-        _fit_ensemble(args, ensemble, names, fold.train, f"fold {fold.name}")
-        everyone = {**_reference(args, fold.train), **_chosen(names, ensemble), ENSEMBLE: ensemble}
+        fit_ensemble(args, ensemble, names, fold.train, f"fold {fold.name}")
+        everyone = {**_reference(args, fold.train), **chosen_members(names, ensemble), ENSEMBLE: ensemble}
         top = {name: model.top_n(n=args.k) for name, model in everyone.items()} if args.task == "ranking" else None
         table = evaluate(everyone, fold.test, top=top, k=args.k, task=args.task)
     finally:
-        _close(ensemble)
+        close_quietly(ensemble)
     metric = "rmse" if args.task == "rating" else f"ndcg@{args.k}"
     logger.info("fold %s: %s", fold.name, ", ".join(f"{name} {metric} {row[metric]:.4f}" for name, row in table.iterrows()))
     return table.assign(fold=fold.name).reset_index()
@@ -350,5 +356,5 @@ def datasets_command(args: argparse.Namespace) -> int:
                      "source": "" if present else archive_url(name)})
     table = pd.DataFrame(rows).set_index("dataset")
     print(f"data folder: {home}")
-    print(_markdown(table))
+    print(markdown_table(table))
     return 0

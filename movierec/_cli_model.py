@@ -16,13 +16,13 @@ import pandas as pd
 
 from movierec._cli_commands import (
     ENSEMBLE,
-    _chosen,
-    _close,
-    _fit_ensemble,
-    _markdown,
-    _new_ensemble,
-    _with_titles,
+    chosen_members,
+    close_quietly,
+    fit_ensemble,
+    markdown_table,
+    new_ensemble,
     one_line,
+    with_titles,
 )
 from movierec._cli_data import check_out_dir, load_data
 
@@ -40,10 +40,10 @@ def fit_command(args: argparse.Namespace) -> int:
     data = load_data(args)
     ratings = data.ratings
     candidates = args.candidates if args.task == "rating" else None
-    ensemble, names = _new_ensemble(args, ratings, candidates)
+    ensemble, names = new_ensemble(args, ratings, candidates)
     try:
-        _fit_ensemble(args, ensemble, names, ratings, "fitting")
-        chosen = list(_chosen(names, ensemble))
+        fit_ensemble(args, ensemble, names, ratings, "fitting")
+        chosen = list(chosen_members(names, ensemble))
         holdout = {name: float(e) for name, e in zip(names, ensemble.candidate_errors_)}
         metrics = {"metric": ensemble.metric, "holdout_errors": holdout, "chosen": chosen,
                    "weights": dict(zip(chosen, map(float, ensemble.weights_)))}
@@ -52,7 +52,7 @@ def fit_command(args: argparse.Namespace) -> int:
                           extra={"task": args.task, "source": str(getattr(args, "ratings", None) or args.dataset)})
         save_with_card(ensemble, args.save, card)
     finally:
-        _close(ensemble)
+        close_quietly(ensemble)
     print(f"fitted {', '.join(chosen)} on {len(ratings):,} ratings ({args.task} task); hold-out "
           + ("RMSE" if ensemble.metric == "rmse" else f"1 - {ensemble.metric}") + ": "
           + ", ".join(f"{name} {e:.4f}" for name, e in holdout.items()))
@@ -82,7 +82,7 @@ def recommend_saved(args: argparse.Namespace) -> int:
     items = _titles(args)
     if items is None:  # no titles known: the id stands in
         items = pd.DataFrame({"movieId": known["movieId"].unique(), "title": ""})
-    recommendations = _with_titles(known, items)
+    recommendations = with_titles(known, items)
     path = args.out / "recommendations.csv"
     recommendations.to_csv(path, index=False, float_format="%.6g")
     print(f"wrote {path} ({len(recommendations):,} rows: {recommendations['userId'].nunique()} users x top {args.n} "
@@ -115,7 +115,7 @@ def evaluate_saved(args: argparse.Namespace) -> int:
         table = evaluate({ENSEMBLE: model}, test, top=top, k=args.k, task=task)
     finally:
         model.close()
-    print(_markdown(table.drop(columns="scored", errors="ignore").map(lambda v: f"{v:.4f}")))
+    print(markdown_table(table.drop(columns="scored", errors="ignore").map(lambda v: f"{v:.4f}")))
     print(f"\n{args.model} on {args.ratings}: {len(test):,} ratings, {task} task")
     return 0
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from movierec._validation import ITEM, USER
 
-__all__ = ["TOP_N_COLUMNS", "empty_top_n", "first_unseen", "rank_frame", "top_k", "top_n_frame"]
+__all__ = ["TOP_N_COLUMNS", "empty_top_n", "first_unseen", "joined_parts", "rank_frame", "top_k", "top_n_frame"]
 
 TOP_N_COLUMNS = [USER, ITEM, "score", "rank"]
 
@@ -75,3 +75,11 @@ def first_unseen(seen: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     free = ~seen[:, :width].toarray()
     rows, cols = np.nonzero(free & (np.cumsum(free, axis=1) <= n))
     return rows, cols
+
+
+def joined_parts(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the (user index, item index, score) blocks of a top-N, concatenated (empty when none)."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    u, i, s = (np.concatenate(p) for p in zip(*parts))
+    return u, i, s

@@ -33,7 +33,7 @@ from movierec._persist import (
     write_arrays,
     write_params,
 )
-from movierec._ranking import top_k, top_n_frame
+from movierec._ranking import joined_parts, top_k, top_n_frame
 from movierec._validation import ITEM, RATING, USER, check_n, check_pairs, check_ratings
 from movierec.exceptions import (
     BackendError,
@@ -280,7 +280,7 @@ class ArrayRecommender(Recommender):
                 scores[seen.row, seen.col] = -np.inf
             rows, cols, values = top_k(scores, n)
             parts.append((chunk[rows], cols, values))
-        return self._top_n_frame(*_joined(parts))
+        return self._top_n_frame(*joined_parts(parts))
 
     def score_matrix(self, users: Any, items: Any) -> np.ndarray:
         """Return the ``(len(users), len(items))`` matrix of scores for raw ids; NaN where an id is unknown.
@@ -440,10 +440,3 @@ class ArrayRecommender(Recommender):
         """Return JSON-safe learned scalars to save next to the parameters."""
         return {}
 
-
-def _joined(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return the (user index, item index, score) blocks of a top-N, concatenated (empty when none)."""
-    if not parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
-    u, i, s = (np.concatenate(p) for p in zip(*parts))
-    return u, i, s

@@ -11,9 +11,9 @@ from scipy import sparse
 
 from movierec._ids import resolve_users
 from movierec._params import Bool, Int, Real, Seed, check_grid, check_value
-from movierec._ranking import first_unseen, top_k
+from movierec._ranking import first_unseen, joined_parts, top_k
 from movierec._validation import USER, check_n, check_ratings
-from movierec.base import ArrayRecommender, TuneResult, _joined
+from movierec.base import ArrayRecommender, TuneResult
 from movierec.exceptions import DataValidationError
 
 __all__ = ["EASE"]
@@ -160,7 +160,7 @@ class EASE(ArrayRecommender):
             rows, cols, values = rows[order], cols[order], values[order]
             keep = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left") < n
             parts.append((chunk[rows[keep]], cols[keep], values[keep]))
-        return self._top_n_frame(*_joined(parts))
+        return self._top_n_frame(*joined_parts(parts))
 
     def _score_pairs(self, user_idx, item_idx):
         out = np.empty(len(user_idx))

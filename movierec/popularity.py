@@ -10,9 +10,9 @@ import pandas as pd
 
 from movierec._ids import resolve_users
 from movierec._params import Bool, check_value
-from movierec._ranking import first_unseen
+from movierec._ranking import first_unseen, joined_parts
 from movierec._validation import check_n
-from movierec.base import ArrayRecommender, _joined
+from movierec.base import ArrayRecommender
 
 __all__ = ["Popularity"]
 
@@ -76,4 +76,4 @@ class Popularity(ArrayRecommender):
             rows, cols = first_unseen(seen[:, order].tocsr(), n)
             items = order[cols]
             parts.append((chunk[rows], items, self.item_count_[items]))
-        return self._top_n_frame(*_joined(parts))
+        return self._top_n_frame(*joined_parts(parts))

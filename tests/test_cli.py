@@ -475,20 +475,20 @@ def test_ranking_ensemble_settings_follow_the_data_size(monkeypatch):
 
     train = synthetic_ratings(n_users=30, n_items=40, seed=1)
     args = argparse.Namespace(models=["ease", "als", "fm"], default_models=True, seed=0, task="ranking", k=10)
-    ensemble, names = _cli_commands._new_ensemble(args, train)
+    ensemble, names = _cli_commands.new_ensemble(args, train)
     assert names == ["ease", "als", "fm"] and ensemble.refit and ensemble.holdout_users == _cli_commands.HOLDOUT_USERS
     monkeypatch.setitem(registry.MODELS, "fm", dataclasses.replace(registry.MODELS["fm"],
                                                                    default_max_ratings={"ranking": len(train) - 1}))
     monkeypatch.setattr(_cli_commands, "REFIT_USERS", 29)
-    ensemble, names = _cli_commands._new_ensemble(args, train)
+    ensemble, names = _cli_commands.new_ensemble(args, train)
     assert names == ["ease", "als"] and len(ensemble.models) == 2 and not ensemble.refit
     # members the user named are kept whatever the size
-    ensemble, names = _cli_commands._new_ensemble(argparse.Namespace(**{**vars(args), "default_models": False}), train)
+    ensemble, names = _cli_commands.new_ensemble(argparse.Namespace(**{**vars(args), "default_models": False}), train)
     assert names == ["ease", "als", "fm"]
     # the limit is the ranking task's only: the rating task keeps the seed's members
     rating = argparse.Namespace(**{**vars(args), "models": ["als", "svd", "fm"], "task": "rating",
                                    "weights": "inverse_error"})
-    assert _cli_commands._new_ensemble(rating, train)[1] == ["als", "svd", "fm"]
+    assert _cli_commands.new_ensemble(rating, train)[1] == ["als", "svd", "fm"]
 
 
 def test_own_ratings_without_columns_take_rating_and_timestamp_when_present(tmp_path, data_home):
@@ -523,6 +523,6 @@ def test_a_member_that_cannot_be_tuned_keeps_its_default(caplog):
     one_each = pd.DataFrame({"userId": range(20), "movieId": [i % 4 for i in range(20)], "rating": 4.0})
     args = argparse.Namespace(models=["ease"], default_models=False, seed=0, task="ranking", k=10)
     with caplog.at_level("WARNING", logger="movierec"):
-        ensemble, names = _cli_commands._new_ensemble(args, one_each)
+        ensemble, names = _cli_commands.new_ensemble(args, one_each)
     assert names == ["ease"] and ensemble.models[0].l2 == EASE().l2
     assert "ease kept its default settings" in caplog.text and "two or more ratings" in caplog.text

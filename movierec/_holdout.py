@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,16 +57,18 @@ def holdout_error(model: Recommender, holdout: pd.DataFrame, metric: str) -> flo
 
 
 def select_members(
-    ensemble: WeightedEnsemble, models: list[Recommender], errors: np.ndarray, train: pd.DataFrame, holdout: pd.DataFrame
+    ensemble: WeightedEnsemble, models: list[Recommender], errors: np.ndarray, train: pd.DataFrame,
+    holdout: pd.DataFrame, reference_stats: Callable[..., tuple[np.ndarray, np.ndarray]],
 ) -> tuple[list[int], pd.DataFrame]:
     """Return the members of ``ensemble`` chosen on the hold-out (greedy forward selection) and every subset tried.
 
     ``models`` are the hold-out fits; each subset is scored as the ensemble of those members would rank
-    it, in the ensemble's own top-N mode (``candidates``). A member alone ranks as it does by itself
-    (its standardized score is an increasing function of its score), so its error is ``errors``'s.
+    it, in the ensemble's own top-N mode (``candidates``), standardized by ``reference_stats(models,
+    users, items)``. A member alone ranks as it does by itself (its standardized score is an
+    increasing function of its score), so its error is ``errors``'s.
     """
     users, items, _, _, seen = index_ratings(train)
-    means, stds = ensemble._reference_stats(models, users, items)
+    means, stds = reference_stats(models, users, items)
 
     def error_of(subset: list[int]) -> float:
         if len(subset) == 1:

@@ -271,7 +271,7 @@ class WeightedEnsemble(Recommender):
                     [holdout_error(fit_member(p, train, "validation"), holdout, self.metric) for p in chosen], dtype=float
                 )
                 if self.select == "forward" and len(models) > 1:
-                    chosen, self.selection_ = select_members(self, models, errors, train, holdout)
+                    chosen, self.selection_ = select_members(self, models, errors, train, holdout, self._reference_stats)
                     close_all([m for p, m in enumerate(models) if p not in chosen])
                 if self.weights == "stacked":  # the hold-out fits score the hold-out
                     kept = [models[p] for p in chosen]

@@ -8,6 +8,14 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test bench docs clean
 
+# Without MOVIEREC_DATA, take the MovieLens archives from ../shared/data when that folder holds
+# ml-100k.zip (as CI's machines do), instead of downloading them.
+ifeq ($(origin MOVIEREC_DATA),undefined)
+ifneq ($(wildcard ../shared/data/ml-100k.zip),)
+export MOVIEREC_DATA := $(abspath ../shared/data)
+endif
+endif
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -459,16 +459,16 @@ def issue14_section(folder: Path) -> list[str]:
     if bfm.exists():
         doc = json.loads(bfm.read_text())
         lines += ["## MyFMBayes with features (benchmarks/bfm.py)", "",
-                  f"Command: `{doc['command']}` ({doc['date'][:10]}). Settings: {doc['params']}; chosen by "
-                  f"{doc['selection']['how']}.", ""]
+                  (f"Command: `{doc['command']}` ({doc['date'][:10]}). Settings: {doc['params']}; chosen by "
+                  f"{doc['selection']['how']}."), ""]
         lines += table(["fold", "RMSE", "fit s"], [[fold, fmt(v["rmse"]), f"{v['fit_seconds']:.1f}"]
                                                    for fold, v in doc["folds"].items()])
         lines += ["", f"Mean RMSE {doc['figures']['mean_rmse']:.4f}; targets {doc['targets']}.", ""]
     if stacked.exists():
         doc = json.loads(stacked.read_text())
         lines += ["## Stacked ensemble (benchmarks/stacked.py)", "",
-                  f"Command: `{doc['command']}` ({doc['date'][:10]}). Members: {doc['members']}; "
-                  f"stacking_folds={doc['stacking_folds']}. Chosen by {doc['selection']['how']}.", ""]
+                  (f"Command: `{doc['command']}` ({doc['date'][:10]}). Members: {doc['members']}; "
+                  f"stacking_folds={doc['stacking_folds']}. Chosen by {doc['selection']['how']}."), ""]
         rows = [[f["fold"], fmt(f["stacked"]), f["best_member"], fmt(f["members"][f["best_member"]]),
                  fmt(f["inverse_error"]), "yes" if f["stacked_below_best_member"] else "no"] for f in doc["folds"]]
         mean = doc["mean"]
@@ -489,8 +489,8 @@ def ranking_search_section(folder: Path) -> list[str]:
         return []
     doc = json.loads(path.read_text())
     lines = ["## Candidate ranking families (benchmarks/ranking_search.py)", "",
-             f"Command: `{doc['command']}`. The ranking suite's split; each family's setting chosen on its "
-             "validation split, alone or summed with EASE as z-scores; the test column is for that setting only.", ""]
+             (f"Command: `{doc['command']}`. The ranking suite's split; each family's setting chosen on its "
+             "validation split, alone or summed with EASE as z-scores; the test column is for that setting only."), ""]
     lines += table(["family", "role", "setting", "validation nDCG@10", "test nDCG@10"],
                    [[r["family"], r["role"], ", ".join(f"{k}={v:g}" for k, v in r["params"].items()),
                      fmt(r["validation_ndcg"]), fmt(r["test_ndcg"])] for r in doc["rows"]])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -206,7 +207,7 @@ def _growth(sizes: Sequence[str], entries: dict[str, Any]) -> dict[str, dict[str
     """Return {"small→large": {measure: large / small}} for each pair of consecutive measured sizes."""
     done = [s for s in sizes if s in entries and "error" not in entries[s]]
     out = {}
-    for small, large in zip(done, done[1:]):
+    for small, large in itertools.pairwise(done):
         ratios = {}
         for key in ("fit_seconds", "top_n_seconds", "wall_seconds", "peak_rss_mb", "top_n_peak_rss_mb",
                     "jvm_peak_rss_mb", "peak_rss_total_mb"):
@@ -290,8 +291,8 @@ def _notes() -> list[str]:
          "Spark JVM)."),
         (f"A job running past its timeout ({JOB_TIMEOUT // 60} min up to 10M ratings, proportionally more "
          "above; twice that for the main job) is stopped and recorded as timed out."),
-        "Results are merged across runs (`--sizes`, `--models`); each entry keeps its date and the load average "
-        "when it started. The machine is shared: seconds are as measured under that load.",
+        ("Results are merged across runs (`--sizes`, `--models`); each entry keeps its date and the load average "
+        "when it started. The machine is shared: seconds are as measured under that load."),
         ("Standalone cluster: one master and one worker (2 cores, 5g) on this same 2-core machine, executor "
          "memory 4g; it shows the cluster path works and what it costs, not a speed-up."),
         *(f"{name} runs only up to {limit:,} ratings (its cost at 10M is out of this suite's budget)."

@@ -35,7 +35,7 @@ from movierec.split import random_split, stratified_split, temporal_split
 # Models whose module needs an optional extra, imported on first use: class name -> module.
 _LAZY = {spec.class_name: spec.module for spec in MODELS.values() if spec.extra is not None}
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 - the lazily imported model names are strings too
     "__version__",
     "Recommender",
     "ArrayRecommender",

@@ -72,7 +72,7 @@ class BiasedBaseline(ArrayRecommender):
     0.9595
     """
 
-    _array_shapes = {"user_bias": ("users",), "item_bias": ("items",)}
+    _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {"user_bias": ("users",), "item_bias": ("items",)}
     _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {"damping": _Dampings(), "n_iter": Int(1)}
 
     def __init__(self, damping: float | tuple[float, float] = (15.0, 10.0), n_iter: int = 10) -> None:

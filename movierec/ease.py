@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import sparse
 
 from movierec._ids import resolve_users
-from movierec._params import Bool, Int, Real, Seed, check_grid, check_value
+from movierec._params import Bool, Constraint, Int, Real, Seed, check_grid, check_value
 from movierec._ranking import first_unseen, joined_parts, top_k
 from movierec._validation import USER, check_n, check_ratings
 from movierec.base import ArrayRecommender, TuneResult
@@ -80,8 +80,8 @@ class EASE(ArrayRecommender):
 
     #: From this many kept movies, fit and B_ use float32 (ml-100k's 1,682 stay float64).
     float32_items: ClassVar[int] = 5_000
-    _parameter_constraints = {"l2": Real(0, None, open_low=True), "max_items": Int(1)}
-    _array_shapes = {"B": ("kept", "kept")}
+    _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {"l2": Real(0, None, open_low=True), "max_items": Int(1)}
+    _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {"B": ("kept", "kept")}
     #: Set by :meth:`tune` on its candidate: fit then keeps a copy of the Gram matrix in ``_kept_gram``.
     _keep_gram: bool = False
     _kept_gram: np.ndarray | None = None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ class Popularity(ArrayRecommender):
     >>> Popularity().fit(fold.train).top_n(users=[1], n=3)  # doctest: +SKIP
     """
 
-    _array_shapes = {"item_count": ("items",)}
+    _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {"item_count": ("items",)}
 
     def __init__(self) -> None:
         pass

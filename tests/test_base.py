@@ -1,6 +1,8 @@
 import dataclasses
 import subprocess
 import sys
+from collections.abc import Mapping
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -11,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from movierec import Recommender, TuneResult
 from movierec._ids import IdIndex
-from movierec._params import Real, Seed
+from movierec._params import Constraint, Real, Seed
 from movierec._ranking import top_k
 from movierec.exceptions import InvalidParameterError, NotFittedError
 
@@ -51,7 +53,7 @@ def test_lazy_adapter_names_are_listed():
 
     assert {"SparkALS", "SurpriseSVD", "SageMakerFM"} <= set(dir(movierec))
     with pytest.raises(AttributeError):
-        movierec.NoSuchThing
+        _ = movierec.NoSuchThing
 
 
 # -- the contract's parameter rules --------------------------------------------------------------------
@@ -85,7 +87,7 @@ def test_random_state_is_refused_with_the_same_message_everywhere(seed):
 class _Toy(Recommender):
     """The smallest Recommender: enough to exercise the base class's own behaviour."""
 
-    _parameter_constraints = {"alpha": Real(0, 1), "random_state": Seed()}
+    _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {"alpha": Real(0, 1), "random_state": Seed()}
 
     def __init__(self, alpha: float = 0.5, random_state: int | None = None) -> None:
         self.alpha = alpha

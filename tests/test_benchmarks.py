@@ -5,6 +5,7 @@ No benchmark runs here: render is fed tiny hand-written result documents.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -99,7 +100,7 @@ def test_default_shape_is_the_movielens_release_of_that_size(ratings, users, mov
 def test_default_shape_grows_between_and_beyond_the_releases():
     sizes = [1_000, 20_000, 300_000, 5_000_000, 15_000_000, 25_000_000, 60_000_000]
     shapes = [default_shape(n) for n in sizes]
-    assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(shapes, shapes[1:]))
+    assert all(a[0] < b[0] and a[1] < b[1] for a, b in itertools.pairwise(shapes))
     assert default_shape(25_000_000) == (162_541, 59_046)  # ml-25m has 95 ratings more
     for n, (users, movies) in zip(sizes, shapes):  # every default can be generated
         assert users * 20 <= n <= users * (movies // 2)

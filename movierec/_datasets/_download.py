@@ -183,8 +183,8 @@ def download(layout: Layout, url: str, path: Path, limits: Limits) -> Path:
     """Download ``url`` to ``path`` atomically; on any failure nothing is left at or near ``path``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part",
-                                             delete=False)
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed, renamed or removed below
+            dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
     except OSError as err:
         raise DatasetError(f"could not download {url}: cannot write to {path.parent} ({err}). "
                            f"Download it by hand and put it at {path}") from err

@@ -138,7 +138,7 @@ class SurpriseSVD(ArrayRecommender):
     # reproduces the FAQ recipe's stable sort over the anti-testset.
     _sort_item_ids = False
 
-    _array_shapes = {
+    _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {
         "user_factors": ("users", "k"),
         "item_factors": ("items", "k"),
         "user_bias": ("users",),

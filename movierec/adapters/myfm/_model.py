@@ -103,7 +103,7 @@ class MyFMBayes(ArrayRecommender):
     0.887
     """
 
-    _array_shapes = {
+    _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {
         "user_factors": ("users", "k"),
         "item_factors": ("items", "k"),
         "user_bias": ("users",),

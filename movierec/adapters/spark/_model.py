@@ -131,7 +131,7 @@ class SparkALS(ArrayRecommender):
     #: asks each user for n plus the heaviest rater's count (ml-25m: about 32,000 rows per user).
     #: For user bases past one machine, see movierec.spark.batch_top_n.
     spark_top_n_cells: ClassVar[int | None] = None
-    _array_shapes = {"user_factors": ("users", "k"), "item_factors": ("items", "k")}
+    _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {"user_factors": ("users", "k"), "item_factors": ("items", "k")}
     _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {
         "rank": Int(1),
         "max_iter": Int(1),

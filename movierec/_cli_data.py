@@ -101,17 +101,15 @@ def load_split(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFram
 
     start = time.perf_counter()
     data = load_data(args)
-    if args.ratings is not None:
-        size = 0.2 if args.test_size is None else args.test_size
-        train, test = stratified_split(data.ratings, size, random_state=args.seed)
-        split = f"{args.ratings.name}, stratified {size:g} of each user's ratings (seed {args.seed})"
-    elif args.test_size is None and args.dataset == "ml-100k":
+    if args.ratings is None and args.test_size is None and args.dataset == "ml-100k":
         fold = official_folds(args.dataset, which=(args.fold or "u1",), data_home=args.data_home, download=False)[0]
         train, test, split = fold.train, fold.test, f"official fold {fold.name}"
     else:
         size = 0.2 if args.test_size is None else args.test_size
         train, test = stratified_split(data.ratings, size, random_state=args.seed)
         split = f"stratified {size:g} of each user's ratings (seed {args.seed})"
+        if args.ratings is not None:
+            split = f"{args.ratings.name}, {split}"
     logger.info("loaded %s, %s: %d train / %d test ratings (%.1f s)", args.ratings or args.dataset, split,
                 len(train), len(test), time.perf_counter() - start)
     if test.empty:

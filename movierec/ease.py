@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from movierec._ids import resolve_users
+from movierec._ids import index_ratings, resolve_users
 from movierec._params import Bool, Constraint, Int, Real, Seed, check_grid, check_value
 from movierec._ranking import first_unseen, joined_parts, top_k
 from movierec._validation import USER, check_n, check_ratings
@@ -82,24 +82,23 @@ class EASE(ArrayRecommender):
     float32_items: ClassVar[int] = 5_000
     _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {"l2": Real(0, None, open_low=True), "max_items": Int(1)}
     _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {"B": ("kept", "kept")}
-    #: Set by :meth:`tune` on its candidate: fit then keeps a copy of the Gram matrix in ``_kept_gram``.
-    _keep_gram: bool = False
-    _kept_gram: np.ndarray | None = None
 
     def __init__(self, l2: float = 500.0, max_items: int = 20_000) -> None:
         self.l2 = l2
         self.max_items = max_items
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
+        kept = self._kept_items(item_idx)
+        self._solve(self._gram_of(kept), kept)
+
+    def _kept_items(self, item_idx: np.ndarray) -> np.ndarray:
+        """Return the indices of the (at most ``max_items``) most-rated movies, ascending."""
         n_items = len(self.items_)
-        kept = np.arange(n_items, dtype=np.int64)
-        if n_items > self.max_items:
-            counts = np.bincount(item_idx, minlength=n_items)
-            # most-rated first; a stable sort keeps ties in index (movieId) order
-            kept = np.sort(np.argsort(-counts, kind="stable")[: self.max_items]).astype(np.int64)
-        gram = self._gram_of(kept)
-        self._kept_gram = gram.copy() if self._keep_gram else None
-        self._solve(gram, kept)
+        if n_items <= self.max_items:
+            return np.arange(n_items, dtype=np.int64)
+        counts = np.bincount(item_idx, minlength=n_items)
+        # most-rated first; a stable sort keeps ties in index (movieId) order
+        return np.sort(np.argsort(-counts, kind="stable")[: self.max_items]).astype(np.int64)
 
     def _gram_of(self, kept: np.ndarray) -> np.ndarray:
         """Return the Gram matrix of the fitted ratings over the ``kept`` movies (float32 from ``float32_items``)."""
@@ -246,14 +245,16 @@ class EASE(ArrayRecommender):
                                       "empty; tune needs users with at least two ratings")
         valid = sample_users(valid, max_users, random_state)
         kept = self.max_items if max_items is None else min(self.max_items, max_items)
-        candidate = type(self)(**{**self.get_params(), "l2": values[0], "max_items": kept})
-        candidate._keep_gram = True  # l2 only changes the Gram matrix's diagonal: built once, by this fit
-        gram, candidate._kept_gram = candidate.fit(train)._kept_gram, None
+        candidate = type(self)(**{**self.get_params(), "max_items": kept})
+        # indexed as fit does; l2 only changes the Gram matrix's diagonal, so it is built once
+        candidate.users_, candidate.items_, _, item_idx, candidate.seen_ = index_ratings(train)
+        kept = candidate._kept_items(item_idx)
+        gram = candidate._gram_of(kept)
         rows = []
         values = list(values)
         for value in values:
             candidate.l2 = value
-            candidate._solve(gram.copy(), candidate.kept_)
+            candidate._solve(gram.copy(), kept)
             rows.append({"l2": value, metric: 1.0 - model_error(candidate, valid, metric)})
             best_is_last = max(rows, key=lambda row: row[metric]) is rows[-1]
             if default_grid and value == values[-1] and best_is_last and len(values) < _MAX_GRID:

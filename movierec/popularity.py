@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from movierec._ids import resolve_users
 from movierec._params import Bool, check_value
@@ -62,8 +63,6 @@ class Popularity(ArrayRecommender):
         The same lists as scoring the whole catalogue for every user, without doing it: the movies
         are put in popularity order once, and each user takes the first ``n`` of them not rated.
         """
-        from scipy import sparse  # imported here so that `import movierec` stays fast
-
         self._check_fitted()
         n = check_n(n)
         exclude_seen = check_value(type(self).__name__, "exclude_seen", exclude_seen, Bool())

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import RESULTS_DIR, build, data_home, machine, versions
 from movierec import MovieRecWarning, load_movielens, official_folds
+from movierec.data.split import random_split
 from movierec.metrics import rmse
-from movierec.split import random_split
 
 RESULTS = RESULTS_DIR / "bfm.json"
 FOLDS = ("u1", "u2", "u3", "u4", "u5")

@@ -86,7 +86,7 @@ def _select(name: str, build: Callable[[dict[str, Any]], Recommender], grid: Ite
 def run(*, quick: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Run the suite; return (results, notes)."""
     quiet()
-    from movierec.adapters.spark._session import local_session_builder, quiet_pyspark_warnings
+    from movierec.spark.session import local_session_builder, quiet_pyspark_warnings
 
     # One Spark session for the whole suite (each SparkALS would otherwise start and stop its own).
     workdir = Path(tempfile.mkdtemp(prefix="movierec-bench-ranking-"))

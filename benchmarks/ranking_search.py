@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import RESULTS_DIR, data_home
 from movierec import load_movielens, stratified_split
-from movierec._ranking import top_k
+from movierec._core.ranking import top_k
 from movierec.metrics import ranking_metrics
 
 K = 10

@@ -89,7 +89,7 @@ def timeout_for(size: int, entry: str) -> float:
 
 
 def _session(master: str, workdir: Path, *, cores: int | None = None, executor_memory: str | None = None):
-    from movierec.adapters.spark._session import local_session_builder, quiet_pyspark_warnings
+    from movierec.spark.session import local_session_builder, quiet_pyspark_warnings
 
     builder = local_session_builder(workdir, master=master, driver_memory=SPARK_DRIVER_MEMORY)
     if executor_memory:

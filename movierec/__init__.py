@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from movierec._instances import clone, load_model
+from movierec._core.instances import clone, load_model
 from movierec._version import __version__
 from movierec.base import ArrayRecommender, Recommender, TuneResult
-from movierec.baseline import BiasedBaseline
-from movierec.datasets import Fold, MovieLens, download_movielens, load_movielens, official_folds
-from movierec.ease import EASE
+from movierec.data.movielens import Fold, MovieLens, download_movielens, load_movielens, official_folds
+from movierec.data.ratings_file import RatingsFile, load_ratings
+from movierec.data.split import random_split, stratified_split, temporal_split
 from movierec.ensemble import FitEvent, WeightedEnsemble
 from movierec.exceptions import (
     BackendError,
@@ -27,10 +27,10 @@ from movierec.exceptions import (
     MovieRecWarning,
     NotFittedError,
 )
-from movierec.popularity import Popularity
-from movierec.ratings_file import RatingsFile, load_ratings
+from movierec.models.baseline import BiasedBaseline
+from movierec.models.ease import EASE
+from movierec.models.popularity import Popularity
 from movierec.registry import MODELS
-from movierec.split import random_split, stratified_split, temporal_split
 
 # Models whose module needs an optional extra, imported on first use: class name -> module.
 _LAZY = {spec.class_name: spec.module for spec in MODELS.values() if spec.extra is not None}

@@ -1,7 +1,7 @@
 """The ``Recommender`` contract (docs/architecture.md, section 3) and ``ArrayRecommender``, its numpy form.
 
-Only the contract lives here: ids (:mod:`movierec._ids`), ranking (:mod:`movierec._ranking`),
-persistence (:mod:`movierec._persist`) and parameter checks (:mod:`movierec._params`) each have their
+Only the contract lives here: ids (:mod:`movierec._core.ids`), ranking (:mod:`movierec._core.ranking`),
+persistence (:mod:`movierec._core.persist`) and parameter checks (:mod:`movierec._core.params`) each have their
 own module.
 """
 
@@ -19,9 +19,9 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._ids import index_ratings, resolve_users
-from movierec._params import Bool, Constraint, check_params, check_value
-from movierec._persist import (
+from movierec._core.ids import index_ratings, resolve_users
+from movierec._core.params import Bool, Constraint, check_params, check_value
+from movierec._core.persist import (
     ARRAYS_FILE,
     PARAMS_FILE,
     ModelFiles,
@@ -33,8 +33,8 @@ from movierec._persist import (
     write_arrays,
     write_params,
 )
-from movierec._ranking import joined_parts, top_k, top_n_frame
-from movierec._validation import ITEM, RATING, USER, check_n, check_pairs, check_ratings
+from movierec._core.ranking import joined_parts, top_k, top_n_frame
+from movierec._core.validation import ITEM, RATING, USER, check_n, check_pairs, check_ratings
 from movierec.exceptions import (
     BackendError,
     InvalidParameterError,
@@ -81,7 +81,7 @@ class Recommender(ABC):
     works through :meth:`predict`.
     """
 
-    #: Constraints on constructor arguments, checked once at the start of fit (movierec._params).
+    #: Constraints on constructor arguments, checked once at the start of fit (movierec._core.params).
     _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {}
 
     # -- scikit-learn style parameters -------------------------------------------------------
@@ -224,7 +224,7 @@ class ArrayRecommender(Recommender):
 
     _sort_item_ids = True
     #: Shapes of the arrays :meth:`_get_arrays` returns, checked at load before :meth:`_set_arrays`
-    #: (see movierec._persist.check_arrays): e.g. ``{"user_factors": ("users", "k"),
+    #: (see movierec._core.persist.check_arrays): e.g. ``{"user_factors": ("users", "k"),
     #: "item_factors": ("items", "k")}``; ``"users"`` and ``"items"`` are the fitted id counts.
     _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {}
 
@@ -331,7 +331,7 @@ class ArrayRecommender(Recommender):
         """Return a copy holding only what :meth:`save` writes: parameters, ids, seen movies, arrays.
 
         Live objects (a Spark session, an ALSModel, a SageMaker endpoint) stay behind, so the copy
-        pickles and scores from its arrays as a loaded model does (``movierec.spark.batch_top_n``
+        pickles and scores from its arrays as a loaded model does (``movierec.spark.batch.batch_top_n``
         sends such copies to Spark's executors). The arrays are shared with this model, not copied.
         """
         self._check_fitted()

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from movierec._ranking import rank_frame
-from movierec._validation import ITEM, RATING, USER, check_choice, check_n, check_pairs
+from movierec._core.ranking import rank_frame
+from movierec._core.validation import ITEM, RATING, USER, check_choice, check_n, check_pairs
 from movierec.exceptions import DataValidationError, MovieRecWarning
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from movierec._folder import parse_json, read_verified
-from movierec._persist import atomic_folder
-from movierec._validation import ITEM, USER
+from movierec._core.folder import parse_json, read_verified
+from movierec._core.persist import atomic_folder
+from movierec._core.validation import ITEM, USER
 from movierec._version import __version__
 from movierec.base import Recommender
 from movierec.registry import registered_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    from movierec.ratings_file import RatingsFile
+    from movierec.data.ratings_file import RatingsFile
 
 __all__ = ["CARD_FILE", "build_card", "read_card", "save_with_card", "write_card"]
 
@@ -71,7 +71,7 @@ def build_card(
     validation_metrics : mapping, optional
         Metric name -> value (or a nested mapping, such as one row per model); NaN becomes null.
     sha256 : str, optional
-        The file's SHA-256 when already known (:attr:`~movierec.ratings_file.RatingsFile.sha256`);
+        The file's SHA-256 when already known (:attr:`~movierec.data.ratings_file.RatingsFile.sha256`);
         otherwise it is computed from ``data_path``.
     implicit : bool, optional
         Whether the data is implicit feedback (every rating 1.0).
@@ -114,7 +114,7 @@ def card_for(model: Recommender, data: RatingsFile, validation_metrics: Mapping[
 def write_card(folder: str | os.PathLike[str], card: Mapping[str, Any]) -> Path:
     """Write ``card`` as ``model-card.json`` into ``folder`` and return its path.
 
-    ``folder`` must be one that :func:`movierec._persist.atomic_folder` is writing, so the manifest
+    ``folder`` must be one that :func:`movierec._core.persist.atomic_folder` is writing, so the manifest
     written when the block ends lists the card; :func:`save_with_card` does that. A card written into
     a folder saved earlier is not in its manifest, and the model's load then refuses the folder.
     """

@@ -94,23 +94,23 @@ RANKING_FM_MAX_RATINGS = 5_000_000
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("baseline", "BiasedBaseline", "movierec.baseline", None, {"rating": {}},
+        ModelSpec("baseline", "BiasedBaseline", "movierec.models.baseline", None, {"rating": {}},
                   "global mean plus damped user and movie biases (numpy)"),
-        ModelSpec("pop", "Popularity", "movierec.popularity", None, {"ranking": {}},
+        ModelSpec("pop", "Popularity", "movierec.models.popularity", None, {"ranking": {}},
                   "the most-rated movies the user has not seen: the reference for ranking"),
-        ModelSpec("ease", "EASE", "movierec.ease", None, {"ranking": {}},
+        ModelSpec("ease", "EASE", "movierec.models.ease", None, {"ranking": {}},
                   "closed-form item-item model (Steck 2019) on who rated what", ("ranking",)),
         # Ranking settings chosen on a 10% validation split of ml-100k u1.base (docs/benchmarks.md).
-        ModelSpec("als", "SparkALS", "movierec.adapters.spark", "spark",
+        ModelSpec("als", "SparkALS", "movierec.models.spark_als", "spark",
                   {"rating": {}, "ranking": dict(RANKING_ALS)},
                   "Spark MLlib ALS matrix factorization (implicit feedback for ranking)"),
-        ModelSpec("svd", "SurpriseSVD", "movierec.adapters.surprise_svd", "surprise", {"rating": {}},
+        ModelSpec("svd", "SurpriseSVD", "movierec.models.surprise_svd", "surprise", {"rating": {}},
                   "scikit-surprise SVD (biased matrix factorization by SGD)"),
-        ModelSpec("fm", "SageMakerFM", "movierec.adapters.fm", "sagemaker",
+        ModelSpec("fm", "SageMakerFM", "movierec.models.sagemaker_fm", "sagemaker",
                   {"rating": {}, "ranking": dict(RANKING_FM)},
                   "SageMaker's Factorization Machines (local backend; a binary classifier on sampled "
                   "negatives for ranking)", default_max_ratings={"ranking": RANKING_FM_MAX_RATINGS}),
-        ModelSpec("bfm", "MyFMBayes", "movierec.adapters.myfm", "myfm", {"rating": {}},
+        ModelSpec("bfm", "MyFMBayes", "movierec.models.myfm_bayes", "myfm", {"rating": {}},
                   "Bayesian factorization machine by Gibbs sampling (myfm)"),
     )
 }
@@ -174,11 +174,9 @@ def make_model(name: str, task: str | None = None, *, seed: int | None = None, *
 
 def registered_name(cls: type) -> str:
     """Return the class name under which ``cls`` is saved; raise if it is not registered."""
-    for spec in MODELS.values():
-        if spec.class_name == cls.__name__ and spec.module == _public_module(cls):
-            return spec.class_name
-    if _OTHER_CLASSES.get(cls.__name__) == cls.__module__ or _EXTRA_CLASSES.get(cls.__name__) is cls:
-        return cls.__name__
+    if cls.__name__ in _builtin_names() or _EXTRA_CLASSES.get(cls.__name__) is cls:
+        if model_class(cls.__name__) is cls:  # its module is imported already: cls exists
+            return cls.__name__
     # Only entry points naming a class of this name are loaded, to compare them with cls.
     for entry in _entry_points():
         if entry.attr == cls.__qualname__ and entry.name not in _builtin_names() and entry.load() is cls:
@@ -203,8 +201,9 @@ def register(cls: type) -> type:
 
 def _checked(cls: Any, source: str) -> type:
     """Return ``cls`` if it is a Recommender subclass; raise TypeError naming ``source`` if not."""
-    # Checked by the class's MRO, so the registry imports no model code.
-    if not (isinstance(cls, type) and any(f"{c.__module__}.{c.__name__}" == "movierec.base.Recommender" for c in cls.__mro__)):
+    from movierec.base import Recommender  # here, not at the top: base imports the registry
+
+    if not (isinstance(cls, type) and issubclass(cls, Recommender)):
         raise TypeError(f"{source}: only Recommender subclasses can be registered, got {cls!r}")
     return cls
 
@@ -216,11 +215,3 @@ def _builtin_names() -> set[str]:
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
     """Return the installed ``movierec.models`` entry points that do not shadow a movierec name (none loaded)."""
     return [e for e in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if e.name not in _builtin_names()]
-
-
-def _public_module(cls: type) -> str:
-    """Return the registry module of ``cls``: the package that re-exports it, or its own module."""
-    for spec in MODELS.values():
-        if spec.class_name == cls.__name__ and cls.__module__.startswith(spec.module):
-            return spec.module
-    return cls.__module__

@@ -35,14 +35,14 @@ def data_home() -> Path:
 
 @pytest.fixture(scope="session")
 def u1(data_home):
-    from movierec.datasets import official_folds
+    from movierec.data.movielens import official_folds
 
     return official_folds("ml-100k", which=("u1",), data_home=data_home)[0]
 
 
 @pytest.fixture(scope="session")
 def ml100k(data_home):
-    from movierec.datasets import load_movielens
+    from movierec.data.movielens import load_movielens
 
     return load_movielens("ml-100k", data_home=data_home, download=False)
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from movierec import Recommender, TuneResult
-from movierec._ids import IdIndex
-from movierec._params import Constraint, Real, Seed
-from movierec._ranking import top_k
+from movierec._core.ids import IdIndex
+from movierec._core.params import Constraint, Real, Seed
+from movierec._core.ranking import top_k
 from movierec.exceptions import InvalidParameterError, NotFittedError
 
 

@@ -74,8 +74,8 @@ def test_user_and_movie_effects_show_in_the_means(ratings):
 
 def test_who_rated_what_carries_taste_beyond_popularity(ratings):
     from movierec import EASE, Popularity
+    from movierec.data.split import stratified_split
     from movierec.metrics import ndcg_at_k
-    from movierec.split import stratified_split
 
     def ease_over_popularity(frame):
         train, test = stratified_split(frame, 0.2, random_state=0)

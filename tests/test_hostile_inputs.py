@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from movierec import BiasedBaseline, Popularity, WeightedEnsemble
-from movierec._ids import IdIndex
-from movierec._validation import SCALE_ATTR, check_pairs, check_ratings, declare_scale, declared_scale
+from movierec._core.ids import IdIndex
+from movierec._core.validation import SCALE_ATTR, check_pairs, check_ratings, declare_scale, declared_scale
 from movierec.exceptions import DataValidationError, InvalidParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ def test_a_malformed_declared_scale_is_refused(scale):
 
 
 def test_surprise_svd_clips_to_the_declared_scale_and_refuses_a_stray_rating():
-    surprise_svd = pytest.importorskip("movierec.adapters.surprise_svd")
+    surprise_svd = pytest.importorskip("movierec.models.surprise_svd")
     ratings = small_ratings((0.5, 5))
     model = surprise_svd.SurpriseSVD(n_factors=2, n_epochs=3, random_state=0).fit(ratings)
     assert model.rating_scale_ == (0.5, 5.0)  # the frame's scale, not its range (1, 5)

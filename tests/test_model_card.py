@@ -13,6 +13,7 @@ import pytest
 
 from movierec import EASE, BiasedBaseline, Popularity, WeightedEnsemble
 from movierec._version import __version__
+from movierec.data.ratings_file import load_ratings
 from movierec.exceptions import ModelFileError
 from movierec.model_card import (
     CARD_FILE,
@@ -23,7 +24,6 @@ from movierec.model_card import (
     save_with_card,
     write_card,
 )
-from movierec.ratings_file import load_ratings
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,14 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path, name: str) -> set[str]:
-    """Return the movierec modules ``path`` imports anywhere, except under ``if TYPE_CHECKING``."""
+    """Return the movierec modules ``path`` imports when it is loaded: not under ``if TYPE_CHECKING``,
+    not inside a function (a deferred import runs on the call, after every module has loaded)."""
     tree = ast.parse(path.read_text())
     skipped = {
         id(child)
         for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        if (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))
+        or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         for stmt in node.body
         for child in ast.walk(stmt)
     }

@@ -1,6 +1,6 @@
 """Folders replaced in one step and read back verified: siblings, atomic exchange, fsync, manifest.
 
-:func:`movierec._persist.atomic_folder` writes a model into :func:`new_sibling`, then
+:func:`movierec._core.persist.atomic_folder` writes a model into :func:`new_sibling`, then
 :func:`write_manifest` and :func:`replace_folder`; loads go through :func:`read_verified`.
 
 Why an exchange and not "rename the old folder aside, rename the new one in": between those two

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, USER, plain
+from movierec._core.validation import ITEM, USER, plain
 from movierec.exceptions import DataValidationError, MovieRecWarning
 
 __all__ = ["IdIndex", "index_ratings", "rated_rows", "resolve_users", "sample_pairs"]

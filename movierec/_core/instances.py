@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from movierec._folder import parse_json
-from movierec._persist import PARAMS_FILE, saved_class
+from movierec._core.folder import parse_json
+from movierec._core.persist import PARAMS_FILE, saved_class
 from movierec.base import Recommender
 from movierec.exceptions import ModelFileError
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from movierec._folder import (
+from movierec._core.folder import (
     MANIFEST_FILE,
     folder_identity,
     new_sibling,
@@ -41,7 +41,7 @@ from movierec._folder import (
     replace_folder,
     write_manifest,
 )
-from movierec._ids import IdIndex
+from movierec._core.ids import IdIndex
 from movierec._version import __version__
 from movierec.exceptions import ModelFileError, MovieRecWarning
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, USER
+from movierec._core.validation import ITEM, USER
 
 __all__ = ["TOP_N_COLUMNS", "empty_top_n", "first_unseen", "joined_parts", "rank_frame", "top_k", "top_n_frame"]
 

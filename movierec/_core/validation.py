@@ -2,7 +2,7 @@
 
 Every check raises a :class:`DataValidationError` whose message names the column and shows one bad
 row (or names the argument and the value), and none of them modifies or drops the caller's data.
-Hyperparameters (constructor arguments, tune options) are checked by :mod:`movierec._params`.
+Hyperparameters (constructor arguments, tune options) are checked by :mod:`movierec._core.params`.
 
 Rating scales: a frame may declare its scale in ``frame.attrs["rating_scale"]`` (the MovieLens
 loaders do, see :func:`declare_scale`); pandas keeps ``attrs`` through slicing, splits and copies.

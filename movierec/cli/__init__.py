@@ -1,7 +1,7 @@
 """The ``movierec`` command: ``recommend``, ``evaluate``, ``fit``, ``serve``, ``download`` and ``datasets``.
 
-Here: the arguments, logging and exit codes; the commands' bodies are in ``movierec._cli_commands``
-and, for kept models, ``movierec._cli_model``. These are the only modules of movierec that print. Exit codes: 0 on success; 2 for bad arguments
+Here: the arguments, logging and exit codes; the commands' bodies are in ``movierec.cli._commands``
+and, for kept models, ``movierec.cli._model``. These are the only modules of movierec that print. Exit codes: 0 on success; 2 for bad arguments
 (argparse's usage line and message); 1 for a runtime failure, reported as one line
 ``movierec: error: ...`` on stderr (``--debug`` shows the traceback instead); 130 on SIGINT (Ctrl-C)
 and 143 on SIGTERM (128 + the signal's number, as shells report a process the signal ended),
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from movierec import registry
-from movierec._cli_commands import (
+from movierec._version import __version__
+from movierec.cli._commands import (
     ENSEMBLE,
     datasets_command,
     download_command,
@@ -33,9 +34,8 @@ from movierec._cli_commands import (
     one_line,
     recommend_command,
 )
-from movierec._cli_data import REPORT_USERS
-from movierec._cli_model import evaluate_saved, fit_command, recommend_saved, serve_command
-from movierec._version import __version__
+from movierec.cli._data import REPORT_USERS
+from movierec.cli._model import evaluate_saved, fit_command, recommend_saved, serve_command
 
 __all__ = ["build_parser", "main"]
 
@@ -84,7 +84,7 @@ def _model_list(text: str) -> list[str]:
 
 def _fold_list(text: str) -> list[str]:
     """Parse ``u1-u5``, ``u1,u3`` or ``ua,ub`` into fold names."""
-    from movierec._datasets._registry import ML100K_FOLDS
+    from movierec.data._movielens._registry import ML100K_FOLDS
 
     folds: list[str] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -117,7 +117,7 @@ def _user_list(text: str) -> list[int]:
 # -- the parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``movierec`` argument parser (subcommands recommend, evaluate, download, datasets)."""
-    from movierec._datasets._registry import LAYOUTS, ML100K_FOLDS
+    from movierec.data._movielens._registry import LAYOUTS, ML100K_FOLDS
 
     datasets = list(LAYOUTS)
     common = argparse.ArgumentParser(add_help=False)

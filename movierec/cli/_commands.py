@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from movierec import registry
-from movierec._cli_data import (
+from movierec._core.validation import ITEM, USER
+from movierec.cli._data import (
     check_out_dir,
     check_out_file,
     check_something_to_rank,
     load_split,
     report_users,
 )
-from movierec._validation import ITEM, USER
 from movierec.exceptions import DataValidationError, InvalidParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,7 +155,7 @@ def chosen_members(names: Sequence[str], ensemble: WeightedEnsemble) -> dict[str
 
 def _reference(args: argparse.Namespace, train: pd.DataFrame) -> dict[str, Recommender]:
     """Return the ranking task's Popularity reference, fitted on ``train`` (nothing for the rating task)."""
-    from movierec.popularity import Popularity
+    from movierec.models.popularity import Popularity
 
     return {REFERENCE: Popularity().fit(train)} if args.task == "ranking" else {}
 
@@ -284,7 +284,7 @@ def with_titles(top: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    from movierec.datasets import official_folds
+    from movierec.data.movielens import official_folds
 
 
     if args.out is not None:
@@ -336,7 +336,7 @@ def _evaluate_fold(args: argparse.Namespace, fold: Any) -> pd.DataFrame:
 
 
 def download_command(args: argparse.Namespace) -> int:
-    from movierec.datasets import download_movielens, is_present
+    from movierec.data.movielens import download_movielens, is_present
 
     present = is_present(args.name, args.data_home)
     path = download_movielens(args.name, data_home=args.data_home, force=args.force)
@@ -345,8 +345,8 @@ def download_command(args: argparse.Namespace) -> int:
 
 
 def datasets_command(args: argparse.Namespace) -> int:
-    from movierec._datasets._registry import archive_url
-    from movierec.datasets import data_home, is_present, known_datasets
+    from movierec.data._movielens._registry import archive_url
+    from movierec.data.movielens import data_home, is_present, known_datasets
 
     home = data_home(args.data_home)
     rows = []

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from movierec._validation import ITEM, USER
+from movierec._core.validation import ITEM, USER
 from movierec.exceptions import DataValidationError
 
 __all__ = ["DEFAULT_COLUMNS", "REPORT_USERS", "check_out_dir", "check_out_file", "check_something_to_rank",
@@ -81,7 +81,7 @@ def check_something_to_rank(train: pd.DataFrame) -> None:
 def load_data(args: argparse.Namespace) -> Any:
     """Return the data the arguments name: ``--ratings FILE`` (with ``--items``, ``--columns``) or ``--dataset``."""
     if getattr(args, "ratings", None) is not None:
-        from movierec.ratings_file import load_ratings, parse_columns
+        from movierec.data.ratings_file import load_ratings, parse_columns
 
         # default: the rating and timestamp columns when the file has them; --columns is taken as given
         columns = parse_columns(args.columns) if args.columns else DEFAULT_COLUMNS
@@ -89,15 +89,15 @@ def load_data(args: argparse.Namespace) -> Any:
         if data.implicit and args.task == "rating":
             raise ValueError(f"{args.ratings} has no rating column (implicit feedback): use --task ranking")
         return data
-    from movierec.datasets import load_movielens
+    from movierec.data.movielens import load_movielens
 
     return load_movielens(args.dataset, data_home=args.data_home)
 
 
 def load_split(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, str]:
     """Return (MovieLens, train, test, description of the split)."""
-    from movierec.datasets import official_folds
-    from movierec.split import stratified_split
+    from movierec.data.movielens import official_folds
+    from movierec.data.split import stratified_split
 
     start = time.perf_counter()
     data = load_data(args)

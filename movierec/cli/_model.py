@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from movierec._cli_commands import (
+from movierec.cli._commands import (
     ENSEMBLE,
     chosen_members,
     close_quietly,
@@ -24,7 +24,7 @@ from movierec._cli_commands import (
     one_line,
     with_titles,
 )
-from movierec._cli_data import check_out_dir, load_data
+from movierec.cli._data import check_out_dir, load_data
 
 __all__ = ["evaluate_saved", "fit_command", "recommend_saved", "serve_command"]
 
@@ -94,7 +94,7 @@ def _titles(args: argparse.Namespace) -> pd.DataFrame | None:
     """Return ``movieId, title``: from ``--ratings``/``--items``, else from the dataset the model card names."""
     if getattr(args, "ratings", None) is not None:
         return load_data(args).items
-    from movierec.datasets import known_datasets, load_movielens
+    from movierec.data.movielens import known_datasets, load_movielens
     from movierec.model_card import read_card
 
     source = ((read_card(args.model) or {}).get("extra") or {}).get("source")

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from movierec._ids import IdIndex
-from movierec._validation import ITEM, USER
+from movierec._core.ids import IdIndex
+from movierec._core.validation import ITEM, USER
 from movierec.exceptions import DataValidationError, MovieRecWarning
 
 __all__ = [

@@ -43,12 +43,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from movierec._datasets import _parsers
-from movierec._datasets._archive import Archive
-from movierec._datasets._download import Limits
-from movierec._datasets._download import download as _download
-from movierec._datasets._limits import download_cap, download_deadline
-from movierec._datasets._registry import (
+from movierec._core.params import Int, Real, check_value
+from movierec._core.validation import declare_scale
+from movierec.data._movielens import _parsers
+from movierec.data._movielens._archive import Archive
+from movierec.data._movielens._download import Limits
+from movierec.data._movielens._download import download as _download
+from movierec.data._movielens._limits import download_cap, download_deadline
+from movierec.data._movielens._registry import (
     LAYOUTS,
     ML100K_FOLDS,
     archive_path,
@@ -56,8 +58,6 @@ from movierec._datasets._registry import (
     layout,
     resolve_home,
 )
-from movierec._params import Int, Real, check_value
-from movierec._validation import declare_scale
 from movierec.exceptions import DatasetError, DataValidationError
 
 __all__ = [
@@ -313,7 +313,7 @@ def official_folds(name: str = "ml-100k", *, which: str | Iterable[str] = ML100K
     """
     spec = layout(name)
     if spec.name != "ml-100k":
-        raise DatasetError(f"only ml-100k has official folds, not {name!r}; use movierec.split instead")
+        raise DatasetError(f"only ml-100k has official folds, not {name!r}; use movierec.data.split instead")
     names = [which] if isinstance(which, str) else list(which)
     unknown = [fold for fold in names if fold not in ML100K_FOLDS]
     if unknown or not names:

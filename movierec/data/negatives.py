@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from movierec._params import Real, Seed, check_value
-from movierec._validation import ITEM, RATING, USER
+from movierec._core.params import Real, Seed, check_value
+from movierec._core.validation import ITEM, RATING, USER
 from movierec.exceptions import DataValidationError
 
 __all__ = ["sample_negatives"]

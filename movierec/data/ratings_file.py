@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from movierec._extras import require
-from movierec._validation import ITEM, RATING, TIMESTAMP, USER, plain
+from movierec._core.extras import require
+from movierec._core.validation import ITEM, RATING, TIMESTAMP, USER, plain
 from movierec.exceptions import DatasetError, MovieRecWarning
 
 __all__ = ["DEFAULT_MAX_BYTES", "RatingsFile", "load_ratings", "parse_columns"]
@@ -39,7 +39,7 @@ _COLUMN_KEYS = ("user", "item", "rating", "timestamp")
 
 @dataclass(frozen=True, eq=False, repr=False)
 class RatingsFile:
-    """A ratings file read by :func:`load_ratings`, shaped like :class:`~movierec.datasets.MovieLens`.
+    """A ratings file read by :func:`load_ratings`, shaped like :class:`~movierec.data.movielens.MovieLens`.
 
     Attributes
     ----------
@@ -70,7 +70,7 @@ class RatingsFile:
 
     @property
     def name(self) -> str:
-        """The ratings file's name, where :class:`~movierec.datasets.MovieLens` has the dataset's."""
+        """The ratings file's name, where :class:`~movierec.data.movielens.MovieLens` has the dataset's."""
         return self.path.name
 
     def __repr__(self) -> str:
@@ -123,7 +123,7 @@ def load_ratings(
     Returns
     -------
     RatingsFile
-        ``.ratings`` and ``.items`` as :func:`~movierec.datasets.load_movielens` gives them.
+        ``.ratings`` and ``.items`` as :func:`~movierec.data.movielens.load_movielens` gives them.
 
     Raises
     ------

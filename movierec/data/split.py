@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from movierec._params import Int, Seed, check_value
-from movierec._validation import TIMESTAMP, USER, check_fraction, check_ratings
+from movierec._core.params import Int, Seed, check_value
+from movierec._core.validation import TIMESTAMP, USER, check_fraction, check_ratings
 from movierec.exceptions import DataValidationError
 
 __all__ = ["random_split", "sample_users", "stratified_split", "temporal_split"]

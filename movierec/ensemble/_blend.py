@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from movierec._validation import ITEM, USER
+from movierec._core.validation import ITEM, USER
 from movierec.exceptions import DataValidationError, MovieRecWarning
 
 if TYPE_CHECKING:  # pragma: no cover

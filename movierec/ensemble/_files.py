@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from movierec._persist import (
+from movierec._core.persist import (
     ARRAYS_FILE,
     PARAMS_FILE,
     atomic_folder,
@@ -24,7 +24,7 @@ from movierec.exceptions import ModelFileError
 from movierec.registry import registered_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    from movierec.ensemble import WeightedEnsemble
+    from movierec.ensemble._weighted import WeightedEnsemble
 
 __all__ = ["load_ensemble", "save_ensemble"]
 

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from movierec._blend import forward_select
-from movierec._ids import index_ratings
-from movierec._validation import USER
+from movierec._core.ids import index_ratings
+from movierec._core.validation import USER
+from movierec.ensemble._blend import forward_select
 from movierec.metrics import model_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.base import Recommender
-    from movierec.ensemble import WeightedEnsemble
+    from movierec.ensemble._weighted import WeightedEnsemble
 
 __all__ = ["HOLDOUT_PREFIX", "holdout_error", "holdout_split", "select_members"]
 
@@ -33,10 +33,10 @@ def holdout_split(
     """Return ``(train, holdout)``: ``size`` of each rating user's ratings held out, for at most ``max_users`` users.
 
     With ``max_users`` below the number of users, a seeded sample of that many users
-    (:func:`movierec.split.sample_users`) gives the hold-out and every rating of the other users
+    (:func:`movierec.data.split.sample_users`) gives the hold-out and every rating of the other users
     stays in ``train``: the errors are measured on a fixed number of users whatever the data's size.
     """
-    from movierec.split import sample_users, stratified_split
+    from movierec.data.split import sample_users, stratified_split
 
     sampled = sample_users(ratings, max_users, random_state)
     train, holdout = stratified_split(sampled, size, random_state=random_state)

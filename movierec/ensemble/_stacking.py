@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from movierec._blend import weighted_z
-from movierec._validation import RATING, USER, declared_scale
+from movierec._core.validation import RATING, USER, declared_scale
+from movierec.ensemble._blend import weighted_z
 from movierec.exceptions import DataValidationError, MovieRecWarning
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -12,17 +12,17 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._blend import blend_block, candidate_scores, reference_stats, weighted_z
-from movierec._ensemble_files import load_ensemble, save_ensemble
-from movierec._holdout import holdout_error, holdout_split, select_members
-from movierec._ids import IdIndex, index_ratings, rated_rows, resolve_users, sample_pairs
-from movierec._instances import clone
-from movierec._members import FitEvent, close_all
-from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
-from movierec._ranking import empty_top_n, rank_frame, top_k, top_n_frame
-from movierec._stacking import out_of_fold, parts_of, rating_scale, stacked_weights
-from movierec._validation import ITEM, USER, check_n, check_pairs, check_ratings
+from movierec._core.ids import IdIndex, index_ratings, rated_rows, resolve_users, sample_pairs
+from movierec._core.instances import clone
+from movierec._core.params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
+from movierec._core.ranking import empty_top_n, rank_frame, top_k, top_n_frame
+from movierec._core.validation import ITEM, USER, check_n, check_pairs, check_ratings
 from movierec.base import Recommender
+from movierec.ensemble._blend import blend_block, candidate_scores, reference_stats, weighted_z
+from movierec.ensemble._files import load_ensemble, save_ensemble
+from movierec.ensemble._holdout import holdout_error, holdout_split, select_members
+from movierec.ensemble._members import FitEvent, close_all
+from movierec.ensemble._stacking import out_of_fold, parts_of, rating_scale, stacked_weights
 from movierec.exceptions import InvalidParameterError, MovieRecWarning
 from movierec.metrics import parse_metric
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from movierec._params import Constraint, Int, Real
+from movierec._core.params import Constraint, Int, Real
 from movierec.base import ArrayRecommender
 
 __all__ = ["BiasedBaseline"]

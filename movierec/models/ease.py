@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from movierec._ids import index_ratings, resolve_users
-from movierec._params import Bool, Constraint, Int, Real, Seed, check_grid, check_value
-from movierec._ranking import first_unseen, joined_parts, top_k
-from movierec._validation import USER, check_n, check_ratings
+from movierec._core.ids import index_ratings, resolve_users
+from movierec._core.params import Bool, Constraint, Int, Real, Seed, check_grid, check_value
+from movierec._core.ranking import first_unseen, joined_parts, top_k
+from movierec._core.validation import USER, check_n, check_ratings
 from movierec.base import ArrayRecommender, TuneResult
 from movierec.exceptions import DataValidationError
 
@@ -198,13 +198,13 @@ class EASE(ArrayRecommender):
     ) -> TuneResult:
         """Choose ``l2`` on a validation split of ``ratings``, then fit on all of it; return the search.
 
-        Each user's ratings are split with :func:`movierec.split.stratified_split`
+        Each user's ratings are split with :func:`movierec.data.split.stratified_split`
         (``validation_size``, ``random_state``); every candidate is fitted on the rest and scored by
         ``metric`` on the held-out part (:func:`movierec.metrics.model_error`).
 
         Size-aware: on large data the candidates are compared on a smaller problem, since each costs
         an ``n^3`` inversion and a ranking of every validation user. The validation users are a
-        sample of at most ``max_users`` (:func:`movierec.split.sample_users`), and the candidates keep
+        sample of at most ``max_users`` (:func:`movierec.data.split.sample_users`), and the candidates keep
         at most ``max_items`` movies, the most-rated (as ``max_items`` of the model does). The chosen
         ``l2`` is then fitted with the model's own ``max_items`` on all of ``ratings``. Data with
         fewer users and movies than these (ml-100k, ml-1m) are searched exactly as given.
@@ -223,8 +223,8 @@ class EASE(ArrayRecommender):
             Fit the chosen ``l2`` on all of ``ratings``; False only sets it (for a caller that fits
             clones anyway, as the ensemble does).
         """
+        from movierec.data.split import sample_users, stratified_split
         from movierec.metrics import model_error, parse_metric
-        from movierec.split import sample_users, stratified_split
 
         check_ratings(ratings)
         parse_metric(metric)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from movierec._ids import resolve_users
-from movierec._params import Bool, check_value
-from movierec._ranking import first_unseen, joined_parts
-from movierec._validation import check_n
+from movierec._core.ids import resolve_users
+from movierec._core.params import Bool, check_value
+from movierec._core.ranking import first_unseen, joined_parts
+from movierec._core.validation import check_n
 from movierec.base import ArrayRecommender
 
 __all__ = ["Popularity"]

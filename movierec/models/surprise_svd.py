@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from movierec._extras import require
-from movierec._params import Bool, Constraint, Int, Options, Real, Seed, check_grid, check_value
-from movierec._validation import ITEM, RATING, USER, check_ratings, check_scale
+from movierec._core.extras import require
+from movierec._core.params import Bool, Constraint, Int, Options, Real, Seed, check_grid, check_value
+from movierec._core.validation import ITEM, RATING, USER, check_ratings, check_scale
 from movierec.base import ArrayRecommender, TuneResult
 from movierec.exceptions import BackendError
 

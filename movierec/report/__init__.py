@@ -85,7 +85,7 @@ class ReportData:
 
 def render_report(data: ReportData) -> str:
     """Return the report of ``data`` as one HTML document with its images embedded."""
-    from movierec._report import render
+    from movierec.report._html import render
 
     return render(data)
 

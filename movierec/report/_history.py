@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from movierec._validation import ITEM, RATING, USER
+from movierec._core.validation import ITEM, RATING, USER
 
 __all__ = ["user_history"]
 

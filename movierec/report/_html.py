@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from movierec._ids import sample_pairs
-from movierec._report import _plots
-from movierec._validation import ITEM, RATING, USER
+from movierec._core.ids import sample_pairs
+from movierec._core.validation import ITEM, RATING, USER
 from movierec._version import __version__
+from movierec.report import _plots
 
 if TYPE_CHECKING:
     from movierec.report import ReportData  # annotations only: report imports _report lazily
@@ -206,7 +206,7 @@ def _titled(movies: Iterable[Any], titles: pd.Series) -> list[str]:
 
 
 def _users_section(data: ReportData) -> str:
-    from movierec._report._history import user_history
+    from movierec.report._history import user_history
 
     parts = [
         f"<h2>Top {SHOWN_RANKS} for a few users</h2>",

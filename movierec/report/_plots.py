@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec._extras import require
+from movierec._core.extras import require
 
 __all__ = ["grouped_bars", "score_histograms", "weight_bars"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from movierec._extras import require
+from movierec._core.extras import require
 from movierec.exceptions import BackendError, DataValidationError
 from movierec.sagemaker._requests import as_csr
 from movierec.sagemaker._shards import check_shardable, upload_channel

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from movierec._extras import require
+from movierec._core.extras import require
 from movierec.exceptions import BackendError, DataValidationError, InvalidParameterError
 from movierec.sagemaker.config import SageMakerConfig
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from movierec._extras import require
+from movierec._core.extras import require
 from movierec.exceptions import BackendError
 from movierec.sagemaker.config import SageMakerConfig
 

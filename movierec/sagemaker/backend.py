@@ -25,7 +25,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from movierec._params import Instance, Int, Seed, check_value
+from movierec._core.params import Instance, Int, Seed, check_value
 from movierec.exceptions import BackendError, DataValidationError
 from movierec.sagemaker._endpoint import EndpointResources, delete_forgotten
 from movierec.sagemaker._finite import check_finite

@@ -12,7 +12,7 @@ import re
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar, Literal
 
-from movierec._params import Constraint, Int, Real, check_params
+from movierec._core.params import Constraint, Int, Real, check_params
 from movierec.exceptions import InvalidParameterError
 
 __all__ = ["SageMakerConfig", "check_bucket_name"]
@@ -189,7 +189,7 @@ class SageMakerConfig:
     name_prefix: str = "movierec-fm"
     tags: dict[str, str] = field(default_factory=dict)
 
-    #: Numbers, checked when the config is built (movierec._params); text follows _TEXT_RULES.
+    #: Numbers, checked when the config is built (movierec._core.params); text follows _TEXT_RULES.
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "train_instance_count": Int(1),
         "endpoint_instance_count": Int(1),

@@ -8,7 +8,7 @@ before the port opens; scoring runs in a thread pool, so requests are served con
 
 from __future__ import annotations
 
-from movierec._extras import require
+from movierec._core.extras import require
 
 require("starlette", "serve", purpose="movierec serve")
 require("uvicorn", "serve", purpose="movierec serve")

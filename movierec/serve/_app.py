@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from movierec._ranking import TOP_N_COLUMNS
+from movierec._core.ranking import TOP_N_COLUMNS
 from movierec.base import Recommender
 from movierec.model_card import json_safe
 from movierec.serve._requests import RequestError, model_id, pairs_frame, parse_n, parse_pairs

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec._ids import IdIndex
-from movierec._validation import ITEM, USER
+from movierec._core.ids import IdIndex
+from movierec._core.validation import ITEM, USER
 
 __all__ = ["RequestError", "model_id", "pairs_frame", "parse_n", "parse_pairs", "typed_ids"]
 

@@ -6,7 +6,7 @@ import os
 
 import uvicorn
 
-from movierec._instances import load_model
+from movierec._core.instances import load_model
 from movierec.model_card import read_card
 from movierec.serve._app import Limits, create_app
 

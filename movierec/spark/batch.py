@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from movierec._ids import IdIndex, resolve_users
-from movierec._params import Bool, Instance, check_value
-from movierec._validation import ITEM, USER, check_n
+from movierec._core.ids import IdIndex, resolve_users
+from movierec._core.params import Bool, Instance, check_value
+from movierec._core.validation import ITEM, USER, check_n
 from movierec.base import ArrayRecommender, Recommender
 from movierec.ensemble import WeightedEnsemble
 from movierec.exceptions import BackendError, InvalidParameterError, NotFittedError
@@ -118,7 +118,7 @@ def batch_top_n(
     Examples
     --------
     >>> from movierec import EASE, load_movielens
-    >>> from movierec.spark import batch_top_n
+    >>> from movierec.spark.batch import batch_top_n
     >>> model = EASE().fit(load_movielens("ml-1m").ratings)  # doctest: +SKIP
     >>> top = batch_top_n(model, spark, n=10)  # doctest: +SKIP
     >>> top.where("userId = 1").orderBy("rank").show()  # doctest: +SKIP
@@ -128,7 +128,7 @@ def batch_top_n(
     exclude_seen = check_value(_OWNER, "exclude_seen", exclude_seen, Bool())
     check_value(_OWNER, "path", path, Instance((str, os.PathLike), "a str or os.PathLike path", none=True))
 
-    from movierec.adapters.spark._session import (
+    from movierec.spark.session import (
         backend_errors,
         is_alive,
         quiet_pyspark_warnings,

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from movierec._extras import require
+from movierec._core.extras import require
 from movierec.exceptions import BackendError, MovieRecWarning
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec._ranking import TOP_N_COLUMNS
+from movierec._core.ranking import TOP_N_COLUMNS
 from movierec.base import Recommender
 from movierec.exceptions import DataValidationError, MovieRecWarning, NotFittedError
 

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from movierec._extras import require
+from movierec._core.extras import require
 from movierec.exceptions import BackendError
 
 __all__ = ["spark_class", "standalone_cluster"]

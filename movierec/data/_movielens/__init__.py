@@ -1,4 +1,4 @@
-"""Private implementation of :mod:`movierec.datasets` (registry, archive access, parsers, download).
+"""Private implementation of :mod:`movierec.data.movielens` (registry, archive access, parsers, download).
 
-Import the public names from :mod:`movierec.datasets`; the modules here may change without notice.
+Import the public names from :mod:`movierec.data.movielens`; the modules here may change without notice.
 """

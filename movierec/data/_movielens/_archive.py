@@ -1,7 +1,7 @@
 """Reading members straight from a MovieLens zip, with checksums, size caps and clear errors.
 
 Members are read in chunks of 1 MiB and hashed while they stream, never read whole first, and no
-member may inflate beyond its cap (:mod:`movierec._datasets._limits`): a zip bomb fails on its
+member may inflate beyond its cap (:mod:`movierec.data._movielens._limits`): a zip bomb fails on its
 declared size before a byte is inflated. :mod:`zipfile` never yields more than a member declares
 and checks its CRC-32 at the end, so a member that lies about its size fails there.
 """
@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Self, TypeVar
 
-from movierec._datasets._limits import archive_cap, member_cap
-from movierec._datasets._registry import SHA256, Layout
+from movierec.data._movielens._limits import archive_cap, member_cap
+from movierec.data._movielens._registry import SHA256, Layout
 from movierec.exceptions import ChecksumError, DatasetError
 
 # What zipfile and zlib raise on a truncated or damaged archive (CRC mismatch included); OSError:
@@ -41,7 +41,7 @@ class Archive:
         self.label = shown_as or str(path)
         # A fresh download that fails verification is removed by the caller: nothing to delete.
         self.advice = "" if shown_as else (
-            f" Delete {path} and download it again (movierec.datasets.download_movielens(force=True))."
+            f" Delete {path} and download it again (movierec.data.movielens.download_movielens(force=True))."
         )
         try:
             self._zip = zipfile.ZipFile(path)

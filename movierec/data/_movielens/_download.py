@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Self
 
-from movierec._datasets._archive import Archive
-from movierec._datasets._registry import Layout
+from movierec.data._movielens._archive import Archive
+from movierec.data._movielens._registry import Layout
 from movierec.exceptions import DatasetError
 
 logger = logging.getLogger(__name__)

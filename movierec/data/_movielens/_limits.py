@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from movierec._datasets._registry import MEMBER_SIZES, Layout
+from movierec.data._movielens._registry import MEMBER_SIZES, Layout
 
 #: Headroom over the known sizes: a re-zipped copy or a slightly newer release still fits.
 MARGIN = 1.5

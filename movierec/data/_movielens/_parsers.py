@@ -16,8 +16,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from movierec._datasets._registry import ML100K_GENRES
-from movierec._validation import ITEM, RATING, RATINGS_COLUMNS, TIMESTAMP, USER, check_ratings
+from movierec._core.validation import ITEM, RATING, RATINGS_COLUMNS, TIMESTAMP, USER, check_ratings
+from movierec.data._movielens._registry import ML100K_GENRES
 
 BytesParser = Callable[[bytes], pd.DataFrame]
 RATINGS_DTYPES = {USER: "int64", ITEM: "int64", RATING: "float64", TIMESTAMP: "int64"}

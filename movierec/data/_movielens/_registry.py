@@ -56,7 +56,7 @@ def _csv_layout(name: str, size: int, inflated: int) -> Layout:
 
 
 # size: bytes of the zip as GroupLens serves it; inflated: bytes of all its members once inflated.
-# They bound a download and an archive's members (movierec._datasets._limits), with a margin, so
+# They bound a download and an archive's members (movierec.data._movielens._limits), with a margin, so
 # the figures of the large archives are rounded up where only an approximate size is known.
 LAYOUTS: dict[str, Layout] = {
     "ml-100k": Layout("ml-100k", "ml-100k.zip", "ml-100k", "100k",

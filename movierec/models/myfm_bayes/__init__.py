@@ -5,6 +5,6 @@ month, user and movie, and a block name per column), ``_sampler`` myfm's Gibbs s
 folding of its samples into numpy arrays.
 """
 
-from movierec.adapters.myfm._model import MyFMBayes
+from movierec.models.myfm_bayes._model import MyFMBayes
 
 __all__ = ["MyFMBayes"]

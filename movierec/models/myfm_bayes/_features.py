@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from movierec._ids import IdIndex
-from movierec._validation import TIMESTAMP
-from movierec.adapters.fm._features import item_side_features, user_side_features
+from movierec._core.ids import IdIndex
+from movierec._core.validation import TIMESTAMP
+from movierec.data.features import item_side_features, user_side_features
 from movierec.exceptions import DataValidationError
 
 __all__ = [

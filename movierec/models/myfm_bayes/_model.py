@@ -13,13 +13,13 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from movierec._ids import index_ratings
-from movierec._params import Bool, Constraint, Int, Real, Seed
-from movierec._validation import ITEM, RATING, TIMESTAMP, USER, check_pairs, check_ratings
-from movierec.adapters.fm._features import check_side_frames
-from movierec.adapters.myfm import _features, _sampler
+from movierec._core.ids import index_ratings
+from movierec._core.params import Bool, Constraint, Int, Real, Seed
+from movierec._core.validation import ITEM, RATING, TIMESTAMP, USER, check_pairs, check_ratings
 from movierec.base import ArrayRecommender
+from movierec.data.features import check_side_frames
 from movierec.exceptions import InvalidParameterError
+from movierec.models.myfm_bayes import _features, _sampler
 
 __all__ = ["MyFMBayes"]
 

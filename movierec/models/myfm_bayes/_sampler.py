@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from movierec._extras import require
+from movierec._core.extras import require
 from movierec.exceptions import BackendError
 
 __all__ = ["Folded", "fold_samples", "myfm", "sample_posterior"]

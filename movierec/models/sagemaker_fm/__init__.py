@@ -5,6 +5,6 @@ One job per module: ``_model`` the estimator, ``_trainer`` the FM maths and the 
 The SageMaker backend itself lives in :mod:`movierec.sagemaker`.
 """
 
-from movierec.adapters.fm._model import SageMakerFM
+from movierec.models.sagemaker_fm._model import SageMakerFM
 
 __all__ = ["SageMakerFM"]

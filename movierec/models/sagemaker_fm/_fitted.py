@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from movierec._ids import index_ratings
-from movierec._params import seed_sequence
-from movierec._validation import ITEM, RATING, USER
-from movierec.adapters.fm import _features, _trainer
+from movierec._core.ids import index_ratings
+from movierec._core.params import seed_sequence
+from movierec._core.validation import ITEM, RATING, USER
 from movierec.base import ArrayRecommender
+from movierec.data import features as _features
+from movierec.data.negatives import sample_negatives
 from movierec.exceptions import BackendError
-from movierec.negatives import sample_negatives
+from movierec.models.sagemaker_fm import _trainer
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.sagemaker.backend import SageMakerBackend
@@ -87,7 +88,7 @@ class FittedFM(ArrayRecommender):
         """Return the feature rows and training targets of ``frame``'s ratings (ids known to the model).
 
         With ``negatives`` and ``negatives_per_positive > 0``, rows of unrated pairs sampled from
-        ``frame`` (:func:`movierec.negatives.sample_negatives`) follow, labelled 0.
+        ``frame`` (:func:`movierec.data.negatives.sample_negatives`) follow, labelled 0.
         """
         user_idx, item_idx = self.users_.lookup(frame[USER]), self.items_.lookup(frame[ITEM])
         y = self.prediction_targets(frame[RATING].to_numpy(dtype=np.float64))

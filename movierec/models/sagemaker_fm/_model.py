@@ -8,12 +8,13 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed
-from movierec._validation import RATING, check_ratings
-from movierec.adapters.fm import _features, _trainer, _tune
-from movierec.adapters.fm._fitted import FittedFM
+from movierec._core.params import Bool, Constraint, Instance, Int, Options, Real, Seed
+from movierec._core.validation import RATING, check_ratings
 from movierec.base import TuneResult
+from movierec.data import features as _features
 from movierec.exceptions import BackendError, InvalidParameterError, MovieRecError
+from movierec.models.sagemaker_fm import _trainer, _tune
+from movierec.models.sagemaker_fm._fitted import FittedFM
 from movierec.sagemaker.backend import SageMakerBackend
 from movierec.sagemaker.config import SageMakerConfig
 
@@ -60,7 +61,7 @@ class SageMakerFM(FittedFM):
         then use ``negatives_per_positive``, or the model sees no negatives).
     negatives_per_positive : float, default 0.0
         ``binary_classifier`` only: ``fit`` also trains on this many unrated (user, movie) pairs
-        per positive, labelled 0 (:func:`movierec.negatives.sample_negatives`, uniform over each
+        per positive, labelled 0 (:func:`movierec.data.negatives.sample_negatives`, uniform over each
         user's unrated movies, seeded by a child of ``random_state``). This turns the classifier
         into a top-N ranker of seen against unseen. ``top_n`` still leaves out only the rated
         movies; the SageMaker backend receives the same rows. 0: ratings only.
@@ -148,7 +149,7 @@ class SageMakerFM(FittedFM):
     0.921
     """
 
-    #: Checked once at the start of fit and tune (movierec._params); rules across parameters are in
+    #: Checked once at the start of fit and tune (movierec._core.params); rules across parameters are in
     #: _validate_params.
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "num_factors": Int(1),
@@ -377,7 +378,7 @@ class SageMakerFM(FittedFM):
     ) -> TuneResult:
         """Return the best hyperparameters of a search on a validation split; the model is fitted with them.
 
-        ``ratings`` is split per user (:func:`movierec.split.stratified_split`, ``validation_size``,
+        ``ratings`` is split per user (:func:`movierec.data.split.stratified_split`, ``validation_size``,
         seeded by ``random_state``). ``backend="local"``: each of ``max_jobs`` jobs draws every
         hyperparameter in ``ranges``, fits on the training part and is scored on the validation part
         (pairs it cannot score are left out); the model is then fitted on all of ``ratings`` with the

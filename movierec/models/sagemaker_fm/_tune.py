@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from movierec._params import Int, Options, Real, check_value, seed_sequence
-from movierec._validation import RATING
+from movierec._core.params import Int, Options, Real, check_value, seed_sequence
+from movierec._core.validation import RATING
 from movierec.base import TuneResult
+from movierec.data.split import stratified_split
 from movierec.exceptions import InvalidParameterError
 from movierec.sagemaker._requests import OBJECTIVES as DEFAULT_OBJECTIVES  # SageMaker's own defaults
-from movierec.split import stratified_split
 
 if TYPE_CHECKING:  # pragma: no cover
-    from movierec.adapters.fm._model import SageMakerFM
+    from movierec.models.sagemaker_fm._model import SageMakerFM
     from movierec.sagemaker._tuning import TuningOutcome
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "tuning_job_result",
 ]
 
-logger = logging.getLogger("movierec.adapters.fm")  # the logger name users filter on
+logger = logging.getLogger("movierec.models.sagemaker_fm")  # the logger name users filter on
 
 #: parameters a search may not draw: they change the task, the data or who trains
 NOT_TUNABLE = (

@@ -7,6 +7,6 @@ Spark for catalogues too large for the driver) and ``_tune`` (the cross-validate
 
 from __future__ import annotations
 
-from movierec.adapters.spark._model import SparkALS
+from movierec.models.spark_als._model import SparkALS
 
 __all__ = ["SparkALS"]

@@ -15,12 +15,26 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
-from movierec._extras import require
-from movierec._ids import IdIndex, resolve_users
-from movierec._params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_grid, check_value
-from movierec._validation import ITEM, RATING, USER, check_n, check_ratings
-from movierec.adapters.spark._arrow import ITEM_COL, RATING_COL, USER_COL, collect_factors, ratings_to_spark
-from movierec.adapters.spark._session import (
+from movierec._core.extras import require
+from movierec._core.ids import IdIndex, resolve_users
+from movierec._core.params import (
+    Bool,
+    Constraint,
+    Instance,
+    Int,
+    Options,
+    Real,
+    Seed,
+    check_grid,
+    check_value,
+)
+from movierec._core.validation import ITEM, RATING, USER, check_n, check_ratings
+from movierec.base import ArrayRecommender, TuneResult
+from movierec.exceptions import BackendError
+from movierec.models.spark_als._arrow import ITEM_COL, RATING_COL, USER_COL, collect_factors, ratings_to_spark
+from movierec.models.spark_als._top_n import spark_top_n
+from movierec.models.spark_als._tune import METRICS, SPARK_NAMES, cross_validate, tune_result
+from movierec.spark.session import (
     acquire,
     backend_errors,
     ensure_checkpoint_dir,
@@ -28,10 +42,6 @@ from movierec.adapters.spark._session import (
     release,
     session_types,
 )
-from movierec.adapters.spark._top_n import spark_top_n
-from movierec.adapters.spark._tune import METRICS, SPARK_NAMES, cross_validate, tune_result
-from movierec.base import ArrayRecommender, TuneResult
-from movierec.exceptions import BackendError
 
 require("pyspark", "spark")
 require("pyarrow", "spark")
@@ -129,7 +139,7 @@ class SparkALS(ArrayRecommender):
     #: Above this many (user, movie) scores top_n runs in Spark; None (the default): never. The
     #: driver path streams user blocks, so its memory does not grow with the users, while Spark's
     #: asks each user for n plus the heaviest rater's count (ml-25m: about 32,000 rows per user).
-    #: For user bases past one machine, see movierec.spark.batch_top_n.
+    #: For user bases past one machine, see movierec.spark.batch.batch_top_n.
     spark_top_n_cells: ClassVar[int | None] = None
     _array_shapes: ClassVar[Mapping[str, tuple[int | str, ...]]] = {"user_factors": ("users", "k"), "item_factors": ("items", "k")}
     _parameter_constraints: ClassVar[Mapping[str, Constraint]] = {

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
-from movierec.adapters.spark._arrow import ITEM_COL, USER_COL, collect_columns, to_spark
+from movierec.models.spark_als._arrow import ITEM_COL, USER_COL, collect_columns, to_spark
 
 if TYPE_CHECKING:
     from pyspark.ml.recommendation import ALSModel

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from movierec.adapters.spark._arrow import RATING_COL
 from movierec.base import TuneResult
+from movierec.models.spark_als._arrow import RATING_COL
 
 if TYPE_CHECKING:
     from pyspark.ml.recommendation import ALS

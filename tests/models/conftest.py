@@ -17,7 +17,7 @@ def spark(tmp_path_factory):
     Models get it as ``spark=``, so they use it and never stop it; it stops at the end.
     """
     pytest.importorskip("pyspark")
-    from movierec.adapters.spark._session import local_session_builder, quiet_pyspark_warnings
+    from movierec.spark.session import local_session_builder, quiet_pyspark_warnings
 
     workdir = tmp_path_factory.mktemp("spark")
     builder = local_session_builder(workdir, master="local[2]", shuffle_partitions=2, driver_memory="1g")

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from movierec import SageMakerFM, TuneResult
-from movierec.adapters.fm import _features, _trainer
+from movierec.data import features as _features
 from movierec.exceptions import BackendError, DataValidationError, InvalidParameterError
+from movierec.models.sagemaker_fm import _trainer
 from movierec.testing import RecommenderContract, synthetic_ratings
 
 FAST = {"num_factors": 4, "epochs": 30, "mini_batch_size": 64, "random_state": 0}
@@ -499,7 +500,7 @@ def test_u1_rmse_with_defaults(u1):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_ua_binary_classifier_accuracy(data_home):
-    from movierec.datasets import official_folds
+    from movierec.data.movielens import official_folds
 
     ua = official_folds("ml-100k", which=("ua",), data_home=data_home)[0]
     model = SageMakerFM(predictor_type="binary_classifier", num_factors=64, random_state=0).fit(ua.train)

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from movierec.data.negatives import sample_negatives
 from movierec.exceptions import DataValidationError, InvalidParameterError
-from movierec.negatives import sample_negatives
 
 
 @st.composite

@@ -1,4 +1,4 @@
-"""Tests of movierec.split: the split invariants (hypothesis) and the per-user count rule."""
+"""Tests of movierec.data.split: the split invariants (hypothesis) and the per-user count rule."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from movierec.data.split import random_split, sample_users, stratified_split, temporal_split
 from movierec.exceptions import DataValidationError, InvalidParameterError
-from movierec.split import random_split, sample_users, stratified_split, temporal_split
 
 # database=None: no .hypothesis folder written into the repository.
 PROPERTY = settings(max_examples=60, deadline=None, database=None,

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from movierec import DatasetError, DataValidationError, MovieRecWarning
-from movierec._validation import check_ratings
-from movierec.ratings_file import RatingsFile, load_ratings, parse_columns
+from movierec._core.validation import check_ratings
+from movierec.data.ratings_file import RatingsFile, load_ratings, parse_columns
 
 # The MovieLens "latest" layout: a header, commas, half-star ratings, a separate movies.csv.
 LATEST = (

@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from movierec import EASE, registry
-from movierec._cli_commands import build_members
 from movierec.cli import build_parser
+from movierec.cli._commands import build_members
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CSV_COLUMNS = ["userId", "movieId", "title", "score", "rank"]
 ML100K_USERS = 943
 # Nothing listens on port 9 (discard): a "download" from it fails at once, offline.
@@ -455,7 +455,7 @@ def test_latest_layout_csv_to_fit_recommend_and_serve_gives_the_same_top_10(tmp_
 def test_ranking_ensemble_mode_follows_the_data_size(monkeypatch):
     import argparse
 
-    from movierec import _cli_commands
+    from movierec.cli import _commands as _cli_commands
 
     train = pd.DataFrame({"userId": [1, 1, 2, 3], "movieId": [10, 11, 10, 12], "rating": 4.0})  # 3 x 3 cells
     args = argparse.Namespace(ensemble=None, candidates=20, n=30, k=10)
@@ -470,7 +470,8 @@ def test_ranking_ensemble_settings_follow_the_data_size(monkeypatch):
     import argparse
     import dataclasses
 
-    from movierec import _cli_commands, registry
+    from movierec import registry
+    from movierec.cli import _commands as _cli_commands
     from movierec.testing import synthetic_ratings
 
     train = synthetic_ratings(n_users=30, n_items=40, seed=1)
@@ -518,7 +519,7 @@ def test_own_ratings_without_columns_take_rating_and_timestamp_when_present(tmp_
 def test_a_member_that_cannot_be_tuned_keeps_its_default(caplog):
     import argparse
 
-    from movierec import _cli_commands
+    from movierec.cli import _commands as _cli_commands
 
     one_each = pd.DataFrame({"userId": range(20), "movieId": [i % 4 for i in range(20)], "rating": 4.0})
     args = argparse.Namespace(models=["ease"], default_models=False, seed=0, task="ranking", k=10)

@@ -1,4 +1,4 @@
-"""Tests of movierec.datasets: the real ml-100k archive, synthetic archives of every layout, bad
+"""Tests of movierec.data.movielens: the real ml-100k archive, synthetic archives of every layout, bad
 archives, and downloads from a local HTTP server."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from movierec._datasets._registry import LAYOUTS, MEMBER_SIZES
-from movierec.datasets import (
+from movierec.data._movielens._registry import LAYOUTS, MEMBER_SIZES
+from movierec.data.movielens import (
     Fold,
     MovieLens,
     data_home,

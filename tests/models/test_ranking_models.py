@@ -18,7 +18,7 @@ class _RankingContract(RecommenderContract):
     # Ranking models score relevance, not ratings: "learns" means it ranks held-out movies better
     # than random lists of unseen movies do, not a lower RMSE.
     def test_learns_better_than_a_constant(self, ratings, fitted):
-        from movierec.split import stratified_split
+        from movierec.data.split import stratified_split
 
         train, test = stratified_split(synthetic_ratings(seed=3), 0.2, random_state=0)
         learned = ndcg_at_k(self.make_model().fit(train).top_n(n=5), test, 5)
@@ -134,7 +134,7 @@ class TestEASEOnItsMostRatedMovies(_RankingContract):
 
 def _rewrite_arrays(path, drop=(), **arrays):
     """Change arrays.npz of a saved model folder and re-sign its manifest (as a hostile file would)."""
-    from movierec import _folder
+    from movierec._core import folder as _folder
 
     with np.load(path / "arrays.npz", allow_pickle=False) as data:
         saved = {k: data[k] for k in data.files if k not in drop}
@@ -152,7 +152,7 @@ def test_ease_files_saved_before_kept_existed_load_as_the_whole_catalogue(tmp_pa
 
 
 def test_ease_gram_and_inverse_in_blocks_equal_the_dense_ones(monkeypatch):
-    import movierec.ease as ease_module
+    import movierec.models.ease as ease_module
 
     monkeypatch.setattr(ease_module, "_GRAM_BLOCK_CELLS", 70)  # 60 movies: blocks of one column
     ratings = synthetic_ratings(seed=6)
@@ -206,8 +206,8 @@ class TestEASETune:
         assert len(built) == 1 and getattr(model, "_kept_gram", None) is None  # no Gram matrix is kept
 
     def test_tune_at_scale_compares_candidates_on_sampled_users_and_popular_movies(self):
+        from movierec.data.split import sample_users, stratified_split
         from movierec.metrics import model_error
-        from movierec.split import sample_users, stratified_split
 
         ratings = synthetic_ratings(n_users=60, n_items=40, seed=3)
         grid = {"l2": [0.5, 5.0, 50.0]}
@@ -290,7 +290,7 @@ def test_popularity_top_n_equals_scoring_the_whole_catalogue(seed, n, exclude_se
 
 
 def test_ease_tune_goes_on_doubling_while_the_largest_default_l2_is_best(monkeypatch):
-    from movierec import ease as ease_module
+    from movierec.models import ease as ease_module
 
     ratings = synthetic_ratings(n_users=40, n_items=30, seed=2)
     # a metric that always prefers a larger l2: the default grid is extended up to _MAX_GRID values

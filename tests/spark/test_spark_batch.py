@@ -1,4 +1,4 @@
-"""movierec.spark.batch_top_n: every user's local top_n, scored on a standalone cluster and on local[2].
+"""movierec.spark.batch.batch_top_n: every user's local top_n, scored on a standalone cluster and on local[2].
 
 Spark runs in one driver process of its own (a process holds one SparkContext, and the adapter tests
 keep theirs open), with ``PYSPARK_PYTHON`` set to this interpreter so the executors' Python workers
@@ -27,7 +27,7 @@ from movierec.exceptions import (
     MovieRecWarning,
     NotFittedError,
 )
-from movierec.spark import batch_top_n
+from movierec.spark.batch import batch_top_n
 from movierec.testing import synthetic_ratings
 
 TOP_N = ["userId", "movieId", "score", "rank"]
@@ -37,8 +37,8 @@ DRIVER = """
     from pathlib import Path
 
     from movierec import SparkALS, load_model
-    from movierec.adapters.spark._session import local_session_builder, quiet_pyspark_warnings
-    from movierec.spark import batch_top_n
+    from movierec.spark.session import local_session_builder, quiet_pyspark_warnings
+    from movierec.spark.batch import batch_top_n
     from movierec.testing import synthetic_ratings
 
     plan, workdir = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movierec import BiasedBaseline, FitEvent, Recommender, WeightedEnsemble, clone
+from movierec.data.split import stratified_split
 from movierec.exceptions import InvalidParameterError, MovieRecWarning, NotFittedError
-from movierec.split import stratified_split
 from movierec.testing import RecommenderContract, synthetic_ratings
 
 
@@ -106,7 +106,7 @@ def test_score_is_sum_of_standardized_scores_over_errors():
 
 
 def _reference(ensemble: WeightedEnsemble) -> pd.DataFrame:
-    from movierec.ensemble import REFERENCE_PAIRS
+    from movierec.ensemble._weighted import REFERENCE_PAIRS
 
     rng = np.random.default_rng(ensemble.random_state)
     size = min(REFERENCE_PAIRS, len(ensemble.users_) * len(ensemble.items_))
@@ -508,7 +508,7 @@ def test_stacked_weights_are_non_negative_least_squares_on_the_holdout():
 
 
 def test_stacked_out_of_fold_weights_learn_from_every_rating():
-    from movierec._stacking import user_folds
+    from movierec.ensemble._stacking import user_folds
 
     ratings = synthetic_ratings(seed=8)
     members = [BiasedBaseline(), BiasedBaseline(damping=0.0), BiasedBaseline(damping=50.0)]
@@ -538,7 +538,7 @@ def test_stacked_out_of_fold_weights_learn_from_every_rating():
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(1, 6), min_size=1, max_size=60), st.integers(2, 6), st.integers(0, 2**32 - 1))
 def test_user_folds_deal_each_users_ratings_evenly(users, n_folds, seed):
-    from movierec._stacking import user_folds
+    from movierec.ensemble._stacking import user_folds
 
     users = pd.Series(users)
     folds = user_folds(users, n_folds, seed)
@@ -550,7 +550,7 @@ def test_user_folds_deal_each_users_ratings_evenly(users, n_folds, seed):
 
 
 def test_stacked_predictions_are_clipped_to_the_rating_scale():
-    from movierec._validation import declare_scale
+    from movierec._core.validation import declare_scale
 
     ratings = declare_scale(table_ratings(6, 9, seed=5), (0.0, 10.0))
     table = np.zeros((6, 9))
@@ -572,7 +572,7 @@ def test_stacked_predictions_are_clipped_to_the_rating_scale():
 
 
 def test_stacked_error_is_cross_fitted_not_in_sample():
-    from movierec._stacking import cross_fitted_rmse, stack
+    from movierec.ensemble._stacking import cross_fitted_rmse, stack
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(200, 3))
@@ -667,8 +667,8 @@ def test_stacked_one_member_ensemble_ranks_as_its_member(a, seed, folds):
 
 
 def test_holdout_users_holds_out_ratings_of_a_sample_of_users_only():
-    from movierec._holdout import holdout_split
-    from movierec.split import sample_users
+    from movierec.data.split import sample_users
+    from movierec.ensemble._holdout import holdout_split
 
     ratings = synthetic_ratings(n_users=60, seed=3)
     train, holdout = holdout_split(ratings, 0.2, 15, random_state=4)
@@ -732,7 +732,7 @@ def test_rank_proposals_equals_top_n_from_the_members_lists_already_ranked():
 @pytest.mark.parametrize("candidates", [None, 5])
 def test_forward_selection_scores_a_subset_as_that_ensemble_would_rank_in_its_own_mode(candidates):
     from movierec import EASE
-    from movierec._holdout import holdout_error
+    from movierec.ensemble._holdout import holdout_error
 
     ratings = synthetic_ratings(n_users=50, n_items=60, seed=7)
     members = [EASE(l2=5.0), BiasedBaseline()]

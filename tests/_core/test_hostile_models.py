@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from movierec import _folder
-from movierec.baseline import BiasedBaseline
+from movierec._core import folder as _folder
 from movierec.exceptions import ModelFileError
+from movierec.models.baseline import BiasedBaseline
 from movierec.registry import model_class
 from movierec.testing import synthetic_ratings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RATINGS = synthetic_ratings(n_users=12, n_items=15, seed=3)
 REFERENCE = BiasedBaseline(damping=5.0).fit(RATINGS)
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -361,7 +361,7 @@ def test_fuzzed_arrays_load_a_working_model_or_raise_model_file_error(tmp_path_f
 # -- 6. crashes, concurrent savers and full disks ------------------------------------------------
 SAVER = """
 import sys
-from movierec.baseline import BiasedBaseline
+from movierec.models.baseline import BiasedBaseline
 from movierec.testing import synthetic_ratings
 
 ratings = synthetic_ratings(n_users=200, n_items=300, seed=3)

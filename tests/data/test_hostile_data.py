@@ -29,11 +29,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from movierec._datasets import _parsers
-from movierec._datasets._limits import MARGIN, MIN_DEADLINE, MIN_RATE, download_cap, download_deadline
-from movierec._datasets._registry import LAYOUTS
-from movierec._validation import check_ratings
-from movierec.datasets import download_movielens, load_movielens
+from movierec._core.validation import check_ratings
+from movierec.data._movielens import _parsers
+from movierec.data._movielens._limits import MARGIN, MIN_DEADLINE, MIN_RATE, download_cap, download_deadline
+from movierec.data._movielens._registry import LAYOUTS
+from movierec.data.movielens import download_movielens, load_movielens
 from movierec.exceptions import ChecksumError, DatasetError, InvalidParameterError
 
 RATINGS_DTYPES = {"userId": "int64", "movieId": "int64", "rating": "float64", "timestamp": "int64"}

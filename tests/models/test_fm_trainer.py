@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from movierec.adapters.fm import _features, _trainer
+from movierec.data import features as _features
+from movierec.models.sagemaker_fm import _trainer
 
 B1, B2 = 0.9, 0.999
 

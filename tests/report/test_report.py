@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from movierec import BiasedBaseline, WeightedEnsemble
-from movierec._report._history import user_history
 from movierec.exceptions import DataValidationError
 from movierec.metrics import evaluate
 from movierec.report import ReportData, render_report, write_report
+from movierec.report._history import user_history
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TRAP = "<script>alert('x')</script> & Friends"
 
@@ -151,7 +151,7 @@ def test_chromium_check_catches_a_broken_page(tmp_path):
     page.write_text('<html><body><script>undefinedFunction()</script></body></html>')
     result = open_in_chromium(page, tmp_path / "profile")
     assert "Uncaught ReferenceError" in result.stderr
-    from movierec._report._html import _SCRIPT
+    from movierec.report._html import _SCRIPT
 
     page.write_text(f'<html><head><script>{_SCRIPT}</script></head><body><img src="data:image/png;base64,AAAA">'
                     "</body></html>")

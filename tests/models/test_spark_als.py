@@ -16,7 +16,7 @@ pytest.importorskip("pyspark")
 pytest.importorskip("pyarrow")
 
 from movierec import InvalidParameterError, MovieRecWarning, NotFittedError, SparkALS, TuneResult
-from movierec.adapters.spark._arrow import ITEM_COL, USER_COL, collect_columns, to_spark
+from movierec.models.spark_als._arrow import ITEM_COL, USER_COL, collect_columns, to_spark
 from movierec.testing import RecommenderContract, synthetic_ratings
 
 pytestmark = pytest.mark.spark
@@ -267,7 +267,7 @@ OWNERSHIP_SCRIPT = """
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
         from movierec import SparkALS
-        from movierec.adapters.spark import _session
+        from movierec.spark import session as _session
         from movierec.testing import synthetic_ratings
 
         def running():
@@ -408,7 +408,7 @@ def test_long_fit_on_a_callers_local_session_gets_a_checkpoint_dir():
 def test_cluster_session_without_checkpoint_dir_warns_for_long_fits():
     from types import SimpleNamespace
 
-    from movierec.adapters.spark._session import ensure_checkpoint_dir
+    from movierec.spark.session import ensure_checkpoint_dir
 
     context = SimpleNamespace(master="spark://10.0.0.1:7077", getCheckpointDir=lambda: None)
     session = SimpleNamespace(sparkContext=context)

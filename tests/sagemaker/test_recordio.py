@@ -143,7 +143,7 @@ def test_import_is_lazy() -> None:
         "import sys, movierec.sagemaker.recordio as r; "
         "assert 'google.protobuf' not in sys.modules, 'protobuf imported'"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=root
     )

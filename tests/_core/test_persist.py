@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec import _folder, _persist
+from movierec._core import folder as _folder
+from movierec._core import persist as _persist
 from movierec.base import Recommender
-from movierec.baseline import BiasedBaseline
 from movierec.exceptions import InvalidParameterError, ModelFileError
+from movierec.models.baseline import BiasedBaseline
 from movierec.registry import ENTRY_POINT_GROUP, model_class, registered_name
 from movierec.testing import synthetic_ratings
 
@@ -203,7 +204,7 @@ def third_party(tmp_path, monkeypatch):
     (package / "__init__.py").write_text(
         textwrap.dedent(
             """
-            from movierec.baseline import BiasedBaseline
+            from movierec.models.baseline import BiasedBaseline
 
             class ShrunkBaseline(BiasedBaseline):
                 pass

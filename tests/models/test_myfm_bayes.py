@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from movierec.adapters.myfm import MyFMBayes  # the `all` extra installs myfm: never skipped
 from movierec.exceptions import DataValidationError, InvalidParameterError, MovieRecWarning, NotFittedError
+from movierec.models.myfm_bayes import MyFMBayes  # the `all` extra installs myfm: never skipped
 from movierec.testing import RecommenderContract, synthetic_ratings
 
 # Imported by the adapter above, which lets myfm import without pkg_resources.

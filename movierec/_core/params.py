@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from movierec._core.random import MAX_SEED, check_random_state
 from movierec.exceptions import InvalidParameterError
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
     "seed_sequence",
 ]
 
-#: The largest random_state every backend accepts (Surprise and numpy's legacy RandomState: 2**32 - 1).
-MAX_SEED = 2**32 - 1
 
 
 class Constraint:
@@ -153,10 +152,15 @@ class Bool(Constraint):
 
 @dataclass(frozen=True)
 class Seed(Constraint):
-    """The package's one rule for ``random_state``: None, or an int in ``[0, 2**32 - 1]``."""
+    """The package's one rule for ``random_state`` (:mod:`movierec._core.random`): None, or an int in
+    ``[0, 2**32 - 1]``."""
 
     def accepts(self, value: Any) -> bool:
-        return Int(0, MAX_SEED, none=True).accepts(value)
+        try:
+            check_random_state(value, "Seed")
+        except InvalidParameterError:
+            return False
+        return True
 
     def convert(self, value: Any) -> Any:
         return None if value is None else int(value)
@@ -250,5 +254,5 @@ def check_grid(owner: str, grid: Any, constraints: Mapping[str, Constraint]) -> 
 
 
 def seed_sequence(random_state: int | None) -> np.random.SeedSequence:
-    """Return the SeedSequence every derived random stream of a model comes from."""
-    return np.random.SeedSequence(random_state)
+    """Return the SeedSequence every derived random stream of a model comes from (``spawn`` it)."""
+    return np.random.SeedSequence(check_random_state(random_state, "seed_sequence"))

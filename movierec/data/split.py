@@ -14,23 +14,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from movierec._core.params import Int, Seed, check_value
+from movierec._core.params import Int, check_value
+from movierec._core.random import RandomState, check_random_state, rng
 from movierec._core.validation import TIMESTAMP, USER, check_fraction, check_ratings
 from movierec.exceptions import DataValidationError
 
 __all__ = ["random_split", "sample_users", "stratified_split", "temporal_split"]
 
-RandomState = int | np.random.Generator | None
-
-
 def _rng(random_state: RandomState, owner: str) -> np.random.Generator:
-    """Return a Generator for ``random_state``: a seed under the package's one rule, or a Generator.
+    """Return a Generator for ``random_state`` under movierec's one rule (:mod:`movierec._core.random`).
 
     A Generator passes through unchanged (SageMakerFM's tuning splits with one drawn from its seed).
     """
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    return np.random.default_rng(check_value(owner, "random_state", random_state, Seed()))
+    return rng(check_random_state(random_state, owner, generator=True))
 
 
 def _test_counts(n: np.ndarray | int, test_size: float) -> np.ndarray:

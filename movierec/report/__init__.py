@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from movierec._core.output import write_text
 from movierec.base import Recommender
 from movierec.ensemble import WeightedEnsemble
 
@@ -95,6 +96,6 @@ def write_report(data: ReportData, path: str | Path) -> Path:
     path = Path(path)
     document = render_report(data)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(document, encoding="utf-8")
+    write_text(path, document)  # whole or not at all: a failed write keeps an earlier report
     logger.info("wrote %s (%d kB)", path, len(document) // 1024)
     return path

@@ -20,7 +20,8 @@ class IdIndex:
 
     Ids are sorted when they are mutually comparable, so index order is id order (ties in
     rankings then break by id); otherwise they keep their order of first appearance. Strings
-    mixed with other ids (``1`` and ``"1"``) raise :class:`DataValidationError`.
+    mixed with other ids (``1`` and ``"1"``) raise :class:`DataValidationError`. Integer ids are
+    stored as int64 whether they came as Python or numpy integers, so an index holds one id type.
     """
 
     def __init__(self, ids: Iterable[Any], *, sort: bool = True) -> None:
@@ -29,6 +30,9 @@ class IdIndex:
         if values.dtype == object and len({str in type(v).__mro__ for v in values}) > 1:
             # 1 and "1" would be two ids that look alike in every report and cannot be saved
             raise DataValidationError(f"ids mix strings and other types, e.g. {values[:5].tolist()}")
+        if values.dtype == object and len(values) and all(_is_int(v) for v in values):
+            # one type per index: Python ints and numpy ints in one object column become int64
+            values = values.astype(np.int64)
         if sort:
             try:
                 values = np.sort(values, kind="stable")
@@ -61,6 +65,10 @@ class IdIndex:
         """Rebuild an index saved with :meth:`to_array`, keeping its order."""
         values = ids.astype(object) if ids.dtype.kind == "U" else ids
         return cls(values, sort=False)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and -(2**63) <= value < 2**63
 
 
 def sample_pairs(users: IdIndex, items: IdIndex, size: int, seed: Any) -> pd.DataFrame:

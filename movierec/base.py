@@ -2,7 +2,7 @@
 
 Only the contract lives here: ids (:mod:`movierec._core.ids`), ranking (:mod:`movierec._core.ranking`),
 persistence (:mod:`movierec._core.persist`) and parameter checks (:mod:`movierec._core.params`) each have their
-own module.
+own module; the history methods and hooks are mixed in from :mod:`movierec._core.history_methods`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import pandas as pd
 
+from movierec._core.history_methods import LIKED_RATING_DEFAULT, HistoryHooks, HistoryMethods
 from movierec._core.ids import index_ratings, resolve_users
 from movierec._core.params import Bool, Constraint, check_params, check_value
 from movierec._core.persist import (
@@ -73,7 +74,7 @@ class TuneResult:
     results: pd.DataFrame
 
 
-class Recommender(ABC):
+class Recommender(HistoryMethods, ABC):
     """A model that learns from a ratings frame and scores (user, movie) pairs.
 
     Hyperparameters are keyword arguments of ``__init__``, stored unchanged; learned state ends in
@@ -214,7 +215,7 @@ class Recommender(ABC):
             delattr(self, key)
 
 
-class ArrayRecommender(Recommender):
+class ArrayRecommender(HistoryHooks, Recommender):
     """A Recommender whose fitted state is numpy arrays plus id maps.
 
     Subclasses implement :meth:`_fit_indexed`, :meth:`_score_pairs` and :meth:`_score_users`
@@ -236,6 +237,7 @@ class ArrayRecommender(Recommender):
         self.users_, self.items_, user_idx, item_idx, self.seen_ = index_ratings(
             ratings, sort_items=self._sort_item_ids
         )
+        self.highest_rating_ = float(ratings[RATING].max())  # a history without ratings: each movie liked
         try:
             self._fit_indexed(user_idx, item_idx, ratings[RATING].to_numpy(dtype=np.float64), ratings)
         except BaseException:
@@ -324,7 +326,8 @@ class ArrayRecommender(Recommender):
         """
         arrays = state_arrays(self.users_, self.items_, self.seen_)
         arrays.update({f"model_{k}": np.asarray(v) for k, v in self._get_arrays().items()})
-        write_params(folder, self, params=self._saved_params(), extra=self._get_extra())
+        extra = {**self._get_extra(), "highest_rating": float(self._history_ratings(None, 1)[0])}
+        write_params(folder, self, params=self._saved_params(), extra=extra)
         write_arrays(folder, arrays)
 
     def scoring_copy(self) -> Self:
@@ -338,6 +341,7 @@ class ArrayRecommender(Recommender):
         arrays, extra = self._get_arrays(), self._get_extra()  # a training job's weights download here
         copy = type(self)(**self._saved_params())
         copy.users_, copy.items_, copy.seen_ = self.users_, self.items_, self.seen_
+        copy.highest_rating_ = float(self._history_ratings(None, 1)[0])
         copy._set_arrays({name: np.asarray(value) for name, value in arrays.items()}, extra)
         return copy
 
@@ -368,6 +372,9 @@ class ArrayRecommender(Recommender):
         check_arrays(where, own, cls._array_shapes, {"users": len(model.users_), "items": len(model.items_)})
         try:
             model._set_arrays(own, files.extra)
+            model.highest_rating_ = float(files.extra.get("highest_rating", LIKED_RATING_DEFAULT))  # older folders
+            if not np.isfinite(model.highest_rating_):
+                raise ValueError(f"highest_rating is {model.highest_rating_}")
             model._check_restored()
         except ModelFileError:
             raise

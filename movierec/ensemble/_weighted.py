@@ -16,12 +16,14 @@ from movierec._core.ids import IdIndex, index_ratings, rated_rows, resolve_users
 from movierec._core.instances import clone
 from movierec._core.params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
 from movierec._core.ranking import empty_top_n, rank_frame, top_k, top_n_frame
-from movierec._core.validation import ITEM, USER, check_n, check_pairs, check_ratings
+from movierec._core.validation import ITEM, USER, check_n, check_pairs, check_ratings, trusted_ratings
 from movierec.base import Recommender
 from movierec.ensemble._blend import blend_block, candidate_scores, reference_stats, weighted_z
 from movierec.ensemble._files import load_ensemble, save_ensemble
+from movierec.ensemble._history import EnsembleHistory
 from movierec.ensemble._holdout import holdout_error, holdout_split, select_members
 from movierec.ensemble._members import FitEvent, close_all
+from movierec.ensemble._state import FittedState
 from movierec.ensemble._stacking import out_of_fold, parts_of, rating_scale, stacked_weights
 from movierec.exceptions import InvalidParameterError, MovieRecWarning
 from movierec.metrics import parse_metric
@@ -34,7 +36,7 @@ REFERENCE_PAIRS = 50_000
 _BLOCK_CELLS = 4_000_000
 
 
-class WeightedEnsemble(Recommender):
+class WeightedEnsemble(EnsembleHistory, Recommender):
     """Combines any Recommenders: standardized scores, each divided by its member's RMSE, summed.
 
     For member ``m`` with error ``e_m`` and raw score ``s_m(u, i)`` the ensemble's ranking score is
@@ -248,14 +250,15 @@ class WeightedEnsemble(Recommender):
         def fit_member(position: int, data: pd.DataFrame, stage: Literal["validation", "final"]) -> Recommender:
             start = time.perf_counter()
             side = {"users": users, "items": items} if models[position].uses_side_data() else {}
-            models[position].fit(data, **{k: v for k, v in side.items() if v is not None})
+            with trusted_ratings(data):  # rows of ratings, checked above: the member does not check again
+                models[position].fit(data, **{k: v for k, v in side.items() if v is not None})
             elapsed = time.perf_counter() - start
             seconds[position] += elapsed
             if callback is not None:
                 callback(FitEvent(position, type(models[position]).__name__, stage, len(data), elapsed))
             return models[position]
 
-        chosen = list(range(len(models)))
+        chosen, selection = list(range(len(models))), None
         refit = True  # False once the hold-out fits are kept as the final ones (refit=False)
         try:
             errors = params["errors"]
@@ -266,12 +269,13 @@ class WeightedEnsemble(Recommender):
             elif errors is None:
                 # One clone per member serves both fits: the hold-out fit, then the fit on all.
                 refit = self.refit
-                train, holdout = holdout_split(ratings, self.validation_size, self.holdout_users, self.random_state)
+                with trusted_ratings(ratings):
+                    train, holdout = holdout_split(ratings, self.validation_size, self.holdout_users, self.random_state)
                 errors = np.array(
                     [holdout_error(fit_member(p, train, "validation"), holdout, self.metric) for p in chosen], dtype=float
                 )
                 if self.select == "forward" and len(models) > 1:
-                    chosen, self.selection_ = select_members(self, models, errors, train, holdout, self._reference_stats)
+                    chosen, selection = select_members(self, models, errors, train, holdout, self._reference_stats)
                     close_all([m for p, m in enumerate(models) if p not in chosen])
                 if self.weights == "stacked":  # the hold-out fits score the hold-out
                     kept = [models[p] for p in chosen]
@@ -279,8 +283,8 @@ class WeightedEnsemble(Recommender):
             stacked = stacked_weights(z, y, self.random_state, scale) if self.weights == "stacked" else None
             for position in chosen if refit else ():
                 fit_member(position, ratings, "final")
-            self.users_, self.items_, _, _, self.seen_ = index_ratings(ratings)
-            self.score_mean_, self.score_std_ = self._reference_stats([models[p] for p in chosen])
+            user_ids, item_ids, _, _, seen = index_ratings(ratings)
+            means, stds = self._reference_stats([models[p] for p in chosen], user_ids, item_ids)
         except BaseException:
             self._reset()
             close_all(models)  # a failure to close must not hide the fit's own error
@@ -290,15 +294,11 @@ class WeightedEnsemble(Recommender):
             failure = close_all([m for m in previous if not any(m is given for given in self.models)])
             if failure is not None:
                 warnings.warn(f"could not close a member of the previous fit: {failure}", MovieRecWarning, stacklevel=2)
-        self.candidate_errors_ = errors
-        self.members_ = np.array(chosen, dtype=np.int64)
-        self.selection_ = getattr(self, "selection_", None)
-        self.models_ = [models[p] for p in chosen]
-        self.errors_ = errors[chosen]
-        self.weights_, self.intercept_, self.stacked_error_ = (
-            stacked if self.weights == "stacked" else (1.0 / self.errors_, np.nan, np.nan)
-        )
-        self.fit_seconds_, self.rating_scale_ = seconds, scale
+        weights, intercept, stacked_error = stacked if self.weights == "stacked" else (1.0 / errors[chosen], np.nan, np.nan)
+        FittedState(models=[models[p] for p in chosen], members=np.array(chosen, dtype=np.int64), users=user_ids,
+                    items=item_ids, seen=seen, errors=errors[chosen], weights=weights, score_mean=means, score_std=stds,
+                    candidate_errors=errors, selection=selection, fit_seconds=seconds, intercept=intercept,
+                    stacked_error=stacked_error, rating_scale=scale).apply(self)
         return self
 
     def _out_of_fold(self) -> bool:

@@ -104,6 +104,26 @@ class BiasedBaseline(ArrayRecommender):
     def _get_arrays(self) -> dict[str, np.ndarray]:
         return {"user_bias": self.user_bias_, "item_bias": self.item_bias_}
 
+    # -- a visitor's history (docs/architecture.md, section 3) ---------------------------------------
+    def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
+        """Return ``mu + b_v + b_i``: the movie biases, plus the visitor's bias folded in from the history.
+
+        ``b_v`` is one step of the user sweep of fit with the movie biases fixed:
+        ``sum_j (r_j - mu - b_j) / (n + user damping)``; without ratings each movie counts as liked
+        (:meth:`_history_ratings`). It shifts every movie alike, so the list ranks by movie bias; it
+        makes the scores read as :meth:`predict` reads them.
+        """
+        user_damping, _ = self._parameter_constraints["damping"].convert(self.damping)
+        residual = self._history_ratings(ratings, len(item_idx)) - self.global_mean_ - self.item_bias_[item_idx]
+        visitor_bias = float(residual.sum()) / (len(item_idx) + user_damping) if len(item_idx) else 0.0
+        return self.global_mean_ + visitor_bias + self.item_bias_
+
+    def _similar_items(self, item: int) -> np.ndarray:
+        raise NotImplementedError(
+            "BiasedBaseline cannot find similar movies: it learns one bias per movie and no item factors or "
+            "item-item weights, so nothing in it relates one movie to another"
+        )
+
     def _get_extra(self) -> dict[str, Any]:
         return {"global_mean": self.global_mean_}
 

@@ -115,12 +115,62 @@ class EASE(ArrayRecommender):
         self.B_, self.kept_ = P, kept
 
     def _score_users(self, user_idx):
-        X = self.seen_[user_idx]
+        return self._score_rows(self.seen_[user_idx])
+
+    def _score_rows(self, X: sparse.csr_matrix) -> np.ndarray:
+        """Return ``X @ B`` over the whole catalogue for 0/1 rows ``X`` (zero outside ``kept_``)."""
         if len(self.kept_) == len(self.items_):
             return X.astype(self.B_.dtype) @ self.B_
-        out = np.zeros((len(user_idx), len(self.items_)), dtype=self.B_.dtype)
+        out = np.zeros((X.shape[0], len(self.items_)), dtype=self.B_.dtype)
         out[:, self.kept_] = X[:, self.kept_].astype(self.B_.dtype) @ self.B_
         return out
+
+    # -- a visitor's history (docs/architecture.md, section 3) ---------------------------------------
+    def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
+        """Return ``x @ B`` for the history's 0/1 row ``x``: every history movie is a positive, as in fit.
+
+        Ratings are not used (fit does not use them either). The row is built as a fitted user's row
+        of ``seen_`` is, so a fitted user's own history scores exactly as :meth:`top_n` scores them.
+        """
+        return self._score_rows(self._history_row(item_idx))[0]
+
+    def _history_row(self, item_idx: np.ndarray) -> sparse.csr_matrix:
+        columns = np.unique(np.asarray(item_idx, dtype=np.int64))
+        data = np.ones(len(columns), dtype=bool)
+        return sparse.csr_matrix((data, columns, np.array([0, len(columns)])), shape=(1, len(self.items_)))
+
+    def _history_contributions(
+        self, item_idx: np.ndarray, ratings: np.ndarray | None, target_idx: np.ndarray
+    ) -> np.ndarray:
+        """Return ``x_j B[j, i]`` for each history movie ``j`` and target ``i``: exact, as the score is linear in ``x``.
+
+        They sum to the target's score for the history minus its score for an empty one (0). Movies
+        outside ``kept_`` have no weights, so they contribute and receive 0.
+        """
+        rows, in_rows = self._kept_positions(item_idx)
+        cols, in_cols = self._kept_positions(target_idx)
+        out = np.zeros((len(item_idx), len(target_idx)))
+        out[np.ix_(in_rows, in_cols)] = self.B_[np.ix_(rows[in_rows], cols[in_cols])]
+        return out
+
+    def _similar_items(self, item: int) -> np.ndarray:
+        """Return row ``item`` of ``B`` over the catalogue: what ``item`` in a history adds to each movie's score.
+
+        ``B`` is not symmetric (``B_ij = -P_ij / P_jj``); its row, not its column, is the list a visitor
+        who rated only ``item`` gets (``top_n_from_history([item])`` ranks the same movies in the same
+        order), the "because you watched" reading. A movie outside ``kept_`` has no weights: all 0.
+        """
+        out = np.zeros(len(self.items_))
+        (row,), (inside,) = self._kept_positions(np.array([item]))
+        if inside:
+            out[self.kept_] = self.B_[row]
+        return out
+
+    def _kept_positions(self, item_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return the position of each item index in ``kept_`` and whether it is there."""
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        positions = np.minimum(np.searchsorted(self.kept_, item_idx), len(self.kept_) - 1)
+        return positions, self.kept_[positions] == item_idx
 
     def top_n(
         self, users: Iterable[Any] | None = None, n: int = 5, *, exclude_seen: bool = True

@@ -52,6 +52,23 @@ class Popularity(ArrayRecommender):
     def _get_arrays(self) -> dict[str, np.ndarray]:
         return {"item_count": self.item_count_}
 
+    # -- a visitor's history (docs/architecture.md, section 3) ---------------------------------------
+    def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
+        """Return the rating counts: every visitor gets the same scores, the history only excludes its movies."""
+        return self.item_count_.copy()
+
+    def _history_contributions(
+        self, item_idx: np.ndarray, ratings: np.ndarray | None, target_idx: np.ndarray
+    ) -> np.ndarray:
+        """Return zeros: no history movie changes any score."""
+        return np.zeros((len(item_idx), len(target_idx)))
+
+    def _similar_items(self, item: int) -> np.ndarray:
+        raise NotImplementedError(
+            "Popularity cannot find similar movies: it scores each movie by its rating count alone, the same "
+            "for everyone, so nothing in it relates one movie to another"
+        )
+
     def _set_arrays(self, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
         self.item_count_ = arrays["item_count"]
 

@@ -237,3 +237,92 @@ class RecommenderContract:
             pytest.skip("only array-backed models and ensembles of them have scoring_copy")
         copy = pickle.loads(pickle.dumps(fitted.scoring_copy()))  # no live object: a Spark session would fail
         pd.testing.assert_frame_equal(copy.top_n(n=3), fitted.top_n(n=3))
+
+    # -- a visitor's history (top_n_from_history, explain) ---------------------------------------
+    #: False for a model that cannot score a history: its history tests then check that
+    #: top_n_from_history raises NotImplementedError instead of the behaviour below.
+    scores_histories = True
+
+    @staticmethod
+    def visitor(ratings: pd.DataFrame) -> pd.DataFrame:
+        """Return the history of user 0 of :func:`synthetic_ratings` (their ratings), a visitor's frame."""
+        return ratings[ratings.userId == ratings.userId.iloc[0]][["movieId", "rating", "timestamp"]]
+
+    def _history_top_n(self, fitted, *args, **kwargs) -> pd.DataFrame:
+        if not self.scores_histories:
+            with pytest.raises(NotImplementedError, match=type(fitted).__name__):
+                fitted.top_n_from_history(*args, **kwargs)
+            pytest.skip(f"{type(fitted).__name__} cannot score a history (scores_histories = False)")
+        return fitted.top_n_from_history(*args, **kwargs)
+
+    def test_history_list_has_top_n_columns_and_n_rows(self, ratings, fitted):
+        history = self.visitor(ratings).iloc[:6]
+        top = self._history_top_n(fitted, history, n=4, user="visitor")
+        assert list(top.columns) == TOP_N_COLUMNS
+        assert len(top) == 4 and (top.userId == "visitor").all()
+        assert top["rank"].tolist() == [1, 2, 3, 4] and top["rank"].dtype == np.int64
+        assert top["score"].dtype == np.float64 and np.isfinite(top.score).all()
+        assert (np.diff(top.score.to_numpy()) <= 1e-12).all()
+        assert set(top.movieId) <= set(ratings.movieId)
+
+    def test_history_and_exclude_movies_are_never_recommended(self, ratings, fitted):
+        history = self.visitor(ratings).movieId.iloc[:6].tolist()
+        others = sorted(set(ratings.movieId) - set(history))
+        exclude = others[:3]
+        n_items = ratings.movieId.nunique()
+        top = self._history_top_n(fitted, history, n=n_items, exclude=exclude)
+        assert set(top.movieId) == set(others[3:]), "the list must hold every other movie, once"
+        assert len(top) == len(others) - 3
+
+    def test_history_unknown_movies_warn_once_and_are_ignored(self, ratings, fitted):
+        history = self.visitor(ratings).movieId.iloc[:6].tolist()
+        clean = self._history_top_n(fitted, history, n=5)
+        with pytest.warns(MovieRecWarning) as record:
+            noisy = fitted.top_n_from_history([-999, *history, -998], n=5)
+        assert len([w for w in record if issubclass(w.category, MovieRecWarning)]) == 1
+        assert "2 of 8" in str(record[0].message)
+        pd.testing.assert_frame_equal(noisy, clean)
+
+    def test_empty_history_gives_the_most_rated_movies(self, ratings, fitted):
+        self._history_top_n(fitted, [ratings.movieId.iloc[0]], n=1)  # opts out here when it must
+        counts = ratings.movieId.value_counts()
+        top = fitted.top_n_from_history([], n=5)
+        with pytest.warns(MovieRecWarning):
+            unknown = fitted.top_n_from_history([-999], n=5)
+        pd.testing.assert_frame_equal(unknown, top)
+        np.testing.assert_array_equal(top.score.to_numpy(), counts[top.movieId].to_numpy(dtype=float))
+        assert top.score.iloc[-1] >= counts.drop(top.movieId).max()
+        excluded = fitted.top_n_from_history([], n=5, exclude=top.movieId.iloc[:2].tolist())
+        assert not set(excluded.movieId) & set(top.movieId.iloc[:2])
+
+    def test_history_duplicates_keep_the_last_row(self, ratings, fitted):
+        history = self.visitor(ratings).iloc[:6].reset_index(drop=True)
+        repeated = pd.concat([history.assign(rating=1.0, timestamp=history.timestamp - 10**6), history])
+        pd.testing.assert_frame_equal(
+            self._history_top_n(fitted, repeated.sample(frac=1.0, random_state=0), n=5),
+            self._history_top_n(fitted, history, n=5),
+        )
+
+    @pytest.mark.parametrize(
+        "history",
+        ["abc", 5, {1, 8}, [1, None], [1, float("nan")], [True], pd.DataFrame({"item": [1]}),
+         pd.DataFrame({"movieId": [1, 8], "rating": [4.0, np.nan]}),
+         pd.DataFrame({"movieId": [1, 8], "rating": [4.0, np.inf]})],
+        ids=["string", "scalar", "set", "None id", "NaN id", "bool id", "no movieId", "NaN rating", "inf rating"],
+    )
+    def test_bad_history_raises_data_validation_error(self, fitted, history):
+        with pytest.raises(DataValidationError):
+            fitted.top_n_from_history(history, n=3)
+
+    def test_explain_gives_shares_of_the_history_movies(self, ratings, fitted):
+        history = self.visitor(ratings).iloc[:5]
+        target = self._history_top_n(fitted, history, n=1).movieId.iloc[0]
+        reasons = fitted.explain(history, target)
+        assert list(reasons.columns) == ["movieId", "contribution", "share"]
+        assert set(reasons.movieId) == set(history.movieId)
+        assert (np.diff(reasons.contribution.to_numpy()) <= 0).all()
+        total = np.abs(reasons.share).sum()
+        assert total == pytest.approx(1.0) or (reasons.contribution == 0).all()
+        assert len(fitted.explain(history, target, n=2)) == 2
+        with pytest.raises(DataValidationError, match="-999"):
+            fitted.explain(history, -999)

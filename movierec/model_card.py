@@ -23,20 +23,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from movierec._core.folder import parse_json, read_verified
+from movierec._core.folder import MANIFEST_FILE, parse_json, read_verified
 from movierec._core.persist import atomic_folder
 from movierec._core.validation import ITEM, USER
 from movierec._version import __version__
 from movierec.base import Recommender
+from movierec.exceptions import ModelFileError
 from movierec.registry import registered_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.data.ratings_file import RatingsFile
 
-__all__ = ["CARD_FILE", "build_card", "read_card", "save_with_card", "write_card"]
+__all__ = ["CARD_FILE", "ITEMS_FILE", "MAX_ITEMS_BYTES", "build_card", "read_card", "read_items", "read_kept",
+           "save_with_card", "write_card", "write_items"]
 
 CARD_FILE = "model-card.json"
 CARD_FORMAT = 1
+# The movies' titles and other columns, kept beside the model as JSON rows (ids keep their type:
+# 7 stays an int, "007" a string), never pickle.
+ITEMS_FILE = "items.json"
+ITEMS_FORMAT = 1
+#: Largest ``items.json`` a load reads (bytes). MovieLens 32M's 87,585 movies with titles and
+#: genres take about 5 MB; 64 MiB leaves room for a catalogue ten times larger with long titles,
+#: while a damaged or hostile folder cannot make a load (and the service's memory) grow without bound.
+MAX_ITEMS_BYTES = 64 << 20
 # Distributions whose version a card records always, then those of the extras when imported.
 _ALWAYS = ("numpy", "pandas", "scipy")
 _EXTRAS = {  # imported module -> distribution
@@ -124,15 +134,19 @@ def write_card(folder: str | os.PathLike[str], card: Mapping[str, Any]) -> Path:
     return path
 
 
-def save_with_card(model: Recommender, path: str | os.PathLike[str], card: Mapping[str, Any]) -> None:
-    """Save ``model`` to the folder ``path`` with ``card`` inside it, in one atomic swap.
+def save_with_card(model: Recommender, path: str | os.PathLike[str], card: Mapping[str, Any],
+                   items: pd.DataFrame | None = None) -> None:
+    """Save ``model`` to the folder ``path`` with ``card`` (and ``items``) inside it, in one atomic swap.
 
     The model writes its files into the new folder first (a save into a folder being written is
-    part of that write), then the card is added, and the manifest covers both.
+    part of that write), then the card and :func:`write_items` are added, and the manifest covers
+    them all. ``items`` is the data's ``movieId, title[, ...]`` frame (``load_ratings(...).items``).
     """
     with atomic_folder(path) as folder:
         model.save(folder)
         write_card(folder, card)
+        if items is not None:
+            write_items(folder, items, getattr(model, "items_", None))
 
 
 def read_card(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -152,6 +166,98 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     if CARD_FILE not in contents:
         return None
     return parse_json(path / CARD_FILE, contents[CARD_FILE])
+
+
+def read_kept(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
+    """Return the card and the items of the saved model folder ``path`` (each None when absent),
+    from one read checked against the manifest.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a folder.
+    ModelFileError
+        If the folder does not match its manifest, the card is not a JSON object, or ``items.json``
+        is over :data:`MAX_ITEMS_BYTES` or malformed.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} not found: it is not a saved movierec model")
+    _check_items_size(path)
+    _, contents = read_verified(path, keep=(CARD_FILE, ITEMS_FILE))
+    card = parse_json(path / CARD_FILE, contents[CARD_FILE]) if CARD_FILE in contents else None
+    items = _parse_items(path / ITEMS_FILE, contents[ITEMS_FILE]) if ITEMS_FILE in contents else None
+    return card, items
+
+
+def read_items(path: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """Return the ``movieId, title[, ...]`` frame kept in the saved model folder ``path``, or None."""
+    return read_kept(path)[1]
+
+
+def write_items(folder: str | os.PathLike[str], items: pd.DataFrame, known: Any = None) -> Path | None:
+    """Write the movies of ``items`` as ``items.json`` into ``folder`` (one being written, as
+    :func:`write_card`); return its path, or None when ``items`` has no ``movieId`` and ``title``.
+
+    Only the movies of ``known`` (the model's ``items_`` index, when given) are kept. Columns of
+    numbers, booleans and text are kept as they are, dates as ISO text; others are left out.
+    """
+    if ITEM not in items.columns or "title" not in items.columns:
+        return None
+    frame = items.drop_duplicates(ITEM)
+    if known is not None:
+        frame = frame[known.lookup(frame[ITEM].to_numpy()) >= 0]
+    columns, values = [], []
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            column = column.dt.strftime("%Y-%m-%d").astype(object)
+        elif not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+                  or pd.api.types.is_string_dtype(column) or name in (ITEM, "title")):
+            continue
+        columns.append(str(name))
+        values.append(json_safe(column.astype(object).where(column.notna(), None).tolist()))
+    document = {"format": ITEMS_FORMAT, "columns": columns, "rows": [list(row) for row in zip(*values)]}
+    path = Path(folder) / ITEMS_FILE
+    path.write_text(json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")), encoding="utf-8")
+    return path
+
+
+def _check_items_size(path: Path) -> None:
+    # Refuse an oversized items file from the manifest's word, before a byte of it is read.
+    manifest = path / MANIFEST_FILE
+    try:
+        with open(manifest, "rb") as handle:
+            listed = parse_json(manifest, handle.read(MAX_ITEMS_BYTES)).get("files")
+    except FileNotFoundError:
+        return  # read_verified names the missing manifest
+    entry = listed.get(ITEMS_FILE) if isinstance(listed, dict) else None
+    size = entry.get("size") if isinstance(entry, dict) else None
+    if isinstance(size, int) and size > MAX_ITEMS_BYTES:
+        raise ModelFileError(f"{path / ITEMS_FILE}: {size:,} bytes, over the {MAX_ITEMS_BYTES:,} a load reads")
+
+
+def _parse_items(file: Path, data: bytes) -> pd.DataFrame:
+    if len(data) > MAX_ITEMS_BYTES:
+        raise ModelFileError(f"{file}: {len(data):,} bytes, over the {MAX_ITEMS_BYTES:,} a load reads")
+    document = parse_json(file, data)
+    columns, rows = document.get("columns"), document.get("rows")
+    if (document.get("format") != ITEMS_FORMAT or not isinstance(columns, list) or not isinstance(rows, list)
+            or not all(isinstance(c, str) for c in columns) or columns[:2] != [ITEM, "title"]
+            or len(set(columns)) != len(columns)):
+        raise ModelFileError(f"{file}: must be {{'format': {ITEMS_FORMAT}, 'columns': ['{ITEM}', 'title', ...], "
+                             "'rows': [...]}")
+    for position, row in enumerate(rows):
+        if (not isinstance(row, list) or len(row) != len(columns)
+                or not all(v is None or isinstance(v, (bool, int, float, str)) for v in row)
+                or isinstance(row[0], bool) or not isinstance(row[0], (int, str))):
+            raise ModelFileError(f"{file}: row {position} must be {len(columns)} plain values, an int or text id "
+                                 f"first; got {str(row)[:100]}")
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame[ITEM].duplicated().any():
+        raise ModelFileError(f"{file}: movie {frame[ITEM][frame[ITEM].duplicated()].iloc[0]!r} is listed twice")
+    frame["title"] = frame["title"].map(lambda t: "" if t is None else str(t))
+    return frame
 
 
 def package_versions() -> dict[str, str | None]:

@@ -1,9 +1,10 @@
-"""The Starlette application: four routes over one loaded model, JSON errors, an optional API key."""
+"""The Starlette application: the routes over one loaded model, JSON errors, an optional API key."""
 
 from __future__ import annotations
 
-import hmac
+import os
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -11,24 +12,37 @@ import pandas as pd
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from movierec._core.ranking import TOP_N_COLUMNS
+from movierec._core.validation import ITEM, USER
 from movierec.base import Recommender
 from movierec.model_card import json_safe
-from movierec.serve._requests import RequestError, model_id, pairs_frame, parse_n, parse_pairs
+from movierec.serve._guard import ApiKey, error_response
+from movierec.serve._openapi import describe
+from movierec.serve._requests import (
+    History,
+    RequestError,
+    model_id,
+    pairs_frame,
+    parse_flag,
+    parse_history,
+    parse_n,
+    parse_pairs,
+)
+from movierec.serve._scoring import Scorer
 
 __all__ = ["Limits", "create_app"]
 
-_OPEN_PATHS = frozenset({"/health"})  # answered without the API key: load balancers probe it
+# Scoring a catalogue this size or smaller takes well under a millisecond of numpy: done on the
+# event loop, since a worker thread's hop costs more than the work. Larger ones go to a thread.
+_INLINE_ITEMS = 20_000
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what one request may ask.
+    """Bounds on what one request may ask, and on the server's connections.
 
     Attributes
     ----------
@@ -37,36 +51,67 @@ class Limits:
     max_body : int
         Bytes of a request body; more is answered 413 before it is parsed.
     max_n : int
-        Largest ``n`` of ``/recommendations``; larger is answered 422.
+        Largest ``n`` of the recommendation and similar-movie routes; larger is answered 422.
     default_n : int
-        ``n`` when the query does not give one.
+        ``n`` when the request does not give one.
+    kept_n : int
+        Length of each known user's top list ranked at load; a request for up to this ``n`` is
+        answered from it without scoring.
+    max_history : int
+        Movies a visitor's ``history`` (and its ``exclude``) may hold in ``POST /recommendations``;
+        more is answered 413. A thousand is past any one person's ratings in MovieLens' median
+        user and keeps one request's scoring under a few milliseconds.
+    read_timeout : float
+        Seconds a client has to send a whole request (headers and body) once it starts one or
+        connects; a connection still sending after that is closed.
+    keep_alive : int
+        Seconds an idle keep-alive connection stays open between requests.
+    max_connections : int
+        Open connections (and requests in flight) before new requests are answered 503.
+    backlog : int
+        Connections the system queues before the server accepts them.
     """
 
     max_batch: int = 10_000
     max_body: int = 4 << 20
     max_n: int = 1_000
     default_n: int = 10
+    kept_n: int = 100
+    max_history: int = 1_000
+    read_timeout: float = 5.0
+    keep_alive: int = 5
+    max_connections: int = 1_000
+    backlog: int = 2_048
 
 
-def create_app(model: Recommender, *, card: dict[str, Any] | None = None, api_key: str | None = None,
-               limits: Limits | None = None) -> Starlette:
+def create_app(model: Recommender, *, card: dict[str, Any] | None = None, items: pd.DataFrame | None = None,
+               api_key: str | None = None, limits: Limits | None = None) -> Starlette:
     """Return the ASGI app serving the fitted ``model``.
+
+    Every known user's top list is ranked here, before the app is returned (:class:`Scorer`).
 
     Parameters
     ----------
     model : Recommender
         A fitted model with the ``users_`` and ``items_`` id indexes (every movierec model has them).
     card : dict, optional
-        What ``GET /model`` answers (:func:`movierec.model_card.read_card`); without one, the
-        model's class and parameters.
+        What ``GET /model`` answers (:func:`movierec.model_card.read_card`), the data file shown
+        by its name only; without one, the model's class and parameters.
+    items : pandas.DataFrame, optional
+        ``movieId, title[, ...]`` (:func:`movierec.model_card.read_items`): titles in every answer.
     api_key : str, optional
-        When given, every route but ``/health`` needs it, as ``Authorization: Bearer KEY`` or
-        ``X-API-Key: KEY``; otherwise 401.
+        When given, every route but ``/health`` needs it, as ``Authorization: Bearer KEY`` (the
+        scheme in any case) or ``X-API-Key: KEY``; otherwise 401.
     limits : Limits, optional
         The request bounds (``Limits()`` when not given).
     """
     limits = limits or Limits()
-    described = card if card is not None else {"model": json_safe(model)}
+    scorer = Scorer(model, items, kept_n=limits.kept_n)
+    described = _public_card(card) if card is not None else {"model": json_safe(model)}
+    inline = len(model.items_) <= _INLINE_ITEMS
+
+    async def compute(function: Any, *args: Any) -> Any:
+        return function(*args) if inline else await run_in_threadpool(function, *args)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "model": type(model).__name__})
@@ -74,14 +119,46 @@ def create_app(model: Recommender, *, card: dict[str, Any] | None = None, api_ke
     async def about(request: Request) -> JSONResponse:
         return JSONResponse(described)
 
-    async def recommendations(request: Request) -> JSONResponse:
-        user = model_id(request.path_params["user"], model.users_)
-        if user is None:
-            raise RequestError(404, f"unknown user {request.path_params['user'][:100]!r}: not in the model's data")
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    async def user_recommendations(request: Request) -> JSONResponse:
+        raw = request.path_params["user"]
+        user_id = model_id(raw, model.users_)
+        if user_id is None:
+            raise RequestError(404, f"unknown user {raw[:100]!r}: not in the model's data")
         n = parse_n(request.query_params.get("n"), limits.default_n, limits.max_n)
-        # Scoring is CPU-bound numpy: a worker thread keeps the event loop answering others.
-        top = await run_in_threadpool(model.top_n, [user], n)
-        return JSONResponse({"userId": user, "n": n, "recommendations": _records(top, TOP_N_COLUMNS)})
+        explain = parse_flag(request.query_params.get("explain"), "explain")
+        user = int(model.users_.lookup([user_id])[0])
+        kept = scorer.kept_list(user, n)
+        found = kept if kept is not None else await compute(scorer.rank_user, user, n)
+        reasons = await compute(scorer.user_reasons, user, found[0]) if explain else None
+        return JSONResponse({USER: user_id, "n": n, "recommendations": scorer.user_rows(user, *found, reasons)})
+
+    async def visitor_recommendations(request: Request) -> JSONResponse:
+        explain = parse_flag(request.query_params.get("explain"), "explain")
+        body = parse_history(await _body(request, limits.max_body), largest=limits.max_history,
+                             default_n=limits.default_n, max_n=limits.max_n)
+        history, unknown, exclude = _known_history(scorer, body)
+        items, scores = await compute(scorer.visitor, history, body.n, exclude)
+        reasons = await compute(lambda: [scorer.reasons(history, item) for item in items]) if explain else None
+        rows = [scorer.movie(item, score=score, rank=rank) for rank, (item, score) in enumerate(zip(items, scores), 1)]
+        for row, why in zip(rows, reasons or []):
+            row["reasons"] = why
+        return JSONResponse({"n": body.n, "recommendations": rows, "unknown": unknown})
+
+    async def similar(request: Request) -> JSONResponse:
+        raw = request.path_params["movie"]
+        movie_id = model_id(raw, model.items_)
+        if movie_id is None:
+            raise RequestError(404, f"unknown movie {raw[:100]!r}: not in the model's data")
+        n = parse_n(request.query_params.get("n"), limits.default_n, limits.max_n)
+        item = int(model.items_.lookup([movie_id])[0])
+        try:
+            rows = await compute(scorer.similar, item, n)
+        except NotImplementedError:
+            raise RequestError(501, f"{type(model).__name__} gives no similar movies (it has no item similarity)") from None
+        return JSONResponse({**scorer.movie(item), "n": n, "similar": rows})
 
     async def predict(request: Request) -> JSONResponse:
         pairs = parse_pairs(await _body(request, limits.max_body), limits.max_batch)
@@ -91,22 +168,62 @@ def create_app(model: Recommender, *, card: dict[str, Any] | None = None, api_ke
         scores = np.full(len(pairs), np.nan)
         if typed.any():
             scores[typed] = (await run_in_threadpool(model.predict, frame)).to_numpy(dtype=float)
-        return JSONResponse({"predictions": [
-            {"userId": u, "movieId": i, "score": float(s) if np.isfinite(s) else None}
-            for (u, i), s in zip(pairs, scores)
-        ]})
+        where = scorer.movie_index([i for _, i in pairs]) if scorer.titles is not None else None
+        out = []
+        for position, ((u, i), s) in enumerate(zip(pairs, scores)):
+            row = {USER: u, ITEM: i}
+            if where is not None:
+                row["title"] = scorer.titles[where[position]] if where[position] >= 0 else None  # type: ignore[index]
+            row["score"] = float(s) if np.isfinite(s) else None
+            out.append(row)
+        return JSONResponse({"predictions": out})
 
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/model", about, methods=["GET"]),
-        Route("/users/{user}/recommendations", recommendations, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/users/{user}/recommendations", user_recommendations, methods=["GET"]),
+        Route("/recommendations", visitor_recommendations, methods=["POST"]),
+        Route("/movies/{movie}/similar", similar, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
     ]
+    document = describe(limits, titles=scorer.titles is not None, keyed=bool(api_key))
     handlers = {RequestError: _request_error, HTTPException: _http_error, Exception: _server_error}
     app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    # "/model/" is a 404, not a redirect to the Host header's idea of this server.
+    app.router.redirect_slashes = False
     if api_key:
-        app.add_middleware(_ApiKey, key=api_key)
+        app.add_middleware(ApiKey, key=api_key)
+    app.state.scorer = scorer
     return app
+
+
+def _known_history(scorer: Scorer, body: History) -> tuple[Any, list[Any], list[Any]]:
+    """Return the visitor's history as the model takes it (known movies only), the unknown ids, and
+    the known ids of ``exclude``."""
+    where = scorer.movie_index(body.movies)
+    known = where >= 0
+    if not known.any():
+        shown = ", ".join(map(repr, body.movies[:5])) + (" ..." if len(body.movies) > 5 else "")
+        raise RequestError(422, f"none of the history's movies is known to the model ({shown[:200]})")
+    if len(np.unique(where[known])) != int(known.sum()):
+        raise RequestError(422, "history: a movie is given twice (as a number and as text)")
+    ids = [scorer.item_ids[i] for i in where[known]]
+    history: Any = ids
+    if body.ratings is not None:
+        history = pd.DataFrame({ITEM: ids, "rating": np.asarray(body.ratings)[known]})
+    excluded = scorer.movie_index(body.exclude)
+    return history, [m for m, k in zip(body.movies, known) if not k], [scorer.item_ids[i] for i in excluded if i >= 0]
+
+
+def _public_card(card: dict[str, Any]) -> dict[str, Any]:
+    """Return ``card`` with the data file's path cut to its name: the path says how the machine is laid out."""
+    shown = dict(card)
+    for section, key in (("data", "file"), ("extra", "source")):
+        part = shown.get(section)
+        if isinstance(part, dict) and isinstance(part.get(key), str) and (os.sep in part[key] or "/" in part[key]):
+            shown[section] = {**part, key: PurePath(part[key].replace("\\", "/")).name}
+    return shown
 
 
 async def _body(request: Request, largest: int) -> bytes:
@@ -115,54 +232,28 @@ async def _body(request: Request, largest: int) -> bytes:
     if declared.isdigit() and int(declared) > largest:
         raise RequestError(413, f"the body is {declared} bytes; at most {largest} are allowed")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > largest:
-            raise RequestError(413, f"the body is over {largest} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > largest:
+                raise RequestError(413, f"the body is over {largest} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client left (or was too slow): nobody reads the answer
+        raise RequestError(400, "the client left before sending the whole body") from None
     return b"".join(chunks)
-
-
-def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
-    # tolist() gives Python ints, floats and strings, which JSON takes as they are.
-    return [dict(zip(columns, row)) for row in zip(*(frame[c].tolist() for c in columns))]
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
 async def _request_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestError)
-    return _error(exc.status, str(exc))
+    return error_response(exc.status, str(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     # Starlette's own: 404 for an unknown path, 405 (with its Allow header) for a wrong method.
     assert isinstance(exc, HTTPException)
-    return _error(exc.status_code, exc.detail, dict(exc.headers or {}))
+    return error_response(exc.status_code, exc.detail, dict(exc.headers or {}))
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-    # The traceback goes to the server's log (uvicorn prints it); the client learns nothing more.
-    return _error(500, "internal error")
-
-
-class _ApiKey:
-    """ASGI middleware: every path but :data:`_OPEN_PATHS` needs the key."""
-
-    def __init__(self, app: ASGIApp, key: str) -> None:
-        self.app = app
-        self.key = key.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in _OPEN_PATHS and not self._allowed(scope):
-            response = _error(401, "missing or wrong API key", {"WWW-Authenticate": "Bearer"})
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _allowed(self, scope: Scope) -> bool:
-        headers = dict(scope.get("headers") or [])
-        given = headers.get(b"x-api-key") or headers.get(b"authorization", b"").removeprefix(b"Bearer ")
-        return bool(given) and hmac.compare_digest(given, self.key)
+    # The traceback goes to the server's log (uvicorn writes it); the client learns nothing more.
+    return error_response(500, "internal error")

@@ -222,14 +222,15 @@ def test_a_failing_model_is_a_json_500_and_the_server_goes_on(saved):
         calls.append(args)
         raise RuntimeError("secret detail")
 
-    model.top_n = broken  # the model object is this test's own
     import uvicorn
 
-    app = create_app(model, limits=LIMITS)
+    app = create_app(model, limits=Limits(max_n=100, kept_n=5))  # lists of 5 ranked at load
+    model.top_n = broken  # the model object is this test's own; n > 5 asks it again
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="off"))
     with serving(server) as base:
-        assert call(base, "/users/1/recommendations") == (500, {"error": "internal error", "status": 500})
+        assert call(base, "/users/1/recommendations?n=6") == (500, {"error": "internal error", "status": 500})
         assert calls and call(base, "/health")[0] == 200
+        assert call(base, "/users/1/recommendations?n=5")[0] == 200  # the kept list
 
 
 def test_an_api_key_guards_every_route_but_health(saved, monkeypatch):

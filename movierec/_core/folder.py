@@ -1,7 +1,8 @@
-"""Folders replaced in one step and read back verified: siblings, atomic exchange, fsync, manifest.
+"""Folders replaced in one step: siblings, atomic exchange, fsync, manifest (with the save's generation).
 
 :func:`movierec._core.persist.atomic_folder` writes a model into :func:`new_sibling`, then
-:func:`write_manifest` and :func:`replace_folder`; loads go through :func:`read_verified`.
+:func:`write_manifest` and :func:`replace_folder`; loads go through :func:`verified_folder`
+(:mod:`movierec._core.verify`, re-exported here with the rest of the reading side).
 
 Why an exchange and not "rename the old folder aside, rename the new one in": between those two
 renames ``path`` does not exist, so a reader fails and a crash there leaves no model at ``path``.
@@ -23,32 +24,42 @@ import os
 import secrets
 import shutil
 import socket
-import stat
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from movierec.exceptions import ModelFileError
+from movierec._core.verify import (
+    MANIFEST_FILE,
+    VerifiedFolder,
+    folder_identity,
+    generation_at,
+    parse_json,
+    read_verified,
+    verified_folder,
+)
 
 __all__ = [
     "MANIFEST_FILE",
+    "VerifiedFolder",
     "folder_identity",
     "fsync_dir",
+    "generation_at",
+    "new_generation",
     "new_sibling",
     "parse_json",
     "read_verified",
     "remove_stale",
     "remove_tree",
     "replace_folder",
+    "saving_generation",
+    "verified_folder",
     "write_manifest",
 ]
 
-MANIFEST_FILE = "manifest.json"
 _MARK = ".saving-"
 _CHUNK = 1 << 20
-_MAX_MANIFEST = 64 << 20
-# A read starts again this many times when a concurrent save replaces the folder under it.
-_READ_ATTEMPTS = 5
 _RENAME_EXCHANGE, _AT_FDCWD = 2, -100
 # Errors by which renameat2 says "not here": no syscall, or not on this filesystem.
 _UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV}
@@ -169,8 +180,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_GENERATION: ContextVar[str | None] = ContextVar("movierec_save_generation", default=None)
+
+
+def new_generation() -> str:
+    """Return a random token naming one save: no two saves, hence no two folders, share one."""
+    return secrets.token_hex(16)
+
+
+@contextmanager
+def saving_generation(token: str) -> Iterator[None]:
+    """Make every :func:`write_manifest` inside the block write ``token`` (one save, members included)."""
+    reset = _GENERATION.set(token)
+    try:
+        yield
+    finally:
+        _GENERATION.reset(reset)
+
+
 def write_manifest(folder: Path) -> None:
-    """Fsync every file under ``folder``, then write ``manifest.json``: the SHA-256 and size of each."""
+    """Fsync every file under ``folder``, then write ``manifest.json``: the SHA-256 and size of each.
+
+    The manifest also holds the save's ``generation`` (:func:`saving_generation`; a new token
+    outside one), the same in an ensemble's manifest and its members', so a reader can tell one
+    save from the next even when the filesystem hands a freed inode straight back out.
+    """
     files = {}
     for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         rel = file.relative_to(folder).as_posix()
@@ -184,139 +218,10 @@ def write_manifest(folder: Path) -> None:
             os.fsync(handle.fileno())
         files[rel] = {"sha256": digest.hexdigest(), "size": size}
     with open(folder / MANIFEST_FILE, "w") as handle:
-        json.dump({"format": 1, "files": files}, handle, indent=1, sort_keys=True)
+        generation = _GENERATION.get() or new_generation()
+        json.dump({"format": 1, "generation": generation, "files": files}, handle, indent=1, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
     for directory in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         fsync_dir(directory)
     fsync_dir(folder)
-
-
-# -- reading ------------------------------------------------------------------------------------
-def folder_identity(path: Path) -> tuple[int, int] | None:
-    """Return (device, inode) of ``path``, which a swap changes; None if it is gone."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return status.st_dev, status.st_ino
-
-
-def read_verified(path: Path, keep: Collection[str]) -> tuple[tuple[int, int], dict[str, bytes]]:
-    """Check every file under ``path`` against its manifest; return the folder's identity and the
-    bytes of the files named in ``keep`` that are there.
-
-    Files are opened through one handle on the folder, so a concurrent save that swaps another
-    folder in cannot mix files of two saves; if it deletes files under us, the read starts again.
-
-    Raises
-    ------
-    ModelFileError
-        If the manifest is missing or malformed, or a file is missing, extra, changed or not a
-        regular file (symlinks, fifos and devices are refused).
-    """
-    for attempt in range(_READ_ATTEMPTS):
-        last = attempt + 1 == _READ_ATTEMPTS
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except FileNotFoundError:  # moved aside by a concurrent save (systems without exchange)
-            if last:
-                raise
-            continue
-        try:
-            status = os.fstat(fd)
-            found = (status.st_dev, status.st_ino)
-            try:
-                return found, _check_all(path, fd, keep)
-            except ModelFileError:
-                if last or folder_identity(path) == found:
-                    raise
-        finally:
-            os.close(fd)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _check_all(path: Path, fd: int, keep: Collection[str]) -> dict[str, bytes]:
-    with _open(path, MANIFEST_FILE, fd, MANIFEST_FILE) as handle:
-        manifest = _parse_manifest(path / MANIFEST_FILE, handle.read(_MAX_MANIFEST))
-    kept, seen = {}, set()
-    for rel, dir_fd, name in _walk(fd):
-        if rel == MANIFEST_FILE:
-            continue
-        expected = manifest.get(rel)
-        if expected is None:
-            raise ModelFileError(f"{path / rel}: not listed in {MANIFEST_FILE} (a file was added)")
-        digest, data = hashlib.sha256(), []
-        with _open(path, rel, dir_fd, name) as handle:
-            # Never read past the size the manifest promises: a file cannot make a load read forever.
-            left = expected["size"] + 1
-            while left and (chunk := handle.read(min(_CHUNK, left))):
-                digest.update(chunk)
-                left -= len(chunk)
-                if rel in keep:
-                    data.append(chunk)
-        if left != 1 or digest.hexdigest() != expected["sha256"]:
-            raise ModelFileError(f"{path / rel}: size or SHA-256 differs from {MANIFEST_FILE} (changed or damaged)")
-        seen.add(rel)
-        if rel in keep:
-            kept[rel] = b"".join(data)
-    missing = sorted(set(manifest) - seen)
-    if missing:
-        raise ModelFileError(f"{path / missing[0]}: listed in {MANIFEST_FILE} but missing")
-    return kept
-
-
-def _walk(fd: int) -> Iterator[tuple[str, int, str]]:
-    """Yield (relative posix path, folder handle, name) for every non-folder under the folder ``fd``."""
-    for dirpath, _dirs, files, dir_fd in os.fwalk(".", dir_fd=fd):
-        for name in files:
-            yield os.path.normpath(os.path.join(dirpath, name)).replace(os.sep, "/"), dir_fd, name
-
-
-def _open(path: Path, rel: str, dir_fd: int, name: str) -> Any:
-    """Return a binary handle on the regular file ``name`` of ``dir_fd`` (no symlink, fifo or device)."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(name, flags, dir_fd=dir_fd)
-    except FileNotFoundError:
-        raise ModelFileError(
-            f"{path / rel}: missing; {path} is not a complete movierec model (an interrupted save, "
-            "or one written before saves had a manifest: save it again)"
-        ) from None
-    except OSError as err:  # ELOOP: a symlink
-        raise ModelFileError(f"{path / rel}: cannot be opened as a regular file ({err.strerror})") from None
-    handle = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        handle.close()
-        raise ModelFileError(f"{path / rel}: not a regular file")
-    return handle
-
-
-def parse_json(file: Path, data: bytes) -> dict[str, Any]:
-    """Return the JSON object in ``data``; NaN and Infinity are refused (:class:`ModelFileError` otherwise)."""
-
-    def refuse(constant: str) -> None:
-        raise ValueError(f"{constant} is not a number JSON allows")
-
-    try:
-        document = json.loads(data.decode("utf-8"), parse_constant=refuse)
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise ModelFileError(f"{file}: not valid JSON ({err})") from None
-    if not isinstance(document, dict):
-        raise ModelFileError(f"{file}: must hold a JSON object, not {type(document).__name__}")
-    return document
-
-
-def _parse_manifest(file: Path, data: bytes) -> dict[str, dict[str, Any]]:
-    files = parse_json(file, data).get("files")
-    if not isinstance(files, dict):
-        raise ModelFileError(f"{file}: 'files' must be an object of file name -> sha256 and size")
-    for rel, entry in files.items():
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("sha256"), str)
-            and type(entry.get("size")) is int
-            and entry["size"] >= 0
-        ):
-            raise ModelFileError(f"{file}: the entry for {rel!r} needs a string 'sha256' and an int 'size' >= 0")
-    return files

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from movierec._core.folder import parse_json
 from movierec._core.persist import PARAMS_FILE, saved_class
+from movierec._core.verify import MAX_JSON_BYTES
 from movierec.base import Recommender
 from movierec.exceptions import ModelFileError
 
 __all__ = ["clone", "load_model"]
-
-# Reads at most this much of params.json before parsing it (a saved folder is untrusted).
-_MAX_PARAMS = 16 * 1024 * 1024
 
 
 def clone(model: Recommender) -> Recommender:
@@ -50,9 +50,16 @@ def load_model(path: str | Path) -> Recommender:
     if not path.is_dir():
         raise FileNotFoundError(f"{path} not found: it is not a saved movierec model")
     file = path / PARAMS_FILE
+    # Only the class name is read here, from a regular file (no symlink, fifo or device) and at most
+    # the JSON cap; the class's load then checks every file against the manifest.
     try:
-        with open(file, "rb") as handle:
-            document = parse_json(file, handle.read(_MAX_PARAMS))
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ModelFileError(f"{file}: missing; {path} is not a saved movierec model") from None
+    except OSError as err:
+        raise ModelFileError(f"{file}: cannot be opened as a regular file ({err.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ModelFileError(f"{file}: not a regular file")
+        document = parse_json(file, handle.read(MAX_JSON_BYTES + 1))
     return saved_class(document.get("class"), Recommender, file).load(path)

@@ -18,10 +18,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import io
 import json
+import os
 import warnings
-import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,16 +31,21 @@ import numpy as np
 
 from movierec._core.folder import (
     MANIFEST_FILE,
+    VerifiedFolder,
     folder_identity,
+    generation_at,
+    new_generation,
     new_sibling,
     parse_json,
-    read_verified,
     remove_stale,
     remove_tree,
     replace_folder,
+    saving_generation,
+    verified_folder,
     write_manifest,
 )
 from movierec._core.ids import IdIndex
+from movierec._core.npz import read_npz
 from movierec._version import __version__
 from movierec.exceptions import ModelFileError, MovieRecWarning
 
@@ -55,6 +59,9 @@ __all__ = [
     "ModelFiles",
     "atomic_folder",
     "check_arrays",
+    "check_save_target",
+    "is_model_file",
+    "model_files",
     "read_folder",
     "restore_state",
     "saved_class",
@@ -99,14 +106,15 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         yield path
         write_manifest(path)
         return
-    _refuse_foreign(path)
+    check_save_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(path)
     tmp = new_sibling(path)
     token = _WRITING.set((*_WRITING.get(), tmp))
     try:
-        yield tmp
-        write_manifest(tmp)
+        with saving_generation(new_generation()):  # one token in the manifests of the model and its members
+            yield tmp
+            write_manifest(tmp)
         replace_folder(tmp, path)
     except BaseException:
         remove_tree(tmp)
@@ -115,9 +123,17 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         _WRITING.reset(token)
 
 
-def _refuse_foreign(path: Path) -> None:
+def check_save_target(path: str | Path) -> None:
+    """Raise :class:`FileExistsError` unless a model may be saved at ``path``; nothing is written.
+
+    A save may create ``path``, fill an empty folder or replace a saved model; it refuses a symlink,
+    a file, or a non-empty folder that holds no saved model. Callers that fit before saving (the
+    command line's ``fit --save``) call this first, so a bad target fails before the fit, not after.
+    """
+    path = Path(path).absolute()
     if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise FileExistsError(f"{path} exists and is not a folder; save will not replace it")
+        kind = "a symlink" if path.is_symlink() else "not a folder"
+        raise FileExistsError(f"{path} exists and is {kind}; save will not replace it")
     is_model = (path / MANIFEST_FILE).is_file() or (path / PARAMS_FILE).is_file()
     if path.is_dir() and not is_model and any(path.iterdir()):
         raise FileExistsError(f"{path} is a non-empty folder that holds no saved model; save will not replace it")
@@ -196,14 +212,24 @@ class ModelFiles:
     extra: dict[str, Any]
     arrays: dict[str, np.ndarray]
     identity: tuple[int, int] = dataclasses.field(repr=False, default=(0, 0))
+    generation: str | None = dataclasses.field(repr=False, default=None)
 
     def is_current(self) -> bool:
         """Return whether ``path`` is still the folder read: False once a later save replaced it.
 
-        A loader that reads more by path after :func:`read_folder` (ensemble members, Spark's own
-        files) checks this at the end and reads again when it is False.
+        A loader that reads more by path after :func:`read_folder` (Spark's own files) checks this
+        at the end and reads again when it is False. The save's generation token decides; the
+        folder's (device, inode) only for folders saved before saves wrote one, since a filesystem
+        may hand a freed inode straight back out to the next save's folder.
         """
+        if self.generation is not None:
+            return generation_at(self.path) == self.generation
         return folder_identity(self.path) == self.identity
+
+
+def is_model_file(rel: str) -> bool:
+    """Return whether the relative path ``rel`` is a ``params.json`` or ``arrays.npz``, at any depth."""
+    return rel.rpartition("/")[2] in (PARAMS_FILE, ARRAYS_FILE)
 
 
 def read_folder(path: str | Path, cls: type) -> ModelFiles:
@@ -220,14 +246,25 @@ def read_folder(path: str | Path, cls: type) -> ModelFiles:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} not found: it is not a saved movierec model")
-    found, contents = read_verified(path, keep=(PARAMS_FILE, ARRAYS_FILE))
-    if PARAMS_FILE not in contents:
+    with verified_folder(path, keep=(PARAMS_FILE, ARRAYS_FILE)) as folder:
+        return model_files(folder, "", cls)
+
+
+def model_files(folder: VerifiedFolder, prefix: str, cls: type) -> ModelFiles:
+    """Return the model saved in the subfolder ``prefix`` (``""``, ``"member_0/"``) of a verified folder.
+
+    Its ``params.json`` and ``arrays.npz`` must be among the folder's kept files: the bytes come
+    from the handles that were hashed, so a member is never read by path again.
+    """
+    path = folder.path / prefix.rstrip("/") if prefix else folder.path
+    if prefix + PARAMS_FILE not in folder.handles:
         raise ModelFileError(f"{path / PARAMS_FILE}: missing; {path} is not a saved movierec model")
-    document = _parse_params(path / PARAMS_FILE, contents[PARAMS_FILE])
+    document = _parse_params(path / PARAMS_FILE, folder.read(prefix + PARAMS_FILE))
     saved_cls = saved_class(document["class"], cls, path / PARAMS_FILE)
     params = _build_params(path / PARAMS_FILE, saved_cls, document["params"])
-    arrays = _parse_arrays(path / ARRAYS_FILE, contents[ARRAYS_FILE]) if ARRAYS_FILE in contents else {}
-    return ModelFiles(path, saved_cls, params, document["extra"], arrays, found)
+    handle = folder.handles.get(prefix + ARRAYS_FILE)
+    arrays = {} if handle is None else read_npz(path / ARRAYS_FILE, handle, os.fstat(handle.fileno()).st_size)
+    return ModelFiles(path, saved_cls, params, document["extra"], arrays, folder.identity, folder.generation)
 
 
 def _parse_params(file: Path, data: bytes) -> dict[str, Any]:
@@ -292,33 +329,6 @@ def _rebuild(file: Path, key: str, value: Any) -> Any:
         return cls(**fields)
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"{file}: parameter {key!r} is not a valid {name} ({err})") from None
-
-
-def _parse_arrays(file: Path, data: bytes) -> dict[str, np.ndarray]:
-    """Return the arrays of an ``.npz``'s bytes: stored (uncompressed) members only, no pickle."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for info in archive.infolist():
-                _check_member(file, archive, info)
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except ModelFileError:
-        raise
-    except Exception as err:  # noqa: BLE001 - any failure to parse is a malformed file
-        raise ModelFileError(f"{file}: not a readable .npz archive ({type(err).__name__}: {err})") from None
-
-
-def _check_member(file: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    # np.savez stores members uncompressed; a compressed one could inflate without bound.
-    if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
-        raise ModelFileError(f"{file}: member {info.filename!r} is not a stored .npy array")
-    with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _fortran, dtype = read_header(member)
-        size = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        if dtype.hasobject or size != info.file_size - member.tell():
-            raise ModelFileError(f"{file}: member {info.filename!r} holds objects or is truncated")
 
 
 # -- checking restored state --------------------------------------------------------------------

@@ -13,7 +13,9 @@ not a wider scale. A frame without a declared scale is on its own range by defin
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,8 @@ USER, ITEM, RATING, TIMESTAMP = "userId", "movieId", "rating", "timestamp"
 RATINGS_COLUMNS = (USER, ITEM, RATING, TIMESTAMP)
 #: the key of ``DataFrame.attrs`` under which a ratings frame declares its (lowest, highest) rating
 SCALE_ATTR = "rating_scale"
+# Frames checked by a fit that is still running, or rows of one: id -> (frame, its shape and columns).
+_TRUSTED: ContextVar[Mapping[int, tuple[pd.DataFrame, tuple]] | None] = ContextVar("movierec_checked_frames", default=None)
 
 
 def _example(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
@@ -100,6 +104,34 @@ def _check_numeric(frame: pd.DataFrame, column: str, name: str) -> None:
         raise DataValidationError(f"{name}.{column} has NaN or infinite values in {_example(frame, bad)}")
 
 
+def _shape_of(frame: pd.DataFrame) -> tuple:
+    return frame.shape, tuple(frame.columns), tuple(str(t) for t in frame.dtypes)
+
+
+@contextmanager
+def trusted_ratings(*frames: pd.DataFrame) -> Iterator[None]:
+    """Let :func:`check_ratings` pass ``frames`` unchecked inside the block: they were checked already.
+
+    For a fit that checked its ratings and hands them, or rows of them, to inner fits (an ensemble's
+    members, its hold-out split): one check per public fit, not one per inner fit (a check takes
+    seconds at 10M ratings). The trust is the block's, not the frame's: nothing a caller puts in a
+    frame (``attrs``, a subclass) earns it, it ends with the block, and a frame whose shape, columns
+    or dtypes changed since is checked again. Empty frames are never trusted (their error stays).
+    """
+    trusted = dict(_TRUSTED.get() or {})
+    trusted.update({id(f): (f, _shape_of(f)) for f in frames if isinstance(f, pd.DataFrame) and len(f)})
+    token = _TRUSTED.set(trusted)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def _is_trusted(frame: Any) -> bool:
+    entry = (_TRUSTED.get() or {}).get(id(frame))
+    return entry is not None and entry[0] is frame and entry[1] == _shape_of(frame)
+
+
 def check_ratings(
     ratings: Any, *, name: str = "ratings", rating_scale: tuple[float, float] | None = None
 ) -> pd.DataFrame:
@@ -108,8 +140,18 @@ def check_ratings(
     Columns must be ``userId, movieId, rating`` and optionally ``timestamp``; ids all integers or
     all strings in each column; ratings finite numbers, within ``rating_scale`` (default: the
     scale the frame declares in ``attrs``, else any); no duplicate (userId, movieId) pair; at
-    least one row.
+    least one row. A frame a running fit already checked (:func:`trusted_ratings`) is only
+    checked against ``rating_scale``, when one is given.
     """
+    if _is_trusted(ratings):
+        if rating_scale is not None:
+            check_scale(ratings, rating_scale, name=name)
+        return ratings
+    return _validate_ratings(ratings, name, rating_scale)
+
+
+def _validate_ratings(ratings: Any, name: str, rating_scale: tuple[float, float] | None) -> pd.DataFrame:
+    """Check every row of ``ratings`` (:func:`check_ratings` without the trust of a running fit)."""
     _check_frame(ratings, name)
     missing = [c for c in (USER, ITEM, RATING) if c not in ratings.columns]
     if missing:

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from movierec._core.ids import index_ratings
-from movierec._core.validation import USER
+from movierec._core.validation import USER, trusted_ratings
 from movierec.ensemble._blend import forward_select
+from movierec.ensemble._state import FittedState
 from movierec.metrics import model_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +40,8 @@ def holdout_split(
     from movierec.data.split import sample_users, stratified_split
 
     sampled = sample_users(ratings, max_users, random_state)
-    train, holdout = stratified_split(sampled, size, random_state=random_state)
+    with trusted_ratings(sampled):  # rows of ratings: checked once already when ratings is
+        train, holdout = stratified_split(sampled, size, random_state=random_state)
     if sampled is not ratings:
         rest = ratings[~ratings[USER].isin(pd.unique(sampled[USER]))]
         train = pd.concat([rest, train]).sort_index()
@@ -75,10 +77,9 @@ def select_members(
             return float(errors[subset[0]])
         blend = type(ensemble)([ensemble.models[p] for p in subset], metric=ensemble.metric,
                                candidates=ensemble.candidates, random_state=ensemble.random_state)
-        blend.users_, blend.items_, blend.seen_ = users, items, seen
-        blend.models_ = [models[p] for p in subset]
-        blend.errors_, blend.score_mean_, blend.score_std_ = errors[subset], means[subset], stds[subset]
-        blend.weights_, blend.intercept_ = 1.0 / errors[subset], np.nan
+        FittedState(models=[models[p] for p in subset], members=np.array(subset), users=users, items=items,
+                    seen=seen, errors=errors[subset], weights=1.0 / errors[subset], score_mean=means[subset],
+                    score_std=stds[subset]).apply(blend)
         return holdout_error(blend, holdout, ensemble.metric)
 
     chosen, trace = forward_select(len(models), error_of)

@@ -23,8 +23,8 @@ from movierec.ensemble._files import load_ensemble, save_ensemble
 from movierec.ensemble._history import EnsembleHistory
 from movierec.ensemble._holdout import holdout_error, holdout_split, select_members
 from movierec.ensemble._members import FitEvent, close_all
-from movierec.ensemble._state import FittedState
 from movierec.ensemble._stacking import out_of_fold, parts_of, rating_scale, stacked_weights
+from movierec.ensemble._state import FittedState
 from movierec.exceptions import InvalidParameterError, MovieRecWarning
 from movierec.metrics import parse_metric
 

@@ -1,0 +1,68 @@
+"""Helpers of the service's tests: a uvicorn server in a thread, and one call over real HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def serving(server: Any) -> Iterator[str]:
+    """Run a uvicorn server in a thread until the block ends; yield its base URL."""
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def call(url: str, path: str, body: Any = None, *, method: str | None = None, raw: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """Return (status, parsed JSON body) of one request to ``url + path``."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url + path, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection (many requests, one socket), as a real client holds."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=20)
+
+    def send(self, method: str, path: str, raw: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        self.connection.request(method, path, body=raw, headers={"Content-Type": "application/json",
+                                                                  **(headers or {})})
+        response = self.connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def rows(frame: Any) -> list[dict[str, Any]]:
+    """Return a frame's rows as dicts of plain Python values."""
+    return [dict(zip(frame.columns, row)) for row in zip(*(frame[c].tolist() for c in frame.columns))]

@@ -39,6 +39,8 @@ ENSEMBLE3 = "WeightedEnsemble (SVD+ALS+FM)"
 ENSEMBLE4 = "WeightedEnsemble (SVD+ALS+FM+MyFMBayes)"
 # The ranking suite's rows of the main job's ranking ensemble start with this (one per candidate mode).
 RANKING_ENSEMBLE = "WeightedEnsemble ranking (EASE+ALS+FM, forward)"
+# The same ensemble recipe with members chosen on the suite's own grids (not the main job's settings).
+TUNED_ENSEMBLE = "WeightedEnsemble ranking, grid-tuned members"
 # The scale suite's end-to-end entry: `movierec recommend` with its defaults, as a command.
 SCALE_MAIN_JOB = "movierec recommend (main job)"
 

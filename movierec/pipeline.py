@@ -125,18 +125,22 @@ class Settings:
             wrong = [name for name in models if self.task not in registry.MODELS[name].tasks]
             if wrong:
                 offered = [name for name, spec in registry.MODELS.items() if self.task in spec.tasks]
-                raise InvalidParameterError(f"models {', '.join(wrong)} cannot be used for the {self.task} task; "
+                raise InvalidParameterError(f"models: {', '.join(wrong)} cannot be used for the {self.task} task; "
                                             f"choose among {', '.join(offered)}")
         if self.weights not in ("inverse_error", "stacked"):
             raise InvalidParameterError(f"weights must be inverse_error or stacked, got {self.weights!r}")
         if self.weights == "stacked" and self.task != "rating":
-            raise InvalidParameterError("weights='stacked' is learned from ratings: use task='rating'")
+            raise InvalidParameterError("weights: stacked weights are learned from ratings: they need the rating task")
         for name in ("n", "k", "candidates"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidParameterError(f"{name} must be a positive int, got {value!r}")
         if self.ensemble not in (None, "full", "candidates"):
             raise InvalidParameterError(f"ensemble must be full, candidates or None, got {self.ensemble!r}")
+        mode = self.ensemble or ("candidates" if self.task == "rating" else None)
+        if mode == "candidates" and max(self.n, self.k) > self.candidates:
+            raise InvalidParameterError(f"candidates: K={self.candidates} is smaller than n/k ({max(self.n, self.k)}); "
+                                        "raise candidates or use ensemble='full'")
         if self.recommender != ENSEMBLE and self.recommender not in self.members:
             raise InvalidParameterError(f"recommender must be {ENSEMBLE} or one of {', '.join(self.members)}, "
                                         f"got {self.recommender!r}")

@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from movierec._core.validation import ITEM, USER
+from movierec import pipeline
 from movierec.exceptions import DataValidationError
 
-__all__ = ["DEFAULT_COLUMNS", "REPORT_USERS", "check_out_dir", "check_out_file", "check_something_to_rank",
-           "load_data", "load_split", "report_users"]
+__all__ = ["DEFAULT_COLUMNS", "REPORT_USERS", "check_out_dir", "check_out_file", "load_data", "load_split",
+           "report_users", "settings_from"]
 
 logger = logging.getLogger("movierec.cli")
 
@@ -49,6 +49,24 @@ def check_out_file(path: Path, option: str = "--out") -> None:
     check_out_dir(path.parent if str(path.parent) else Path("."), option)
 
 
+#: Each field of movierec.pipeline.Settings and the option that sets it.
+_SETTING_OPTIONS = {"task": "task", "models": "models", "weights": "weights", "n": "n", "k": "k",
+                    "ensemble": "ensemble", "candidates": "candidates", "recommender": "recommender",
+                    "random_state": "seed"}
+
+
+def settings_from(args: argparse.Namespace) -> pipeline.Settings:
+    """Return the main job's settings from the options the command has (the others keep their defaults).
+
+    Raises InvalidParameterError (the CLI's parser turns it into a usage error) on a bad combination.
+    """
+    options = vars(args)
+    given = {field: options[option] for field, option in _SETTING_OPTIONS.items() if options.get(option) is not None}
+    if "models" in given:
+        given["models"] = tuple(given["models"])
+    return pipeline.Settings(**given)
+
+
 def report_users(args: argparse.Namespace, train: pd.DataFrame) -> list[Any]:
     """Return the report's users: ``--users`` known to ``train`` (a warning names the others), else
     the first few user ids. None known is an error, raised before any fitting."""
@@ -70,17 +88,9 @@ def _ids(values: Sequence[Any], shown: int = 10) -> str:
     return text + (f" and {len(values) - shown} more" if len(values) > shown else "")
 
 
-def check_something_to_rank(train: pd.DataFrame) -> None:
-    """Raise DataValidationError if every user of ``train`` rated all its movies: no list could hold one."""
-    movies = train[ITEM].nunique()
-    if (train.groupby(USER, sort=False)[ITEM].size() >= movies).all():
-        raise DataValidationError(f"every user of the training part rated all of its movies ({movies:,}): there is "
-                                  "nothing left to recommend (top-N lists need movies a user has not rated)")
-
-
 def load_data(args: argparse.Namespace) -> Any:
     """Return the data the arguments name: ``--ratings FILE`` (with ``--items``, ``--columns``) or ``--dataset``."""
-    if getattr(args, "ratings", None) is not None:
+    if args.ratings is not None:
         from movierec.data.ratings_file import load_ratings, parse_columns
 
         # default: the rating and timestamp columns when the file has them; --columns is taken as given

@@ -1,5 +1,5 @@
-"""The ``movierec`` subcommands around a kept model: ``fit --save``, ``recommend --model``,
-``evaluate --model`` and ``serve``; ``movierec.cli`` parses their arguments.
+"""The ``movierec`` subcommands that keep a model and use it: ``fit --save``, ``recommend --model``
+and ``evaluate --model``; ``movierec.cli`` parses their arguments.
 
 A kept model is a folder written by ``WeightedEnsemble.save`` with ``model-card.json`` inside it,
 under the folder's manifest (movierec.model_card.save_with_card).
@@ -14,19 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from movierec.cli._commands import (
-    ENSEMBLE,
-    chosen_members,
-    close_quietly,
-    fit_ensemble,
-    markdown_table,
-    new_ensemble,
-    one_line,
-    with_titles,
-)
+from movierec import pipeline
+from movierec._core.output import write_csv
 from movierec.cli._data import check_out_dir, load_data
+from movierec.cli._output import markdown_table, progress_bars, with_titles
+from movierec.pipeline import ENSEMBLE
 
-__all__ = ["evaluate_saved", "fit_command", "recommend_saved", "serve_command"]
+__all__ = ["evaluate_saved", "fit_command", "recommend_saved"]
 
 logger = logging.getLogger("movierec.cli")
 
@@ -37,22 +31,24 @@ def fit_command(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     check_out_dir(args.save, "--save")
+    settings = args.settings
     data = load_data(args)
     ratings = data.ratings
-    candidates = args.candidates if args.task == "rating" else None
-    ensemble, names = new_ensemble(args, ratings, candidates)
+    candidates = settings.candidates if settings.task == "rating" else None
+    ensemble, names = pipeline.build_ensemble(ratings, settings, candidates)
     try:
-        fit_ensemble(args, ensemble, names, ratings, "fitting")
-        chosen = list(chosen_members(names, ensemble))
+        with progress_bars(args.quiet) as progress:
+            pipeline.fit_ensemble(ensemble, names, ratings, progress=progress)
+        chosen = list(pipeline.chosen_members(names, ensemble))
         holdout = {name: float(e) for name, e in zip(names, ensemble.candidate_errors_)}
         metrics = {"metric": ensemble.metric, "holdout_errors": holdout, "chosen": chosen,
                    "weights": dict(zip(chosen, map(float, ensemble.weights_)))}
-        card = build_card(ensemble, getattr(args, "ratings", None), ratings, metrics,
+        card = build_card(ensemble, args.ratings, ratings, metrics,
                           sha256=getattr(data, "sha256", None), implicit=getattr(data, "implicit", None),
-                          extra={"task": args.task, "source": str(getattr(args, "ratings", None) or args.dataset)})
+                          extra={"task": settings.task, "source": str(args.ratings or args.dataset)})
         save_with_card(ensemble, args.save, card)
     finally:
-        close_quietly(ensemble)
+        pipeline.close_quietly(ensemble)
     print(f"fitted {', '.join(chosen)} on {len(ratings):,} ratings ({args.task} task); hold-out "
           + ("RMSE" if ensemble.metric == "rmse" else f"1 - {ensemble.metric}") + ": "
           + ", ".join(f"{name} {e:.4f}" for name, e in holdout.items()))
@@ -84,7 +80,7 @@ def recommend_saved(args: argparse.Namespace) -> int:
         items = pd.DataFrame({"movieId": known["movieId"].unique(), "title": ""})
     recommendations = with_titles(known, items)
     path = args.out / "recommendations.csv"
-    recommendations.to_csv(path, index=False, float_format="%.6g")
+    write_csv(path, recommendations, float_format="%.6g")
     print(f"wrote {path} ({len(recommendations):,} rows: {recommendations['userId'].nunique()} users x top {args.n} "
           f"of the model in {args.model})")
     return 0
@@ -92,7 +88,7 @@ def recommend_saved(args: argparse.Namespace) -> int:
 
 def _titles(args: argparse.Namespace) -> pd.DataFrame | None:
     """Return ``movieId, title``: from ``--ratings``/``--items``, else from the dataset the model card names."""
-    if getattr(args, "ratings", None) is not None:
+    if args.ratings is not None:
         return load_data(args).items
     from movierec.data.movielens import known_datasets, load_movielens
     from movierec.model_card import read_card
@@ -117,15 +113,4 @@ def evaluate_saved(args: argparse.Namespace) -> int:
         model.close()
     print(markdown_table(table.drop(columns="scored", errors="ignore").map(lambda v: f"{v:.4f}")))
     print(f"\n{args.model} on {args.ratings}: {len(test):,} ratings, {task} task")
-    return 0
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    """Serve a kept model over HTTP until interrupted."""
-    from movierec.serve import run
-
-    try:
-        run(args.model, args.host, args.port)
-    except OSError as err:  # the port is taken, or the host cannot be bound
-        raise ValueError(f"cannot serve on {args.host}:{args.port}: {one_line(err)}") from err
     return 0

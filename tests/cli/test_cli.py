@@ -21,7 +21,6 @@ import pytest
 
 from movierec import EASE, registry
 from movierec.cli import build_parser
-from movierec.cli._commands import build_members
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV_COLUMNS = ["userId", "movieId", "title", "score", "rank"]
@@ -120,12 +119,12 @@ def test_recommender_left_out_by_forward_selection_is_a_clear_error(tmp_path, da
     result = run_cli("recommend", "--models", "ease,pop", "--recommender", "pop", "--out", str(tmp_path / "out"),
                      "--quiet", data=data_home)
     assert result.returncode == 1
-    assert "--recommender pop: the ensemble left it out on the hold-out (members chosen: ease)" in result.stderr
+    assert "recommender pop: the ensemble left it out on the hold-out (members chosen: ease)" in result.stderr
     assert not (tmp_path / "out" / "recommendations.csv").exists()
 
 
 def test_members_come_from_the_registry_seeded_where_they_take_a_seed():
-    members = build_members(["baseline", "svd"], 7)
+    members = {name: registry.make_model(name, "rating", seed=7) for name in ["baseline", "svd"]}
     assert list(members) == ["baseline", "svd"]
     assert type(members["baseline"]) is registry.model_class("baseline")
     assert "random_state" not in members["baseline"].get_params()
@@ -160,8 +159,8 @@ def test_python_m_and_console_script_agree(data_home):
         (["--dataset", "ml-1m", "--fold", "u1"], "only ml-100k has official folds"),
         (["--task", "rating", "--models", "baseline", "--recommender", "svd"], "argument --recommender"),
         (["--task", "rating", "--candidates", "3"], "argument --candidates"),
-        (["--models", "svd"], "svd cannot be used for --task ranking"),
-        (["--task", "rating", "--models", "ease"], "ease cannot be used for --task rating"),
+        (["--models", "svd"], "svd cannot be used for the ranking task"),
+        (["--task", "rating", "--models", "ease"], "ease cannot be used for the rating task"),
         (["--no-such-option"], "unrecognized arguments"),
     ],
 )
@@ -397,7 +396,7 @@ def test_rating_task_with_stacked_weights(tmp_path, data_home):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["recommend", "--weights", "stacked"], "use --task rating"),
+        (["recommend", "--weights", "stacked"], "they need the rating task"),
         (["recommend", "--items", "x.csv"], "go with --ratings"),
         (["evaluate", "--model", "somewhere"], "needs --ratings"),
         (["fit", "--models", "ease"], "--save"),
@@ -452,46 +451,6 @@ def test_latest_layout_csv_to_fit_recommend_and_serve_gives_the_same_top_10(tmp_
             assert json.loads(response.read())["status"] == "ok"
 
 
-def test_ranking_ensemble_mode_follows_the_data_size(monkeypatch):
-    import argparse
-
-    from movierec.cli import _commands as _cli_commands
-
-    train = pd.DataFrame({"userId": [1, 1, 2, 3], "movieId": [10, 11, 10, 12], "rating": 4.0})  # 3 x 3 cells
-    args = argparse.Namespace(ensemble=None, candidates=20, n=30, k=10)
-    assert _cli_commands._candidates(args, train) is None  # small: every unseen movie
-    monkeypatch.setattr(_cli_commands, "FULL_ENSEMBLE_CELLS", 8)
-    assert _cli_commands._candidates(args, train) == 30  # large: candidates, at least --n
-    assert _cli_commands._candidates(argparse.Namespace(ensemble="full", candidates=20, n=5, k=10), train) is None
-    assert _cli_commands._candidates(argparse.Namespace(ensemble="candidates", candidates=20, n=5, k=10), train) == 20
-
-
-def test_ranking_ensemble_settings_follow_the_data_size(monkeypatch):
-    import argparse
-    import dataclasses
-
-    from movierec import registry
-    from movierec.cli import _commands as _cli_commands
-    from movierec.testing import synthetic_ratings
-
-    train = synthetic_ratings(n_users=30, n_items=40, seed=1)
-    args = argparse.Namespace(models=["ease", "als", "fm"], default_models=True, seed=0, task="ranking", k=10)
-    ensemble, names = _cli_commands.new_ensemble(args, train)
-    assert names == ["ease", "als", "fm"] and ensemble.refit and ensemble.holdout_users == _cli_commands.HOLDOUT_USERS
-    monkeypatch.setitem(registry.MODELS, "fm", dataclasses.replace(registry.MODELS["fm"],
-                                                                   default_max_ratings={"ranking": len(train) - 1}))
-    monkeypatch.setattr(_cli_commands, "REFIT_USERS", 29)
-    ensemble, names = _cli_commands.new_ensemble(args, train)
-    assert names == ["ease", "als"] and len(ensemble.models) == 2 and not ensemble.refit
-    # members the user named are kept whatever the size
-    ensemble, names = _cli_commands.new_ensemble(argparse.Namespace(**{**vars(args), "default_models": False}), train)
-    assert names == ["ease", "als", "fm"]
-    # the limit is the ranking task's only: the rating task keeps the seed's members
-    rating = argparse.Namespace(**{**vars(args), "models": ["als", "svd", "fm"], "task": "rating",
-                                   "weights": "inverse_error"})
-    assert _cli_commands.new_ensemble(rating, train)[1] == ["als", "svd", "fm"]
-
-
 def test_own_ratings_without_columns_take_rating_and_timestamp_when_present(tmp_path, data_home):
     from movierec.testing import synthetic_ratings
 
@@ -514,16 +473,3 @@ def test_own_ratings_without_columns_take_rating_and_timestamp_when_present(tmp_
     result = run_cli("recommend", "--ratings", str(tmp_path / "single.csv"), "--out", str(tmp_path / "o3"), data=data_home)
     assert result.returncode == 1 and "no rating went to test" in result.stderr, result.stderr
     assert "fitted" not in result.stderr
-
-
-def test_a_member_that_cannot_be_tuned_keeps_its_default(caplog):
-    import argparse
-
-    from movierec.cli import _commands as _cli_commands
-
-    one_each = pd.DataFrame({"userId": range(20), "movieId": [i % 4 for i in range(20)], "rating": 4.0})
-    args = argparse.Namespace(models=["ease"], default_models=False, seed=0, task="ranking", k=10)
-    with caplog.at_level("WARNING", logger="movierec"):
-        ensemble, names = _cli_commands.new_ensemble(args, one_each)
-    assert names == ["ease"] and ensemble.models[0].l2 == EASE().l2
-    assert "ease kept its default settings" in caplog.text and "two or more ratings" in caplog.text

@@ -9,7 +9,7 @@ from typing import Any
 
 from movierec._core.folder import parse_json
 from movierec._core.persist import PARAMS_FILE, saved_class
-from movierec._core.verify import MAX_JSON_BYTES
+from movierec._core.verify import MAX_JSON_BYTES, check_file_size
 from movierec.base import Recommender
 from movierec.exceptions import ModelFileError
 
@@ -59,7 +59,9 @@ def load_model(path: str | Path) -> Recommender:
     except OSError as err:
         raise ModelFileError(f"{file}: cannot be opened as a regular file ({err.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise ModelFileError(f"{file}: not a regular file")
+        check_file_size(path, PARAMS_FILE, status)
         document = parse_json(file, handle.read(MAX_JSON_BYTES + 1))
     return saved_class(document.get("class"), Recommender, file).load(path)

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_FOLDER_BYTES",
     "MAX_JSON_BYTES",
     "VerifiedFolder",
+    "check_file_size",
     "folder_identity",
     "generation_at",
     "parse_json",
@@ -254,7 +255,7 @@ def _listing(path: Path, fd: int, stack: ExitStack) -> dict[str, _Entry]:
                 continue
             if not stat.S_ISREG(status.st_mode):
                 raise ModelFileError(f"{path / rel}: not a regular file")
-            _check_size(path, rel, status)
+            check_file_size(path, rel, status)
             total += status.st_size
             if total > MAX_FOLDER_BYTES:
                 raise ModelFileError(f"{path}: its files add up to more than {MAX_FOLDER_BYTES} bytes, "
@@ -263,7 +264,8 @@ def _listing(path: Path, fd: int, stack: ExitStack) -> dict[str, _Entry]:
     return entries
 
 
-def _check_size(path: Path, rel: str, status: os.stat_result) -> None:
+def check_file_size(path: Path, rel: str, status: os.stat_result) -> None:
+    """Raise :class:`ModelFileError` if the file ``path / rel`` is over its cap or sparse (from its ``stat``)."""
     cap = MAX_JSON_BYTES if rel.endswith(".json") else MAX_FILE_BYTES
     if status.st_size > cap:
         raise ModelFileError(f"{path / rel}: {status.st_size} bytes, over the {cap} a movierec model file "

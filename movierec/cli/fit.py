@@ -16,6 +16,7 @@ import pandas as pd
 
 from movierec import pipeline
 from movierec._core.output import write_csv
+from movierec._core.persist import check_save_target
 from movierec.cli._data import check_out_dir, load_data
 from movierec.cli._output import markdown_table, progress_bars, with_titles
 from movierec.pipeline import ENSEMBLE
@@ -30,6 +31,7 @@ def fit_command(args: argparse.Namespace) -> int:
     from movierec.model_card import build_card, save_with_card
 
     started = time.perf_counter()
+    check_save_target(args.save)  # a symlink, a file or a folder of other files: refused before the fit
     check_out_dir(args.save, "--save")
     settings = args.settings
     data = load_data(args)

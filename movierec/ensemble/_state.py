@@ -69,14 +69,16 @@ class FittedState:
     def check(self, file: str | Path, *, same_ids: bool) -> None:
         """Raise :class:`ModelFileError` naming ``file`` unless the state is one an ensemble's ``fit`` makes.
 
-        Errors are positive, weights and sigmas non-negative, the rating scale ``lowest <= highest``
+        Errors, weights and sigmas are non-negative (inverse-error weights are finite, so those errors
+        are positive), the rating scale ``lowest <= highest``
         (equal when every rating had one value, as clicks do), and every member knows only the
         ensemble's users and movies: all of them when ``same_ids`` (members refitted on all the
         ratings), a part of them otherwise (members kept from the hold-out fit, ``refit=False``).
         """
         low, high = (float(v) for v in self.rating_scale)
-        if not ((self.errors > 0).all() and (self.score_std >= 0).all() and (self.weights >= 0).all()):
-            raise ModelFileError(f"{file}: errors must be positive, weights and score_std non-negative")
+        # An error may be 0: a stacked ensemble's member can predict its held-out ratings exactly (clicks).
+        if not ((self.errors >= 0).all() and (self.score_std >= 0).all() and (self.weights >= 0).all()):
+            raise ModelFileError(f"{file}: errors, weights and score_std must be non-negative")
         if not low <= high:  # NaN fails too
             raise ModelFileError(f"{file}: rating_scale must be [lowest, highest] with lowest <= highest, "
                                  f"got [{low}, {high}]")

@@ -20,6 +20,7 @@ from movierec._core.params import Bool, Constraint, Int, Options, Real, Seed, ch
 from movierec._core.validation import ITEM, RATING, USER, check_ratings, check_scale
 from movierec.base import ArrayRecommender, TuneResult
 from movierec.exceptions import BackendError
+from movierec.models._fold_in import cosine_similarities, ridge_contributions, ridge_fold_in
 
 surprise = require("surprise", "surprise")
 
@@ -240,6 +241,51 @@ class SurpriseSVD(ArrayRecommender):
         scores = self.global_mean_ + self.user_bias_[user_idx][:, None] + self.item_bias_[None, :]
         scores += dot  # after the biases: Surprise's summation order, so equal to _score_pairs
         return self._clip(scores)
+
+    # -- a visitor's history --------------------------------------------------------------------
+    def _fold_in_terms(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> tuple[np.ndarray, float, float | None]:
+        """Return (targets, factor penalty, bias penalty or None) of the visitor's least squares.
+
+        Surprise's SGD applies ``reg_all`` at every rating it visits, so at its fixed point a user's
+        penalty is ``reg_all`` times their rating count: the fold-in uses the same scaling.
+        """
+        targets = np.asarray(self._history_ratings(ratings, len(item_idx)), dtype=np.float64)
+        penalty = float(self.reg_all) * len(item_idx)
+        if not self.biased:
+            return targets, penalty, None
+        return targets - self.global_mean_ - self.item_bias_[item_idx], penalty, penalty
+
+    def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
+        """Return every movie's clipped estimate for a visitor, their bias and factors fitted to the history.
+
+        With the movies' ``qi`` and ``bi`` (and ``mu``) fixed, the visitor's ``b_u`` and ``p_u``
+        minimize ``sum_j (r_j - mu - b_j - b_u - q_j.p_u)^2 + reg_all n (b_u^2 + |p_u|^2)``, a ridge
+        regression on ``[1, q_j]`` solved in closed form (``n``: the history's size; ``reg_all``
+        is scaled as Surprise's SGD, which applies it once per rating). Without ratings each
+        movie counts as liked.
+        """
+        targets, penalty, bias_penalty = self._fold_in_terms(item_idx, ratings)
+        b_u, p_u = ridge_fold_in(self.item_factors_[item_idx], targets, penalty, bias_penalty=bias_penalty)
+        scores = self.item_factors_ @ p_u
+        if self.biased:
+            scores = self.global_mean_ + b_u + self.item_bias_ + scores
+        return self._clip(scores)
+
+    def _history_contributions(self, item_idx, ratings, target_idx) -> np.ndarray:
+        """Return each history movie's exact share of the targets' unclipped estimates.
+
+        The fold-in is linear in its targets ``t_j``: ``b_u + q_i.p_u = sum_j t_j x_j' A^-1 x_i``
+        with ``x = [1, q]`` and ``A`` the ridge matrix; the terms sum to the estimate minus an
+        empty history's (``mu + b_i``), before clipping.
+        """
+        targets, penalty, bias_penalty = self._fold_in_terms(item_idx, ratings)
+        return ridge_contributions(
+            self.item_factors_[item_idx], targets, penalty, self.item_factors_[target_idx], bias_penalty=bias_penalty
+        )
+
+    def _similar_items(self, item: int) -> np.ndarray:
+        """Return the cosine of every movie's ``qi`` with ``item``'s."""
+        return cosine_similarities(self.item_factors_, item)
 
     # -- persistence ----------------------------------------------------------------------------
     def _get_arrays(self) -> dict[str, np.ndarray]:

@@ -31,6 +31,8 @@ class TestMyFMBayesContract(RecommenderContract):
 class TestMyFMBayesTimeImplicitContract(RecommenderContract):
     """The contract holds with time and implicit features on (side features need frames in fit)."""
 
+    scores_histories = False  # fold-in needs the ids-only user part (MyFMBayes._fold_in_prior)
+
     def make_model(self):
         return MyFMBayes(**SMALL, time_features=True, implicit=True)
 

@@ -19,7 +19,9 @@ from movierec._core.validation import ITEM, RATING, TIMESTAMP, USER, check_pairs
 from movierec.base import ArrayRecommender
 from movierec.data.features import check_side_frames
 from movierec.exceptions import InvalidParameterError
+from movierec.models._fold_in import cosine_similarities
 from movierec.models.myfm_bayes import _features, _sampler
+from movierec.models.myfm_bayes._fold_in import UserPrior, fold_in_user, user_prior
 
 __all__ = ["MyFMBayes"]
 
@@ -83,6 +85,9 @@ class MyFMBayes(ArrayRecommender):
         The training months (``12 * year + month - 1``, sorted); empty without ``time_features``.
     period_bias_, period_factors_ : ndarray
         The months' linear terms and factor vectors, as for users and movies.
+    user_prior_ : UserPrior or None
+        Each kept sample's noise precision and user prior, which folding in a visitor needs
+        (:meth:`top_n_from_history`); None with features, or for a model saved without it.
 
     Cold start
     ----------
@@ -211,6 +216,7 @@ class MyFMBayes(ArrayRecommender):
             self.users_, self.items_, user_idx, item_idx, self.seen_ = index_ratings(
                 ratings, user_ids, item_ids
             )
+            self.highest_rating_ = float(ratings[RATING].max())  # a history without ratings: each movie liked
             self._learn(user_idx, item_idx, ratings, users, items)
         except BaseException:
             self._reset()  # a failed fit leaves the model unfitted, not half-fitted
@@ -238,7 +244,7 @@ class MyFMBayes(ArrayRecommender):
         else:
             design = _features.ids_design(user_idx, item_idx, n_users, n_items)
         seed = np.random.SeedSequence().entropy % 2**31 if self.random_state is None else self.random_state
-        samples = _sampler.sample_posterior(
+        samples, hypers = _sampler.sample_posterior(
             design.X,
             frame[RATING].to_numpy(dtype=np.float64),
             relations=design.relations,
@@ -250,6 +256,8 @@ class MyFMBayes(ArrayRecommender):
             seed=int(seed),
         )
         folded = _sampler.fold_samples(samples, design.parts)
+        # ids only: the users are prior group 0, grouped or not (_features.ids_design)
+        self.user_prior_ = None if self._with_features() else user_prior(hypers, 0)
         self.global_bias_ = folded.global_bias
         self.period_bias_, self.user_bias_, self.item_bias_ = folded.biases
         self.period_factors_, self.user_factors_, self.item_factors_ = folded.factors
@@ -318,7 +326,10 @@ class MyFMBayes(ArrayRecommender):
         }
 
     def _get_extra(self) -> dict[str, Any]:
-        return {"global_bias": self.global_bias_}
+        extra: dict[str, Any] = {"global_bias": self.global_bias_}
+        if self.user_prior_ is not None:
+            extra["user_prior"] = self.user_prior_.to_json()
+        return extra
 
     def _set_arrays(self, arrays, extra) -> None:
         self.user_bias_, self.item_bias_ = arrays["user_bias"], arrays["item_bias"]
@@ -326,3 +337,44 @@ class MyFMBayes(ArrayRecommender):
         self.periods_, self.period_bias_ = arrays["periods"], arrays["period_bias"]
         self.period_factors_ = arrays["period_factors"]
         self.global_bias_ = float(extra["global_bias"])
+        prior = extra.get("user_prior")  # absent from models saved before fold-in
+        self.user_prior_ = None if prior is None else UserPrior.from_json(prior)
+
+    # -- a visitor's history -----------------------------------------------------------------------
+    def _fold_in_prior(self) -> UserPrior:
+        """Return the user prior fold-in needs, or raise NotImplementedError saying what is missing."""
+        features = [name for name in ("side_features", "time_features", "implicit") if getattr(self, name)]
+        if features:
+            raise NotImplementedError(
+                f"{type(self).__name__} with {', '.join(f'{name}=True' for name in features)} cannot score a "
+                "history: a visitor's feature row needs what the fit built from its frames (side features "
+                "from the users frame, the rating month, the implicit block of rated movies), and "
+                "fold-in here fits the ids-only user part; fit with ids only to fold visitors in"
+            )
+        if self.user_prior_ is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot score a history: this model was saved without the samples' "
+                "user prior (saved before fold-in existed); fit it again"
+            )
+        return self.user_prior_
+
+    def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
+        """Return every movie's score for a visitor: each sample's conditional mean of the user, averaged.
+
+        Ids-only models (:mod:`._fold_in`); with features this raises NotImplementedError naming
+        them. Without ratings each movie counts as liked.
+        """
+        prior = self._fold_in_prior()
+        liked = np.asarray(self._history_ratings(ratings, len(item_idx)), dtype=np.float64)
+        residuals = liked - self.global_bias_ - self.item_bias_[item_idx]
+        bias, vector = fold_in_user(self.item_factors_[item_idx], residuals, prior)
+        return self.global_bias_ + bias + self.item_bias_ + self.item_factors_ @ vector
+
+    def _similar_items(self, item: int) -> np.ndarray:
+        """Return the cosine of every movie's ``item_factors_`` row with ``item``'s.
+
+        A row holds every kept sample's factors side by side, so the dot product of two rows is the
+        posterior mean of ``<v_i, v_j>``: unlike the mean factors, it does not fade when the samples
+        rotate the factor space.
+        """
+        return cosine_similarities(self.item_factors_, item)

@@ -75,8 +75,11 @@ def sample_posterior(
     init_stdev: float,
     seed: int,
     grouping: list[int] | None = None,
-) -> list:
-    """Return myfm's kept posterior samples (objects with ``w0``, ``w``, ``V``) of a Gibbs run.
+) -> tuple[list, list]:
+    """Return myfm's kept posterior samples (objects with ``w0``, ``w``, ``V``) of a Gibbs run, and their hyperparameters.
+
+    The second list holds, for each kept sample, the hyperparameters drawn in the same sweep
+    (``alpha``, the noise precision; ``mu_w``, ``lambda_w``, ``mu_V``, ``lambda_V`` per group).
 
     ``relations`` are (row of each rating, matrix) pairs passed as myfm ``RelationBlock``s: their
     columns follow ``X``'s, and the sampler's cost grows with the matrices' rows, not the ratings'.
@@ -99,7 +102,8 @@ def sample_posterior(
             )
     except Exception as err:
         raise BackendError(f"myfm failed to fit: {err}") from err
-    return list(model.predictor_.samples)
+    samples = list(model.predictor_.samples)
+    return samples, list(model.history_.hypers)[-len(samples) :]
 
 
 @dataclass(frozen=True)

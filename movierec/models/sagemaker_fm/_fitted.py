@@ -23,7 +23,9 @@ from movierec.base import ArrayRecommender
 from movierec.data import features as _features
 from movierec.data.negatives import sample_negatives
 from movierec.exceptions import BackendError
+from movierec.models._fold_in import cosine_similarities
 from movierec.models.sagemaker_fm import _trainer
+from movierec.models.sagemaker_fm._fold_in import FMFoldIn, batches_per_epoch
 
 if TYPE_CHECKING:  # pragma: no cover
     from movierec.sagemaker.backend import SageMakerBackend
@@ -60,6 +62,8 @@ class FittedFM(ArrayRecommender):
     _remote: SageMakerBackend | None = None
     #: A training job's weights, not read yet (its model.tar.gz is downloaded on first use).
     _pending_weights: _trainer.LearnedWeights | None = None
+    #: What folding a visitor in needs (fixed terms, penalties), built on first use.
+    _fold_in: FMFoldIn | None = None
 
     # -- ids and feature rows ------------------------------------------------------------------
     def _index(
@@ -74,6 +78,7 @@ class FittedFM(ArrayRecommender):
             for column, side in ((USER, users), (ITEM, items))
         )
         self.users_, self.items_, user_idx, item_idx, self.seen_ = index_ratings(ratings, user_ids, item_ids)
+        self.highest_rating_ = float(ratings[RATING].max())  # a history without ratings: each movie liked
         self.user_rows_, self.item_rows_, self.feature_names_ = _features.design(
             self.users_, self.items_, user_idx, item_idx, users, items,
             side_feature_value=self.side_feature_value, feature_dim=self.feature_dim,
@@ -163,6 +168,7 @@ class FittedFM(ArrayRecommender):
         self._pending_weights = None
 
     def _prepare_scoring(self) -> None:
+        self._fold_in = None
         self._user_bias, self._user_vec = _trainer.block_terms(self.user_rows_, self.w_, self.V_)
         self._item_bias, self._item_vec = _trainer.block_terms(self.item_rows_, self.w_, self.V_)
 
@@ -200,6 +206,56 @@ class FittedFM(ArrayRecommender):
         scores = self._user_vec[user_idx] @ self._item_vec.T
         scores += self.w0_ + self._user_bias[user_idx][:, None] + self._item_bias[None, :]
         return self._link(scores)
+
+    # -- a visitor's history ----------------------------------------------------------------------
+    def _fold_in_state(self) -> FMFoldIn:
+        if self._fold_in is None:
+            self._ensure_weights()
+            hp = _trainer.sagemaker_hyperparameters(self.get_params())
+            batch = int(hp["mini_batch_size"])
+            rows = self.seen_.nnz * (1.0 + float(self.negatives_per_positive))
+            self._fold_in = FMFoldIn(
+                self.w0_, self._item_bias, self._item_vec,
+                binary=self.predictor_type == "binary_classifier", positive_rating=self.positive_rating,
+                negatives_per_positive=float(self.negatives_per_positive), linear_wd=float(hp["linear_wd"]),
+                factors_wd=float(hp["factors_wd"]), rescale=float(hp.get("rescale_grad") or 1.0 / batch),
+                batches=batches_per_epoch(int(rows), batch),
+            )
+        return self._fold_in
+
+    def _visitor_ratings(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray | None:
+        # the classifier labels a history without ratings as all positive itself
+        if self.predictor_type == "binary_classifier":
+            return ratings
+        return self._history_ratings(ratings, len(item_idx))
+
+    def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
+        """Return every movie's score for a visitor: a new user column fitted to the history (:mod:`._fold_in`).
+
+        Every other weight stays as fitted; the visitor has no user side features (zeros). Ridge
+        for ``regressor``, Newton steps on the logistic loss for ``binary_classifier`` (scores are
+        then probabilities, as :meth:`top_n`'s), with the penalty the trainer's weight decay implies.
+        Scored from the weights in memory, even while an endpoint serves the model.
+        """
+        state = self._fold_in_state()
+        theta = state.theta(item_idx, self._visitor_ratings(item_idx, ratings))
+        return self._link(state.raw_scores(theta))
+
+    def _history_contributions(self, item_idx, ratings, target_idx) -> np.ndarray:
+        """Return the regressor's exact split of ``w_u + <v_u, vec_i>``; the classifier's is leave-one-out."""
+        if self.predictor_type == "binary_classifier":
+            return super()._history_contributions(item_idx, ratings, target_idx)
+        return self._fold_in_state().contributions(item_idx, self._visitor_ratings(item_idx, ratings), target_idx)
+
+    def _similar_items(self, item: int) -> np.ndarray:
+        """Return the cosine of every movie's factor vector with ``item``'s.
+
+        A movie's vector is its row of ``V`` (plus, with side features, its genres' rows times
+        ``side_feature_value``: the ``row @ V`` its scores use, which movies known from side data
+        only have too).
+        """
+        self._ensure_weights()
+        return cosine_similarities(self._item_vec, item)
 
     # -- serving -------------------------------------------------------------------------------
     def deploy(self) -> str:

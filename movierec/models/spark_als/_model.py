@@ -2,12 +2,16 @@
 
 Spark learns the factors; they are then copied into numpy arrays, so ``predict`` and ``top_n`` on
 catalogues that fit in memory run on the driver without Spark (as LensKit's adapters do), and the
-fitted ``ALSModel`` is kept for Spark-side top-N on large catalogues and for saving.
+fitted ``ALSModel`` is kept for Spark-side top-N on large catalogues and for saving. A loaded model
+holds the numpy arrays only: Spark starts (and reads the saved ``ALSModel``) the first time
+something truly needs it, so a server that only scores never starts a JVM. A visitor's history is
+folded in with Spark's own user step, in numpy (:mod:`._fold_in`).
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
@@ -30,8 +34,10 @@ from movierec._core.params import (
 )
 from movierec._core.validation import ITEM, RATING, USER, check_n, check_ratings
 from movierec.base import ArrayRecommender, TuneResult
-from movierec.exceptions import BackendError
+from movierec.exceptions import BackendError, ModelFileError
+from movierec.models._fold_in import cosine_similarities
 from movierec.models.spark_als._arrow import ITEM_COL, RATING_COL, USER_COL, collect_factors, ratings_to_spark
+from movierec.models.spark_als._fold_in import ALSStep
 from movierec.models.spark_als._top_n import spark_top_n
 from movierec.models.spark_als._tune import METRICS, SPARK_NAMES, cross_validate, tune_result
 from movierec.spark.session import (
@@ -47,7 +53,7 @@ require("pyspark", "spark")
 require("pyarrow", "spark")
 
 if TYPE_CHECKING:
-    from pyspark.ml.recommendation import ALS
+    from pyspark.ml.recommendation import ALS, ALSModel
     from pyspark.sql import SparkSession
 
 __all__ = ["SparkALS"]
@@ -109,7 +115,8 @@ class SparkALS(ArrayRecommender):
     user_factors_, item_factors_ : ndarray of shape (n_users, rank), (n_movies, rank)
         The learned factors, float64, by internal index; ``users_`` and ``items_`` map raw ids.
     model_ : pyspark.ml.recommendation.ALSModel
-        Spark's fitted model, on columns ``userIndex``/``movieIndex`` (internal int32 indices).
+        Spark's fitted model, on columns ``userIndex``/``movieIndex`` (internal int32 indices). A
+        loaded model reads it from its folder on first use, starting Spark then.
     spark_top_n_cells : int or None
         Class attribute, default None: :meth:`top_n` always ranks on the driver in user blocks.
         An int makes requests of more users x movies rank in Spark instead (opt-in; see :meth:`top_n`).
@@ -157,6 +164,12 @@ class SparkALS(ArrayRecommender):
     _session: SparkSession | None = None
     _owns_session: bool = False
     _requested: SparkSession | None = None
+    #: Spark's fitted model: set by fit, or read from ``_saved_at`` on first use after load.
+    _als_model: ALSModel | None = None
+    #: The folder a loaded model came from, whose ``spark_model/`` holds its ALSModel.
+    _saved_at: Path | None = None
+    #: The user step of fold-in (item factors and their Gram matrix), built on first use.
+    _fold_in: ALSStep | None = None
 
     def __init__(
         self,
@@ -206,6 +219,24 @@ class SparkALS(ArrayRecommender):
         if session is not None and owned:
             release(session)
 
+    @property
+    def model_(self) -> ALSModel:
+        """Spark's fitted ``ALSModel``; a loaded model reads it from its folder (starting Spark) here."""
+        self._check_fitted()
+        if self._als_model is None:
+            if self._saved_at is None:  # pragma: no cover - fit and load both leave one of the two
+                raise BackendError("this SparkALS holds no Spark model: fit it again")
+            from pyspark.ml.recommendation import ALSModel
+
+            self._ensure_session()
+            with backend_errors("load the ALS model"):
+                self._als_model = ALSModel.load(_uri(self._saved_at / SPARK_MODEL_DIR))
+        return self._als_model
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._als_model = self._saved_at = self._fold_in = None
+
     # -- fitting -------------------------------------------------------------------------------
     def _plain_params(self) -> dict[str, Any]:
         """Return the parameters as plain Python values (numpy ints to int...); fit checked them."""
@@ -237,7 +268,7 @@ class SparkALS(ArrayRecommender):
             model = self._estimator(params, params["cold_start_strategy"], len(ratings)).fit(data)
             user_factors = collect_factors(model.userFactors, len(self.users_), params["rank"], "user")
             item_factors = collect_factors(model.itemFactors, len(self.items_), params["rank"], "movie")
-        self.model_ = model
+        self._als_model = model
         self.user_factors_, self.item_factors_ = user_factors, item_factors
 
     def tune(
@@ -317,14 +348,15 @@ class SparkALS(ArrayRecommender):
         if limit is None or len(user_idx) * len(self.items_) <= limit:
             known = None if users is None else self.users_.ids[user_idx]
             return super().top_n(known, n, exclude_seen=exclude_seen)
-        if not is_alive(self._session):
+        if self._saved_at is None and not is_alive(self._session):
             raise BackendError(
                 "top_n in Spark needs this model's Spark session, which was closed; fit or load again"
             )
         if len(user_idx):
+            als_model = self.model_  # a loaded model starts Spark here
             with backend_errors("rank movies"):
                 u, i, s = spark_top_n(
-                    self._session, self.model_, user_idx, self.seen_, n, exclude_seen=exclude_seen
+                    self._session, als_model, user_idx, self.seen_, n, exclude_seen=exclude_seen
                 )
         else:
             u = i = np.zeros(0, dtype=np.int64)
@@ -337,6 +369,7 @@ class SparkALS(ArrayRecommender):
 
     def _set_arrays(self, arrays, extra) -> None:
         self.user_factors_, self.item_factors_ = arrays["user_factors"], arrays["item_factors"]
+        self._fold_in = None
 
     def save(self, path: str | Path) -> None:
         """Write ``params.json``, ``arrays.npz`` (factors, id maps, seen movies; no pickle) and
@@ -344,16 +377,24 @@ class SparkALS(ArrayRecommender):
         ``manifest.json`` of every file (:meth:`ArrayRecommender.save`).
 
         The session is not saved. On a multi-machine cluster ``path`` must be on a filesystem
-        every node mounts at the same place, since Spark's executors write ``spark_model/``.
+        every node mounts at the same place, since Spark's executors write ``spark_model/``. A
+        loaded model whose ALSModel was never read copies its folder's ``spark_model/`` instead,
+        without starting Spark.
         """
         self._check_fitted()
+        if self._als_model is None and self._saved_at is not None:
+            super().save(path)
+            return
         if not is_alive(self._session):
             raise BackendError("save needs this model's Spark session, which was closed; save before close()")
         super().save(path)  # atomic: calls _write on a temporary folder
 
     def _write(self, folder: Path) -> None:
-        with backend_errors("save the ALS model"):
-            self.model_.write().save(_uri(folder / SPARK_MODEL_DIR))
+        if self._als_model is None and self._saved_at is not None:
+            shutil.copytree(self._saved_at / SPARK_MODEL_DIR, folder / SPARK_MODEL_DIR)
+        else:
+            with backend_errors("save the ALS model"):
+                self.model_.write().save(_uri(folder / SPARK_MODEL_DIR))
         super()._write(folder)
 
     def _saved_params(self) -> dict[str, Any]:
@@ -363,21 +404,45 @@ class SparkALS(ArrayRecommender):
     def load(cls, path: str | Path, spark: SparkSession | None = None) -> Self:
         """Return the model written by :meth:`save` at ``path``, ready to predict without refitting.
 
-        Spark's ``ALSModel`` is read back too, so this needs a session: ``spark``, or as with
-        ``spark=None`` in the constructor a local one the model owns (:meth:`close` it when done).
+        Only the numpy state is read: ``predict``, the in-memory ``top_n``, histories and similar
+        movies never start Spark. What needs Spark's ``ALSModel`` (``model_``, Spark-side
+        ``top_n``, ``tune``, a new ``fit``) starts a session then: ``spark``, or as with
+        ``spark=None`` in the constructor a local one the model owns (:meth:`close` it when done),
+        and reads ``spark_model/`` from ``path``, which must still hold it.
         """
-        from pyspark.ml.recommendation import ALSModel
-
         check_value(cls.__name__, "spark", spark, cls._parameter_constraints["spark"])
         path = Path(path)
+        if not (path / SPARK_MODEL_DIR).is_dir():
+            raise ModelFileError(f"{path}: no {SPARK_MODEL_DIR}/ folder; this is not a saved SparkALS")
         model = super().load(path)
         model.spark = spark
-        model._ensure_session()
-
-        try:
-            with backend_errors("load the ALS model"):
-                model.model_ = ALSModel.load(_uri(path / SPARK_MODEL_DIR))
-        except BaseException:
-            model.close()
-            raise
+        model._saved_at = path.resolve()
         return model
+
+    # -- a visitor's history ---------------------------------------------------------------------
+    def _step(self) -> ALSStep:
+        if self._fold_in is None:
+            params = self._plain_params()
+            Y = np.asarray(self.item_factors_, dtype=np.float64)
+            self._fold_in = ALSStep(
+                Y, Y.T @ Y, params["reg_param"], params["implicit_prefs"], params["alpha"], params["nonnegative"]
+            )
+        return self._fold_in
+
+    def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
+        """Return every movie's score for a visitor: Spark's user step on the item factors (:mod:`._fold_in`)."""
+        step = self._step()
+        return step.Y @ step.factors(item_idx, self._history_ratings(ratings, len(item_idx)))
+
+    def _history_contributions(self, item_idx, ratings, target_idx) -> np.ndarray:
+        """Return ``u_j y_j' W y_i``, the exact split of the scores as implicit's ``explain`` makes it.
+
+        ``nonnegative=True`` is not linear: the leave-one-out default is used.
+        """
+        if self.nonnegative:
+            return super()._history_contributions(item_idx, ratings, target_idx)
+        return self._step().contributions(item_idx, self._history_ratings(ratings, len(item_idx)), target_idx)
+
+    def _similar_items(self, item: int) -> np.ndarray:
+        """Return the cosine of every movie's factors with ``item``'s (as ``implicit``'s similar_items)."""
+        return cosine_similarities(self.item_factors_, item)

@@ -6,84 +6,13 @@ import ast
 from pathlib import Path
 
 import movierec
+from tools.module_map import cycles as _cycles
+from tools.module_map import graph as _graph
+from tools.module_map import page_with_map
 
 PACKAGE = Path(movierec.__file__).parent
-
-
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _imports(path: Path, name: str) -> set[str]:
-    """Return the movierec modules ``path`` imports when it is loaded: not under ``if TYPE_CHECKING``,
-    not inside a function (a deferred import runs on the call, after every module has loaded)."""
-    tree = ast.parse(path.read_text())
-    skipped = {
-        id(child)
-        for node in ast.walk(tree)
-        if (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))
-        or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        for stmt in node.body
-        for child in ast.walk(stmt)
-    }
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([base] if base else []))
-            found.add(base)
-            found |= {f"{base}.{a.name}" for a in node.names}
-    return {m for m in found if m.startswith("movierec")}
-
-
-def _graph() -> dict[str, set[str]]:
-    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    graph = {}
-    for name, path in files.items():
-        targets = {t for t in _imports(path, name) if t in files and t != name}
-        # Importing a package's own parent (movierec.x -> movierec) loads it anyway: not an edge.
-        graph[name] = {t for t in targets if not name.startswith(t + ".")}
-    return graph
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Return the strongly connected components with more than one module (Tarjan)."""
-    index, low, stack, on_stack, result, counter = {}, {}, [], set(), [], [0]
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on_stack.add(v)
-        for w in graph[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                result.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return result
+#: The top level: the public API, the contract and the main job; everything else lives in a folder per job.
+MAX_TOP_LEVEL = 12
 
 
 def test_the_cycle_finder_finds_a_circle():
@@ -92,6 +21,28 @@ def test_the_cycle_finder_finds_a_circle():
 
 def test_no_import_circle_inside_the_package():
     assert _cycles(_graph()) == []
+
+
+def test_the_top_level_holds_few_modules_and_no_private_one_but_the_version():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL, top
+    assert [name for name in top if name.startswith("_") and name not in ("__init__.py", "__main__.py")] == [
+        "_version.py"]
+
+
+def test_every_folder_of_the_package_is_a_package_with_a_docstring():
+    import ast
+
+    for folder in (p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__"):
+        init = folder / "__init__.py"
+        assert init.is_file(), f"{folder} has no __init__.py"
+        assert ast.get_docstring(ast.parse(init.read_text())), f"{init} says nothing of its job"
+
+
+def test_the_module_map_of_the_architecture_page_is_the_code_s():
+    page = PACKAGE.parent / "docs" / "architecture.md"
+    text = page.read_text()
+    assert text == page_with_map(text), "docs/architecture.md's module map is stale: run python -m tools.module_map"
 
 
 def test_no_module_is_over_450_lines():

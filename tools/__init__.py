@@ -1,0 +1,1 @@
+"""Scripts that keep the repository's generated text true (run from the repository's root)."""

@@ -1,8 +1,8 @@
 """The ``Recommender`` contract (docs/architecture.md, section 3) and ``ArrayRecommender``, its numpy form.
 
-Only the contract lives here: ids (:mod:`movierec._core.ids`), ranking (:mod:`movierec._core.ranking`),
-persistence (:mod:`movierec._core.persist`) and parameter checks (:mod:`movierec._core.params`) each have their
-own module; the history methods and hooks are mixed in from :mod:`movierec._core.history_methods`.
+Only the contract lives here: ids (`movierec._core.ids`), ranking (`movierec._core.ranking`),
+persistence (`movierec._core.persist`) and parameter checks (`movierec._core.params`) each have their
+own module; the history methods and hooks are mixed in from `movierec._core.history_methods`.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ class Recommender(HistoryMethods, ABC):
     """A model that learns from a ratings frame and scores (user, movie) pairs.
 
     Hyperparameters are keyword arguments of ``__init__``, stored unchanged; learned state ends in
-    ``_``. Subclasses implement :meth:`fit`, :meth:`predict` and :meth:`top_n`; :meth:`rmse`
-    works through :meth:`predict`.
+    ``_``. Subclasses implement [`fit`][movierec.Recommender.fit], [`predict`][movierec.Recommender.predict] and [`top_n`][movierec.Recommender.top_n]; [`rmse`][movierec.Recommender.rmse]
+    works through [`predict`][movierec.Recommender.predict].
     """
 
     #: Constraints on constructor arguments, checked once at the start of fit (movierec._core.params).
@@ -145,11 +145,11 @@ class Recommender(HistoryMethods, ABC):
         """Return the ``n`` best movies per user: columns userId, movieId, score, rank."""
 
     def rmse(self, test: pd.DataFrame, *, cold_start: Literal["drop", "error"] = "drop") -> float:
-        """Return the root mean squared error of :meth:`predict` on ``test``'s ratings.
+        """Return the root mean squared error of [`predict`][movierec.Recommender.predict] on ``test``'s ratings.
 
         Pairs the model cannot score are skipped with a warning giving their count
         (``cold_start="drop"``, as Spark's ``coldStartStrategy="drop"``) or raise (``"error"``).
-        The comparison is with :meth:`prediction_targets` of the ratings.
+        The comparison is with [`prediction_targets`][movierec.Recommender.prediction_targets] of the ratings.
         """
         from movierec.metrics import rmse, scored_predictions
 
@@ -164,24 +164,24 @@ class Recommender(HistoryMethods, ABC):
         return rmse(truth, predicted)
 
     def score_matrix(self, users: Any, items: Any) -> np.ndarray:
-        """Return the ``(len(users), len(items))`` matrix of :meth:`predict` for raw ids; NaN where unknown.
+        """Return the ``(len(users), len(items))`` matrix of [`predict`][movierec.Recommender.predict] for raw ids; NaN where unknown.
 
         This default predicts every (user, movie) pair of the block; array-backed models compute it
-        with matrix products instead (:meth:`ArrayRecommender.score_matrix`).
+        with matrix products instead ([`ArrayRecommender.score_matrix`][movierec.ArrayRecommender.score_matrix]).
         """
         users, items = np.asarray(users), np.asarray(items)
         pairs = pd.DataFrame({USER: np.repeat(users, len(items)), ITEM: np.tile(items, len(users))})
         return self.predict(pairs).to_numpy(dtype=np.float64).reshape(len(users), len(items))
 
     def uses_side_data(self) -> bool:
-        """Return whether :meth:`fit` takes ``users=`` / ``items=`` frames (side features); False here.
+        """Return whether [`fit`][movierec.Recommender.fit] takes ``users=`` / ``items=`` frames (side features); False here.
 
         An ensemble passes its side frames to the members that say True, and only to them.
         """
         return False
 
     def prediction_targets(self, ratings: np.ndarray) -> np.ndarray:
-        """Return what :meth:`predict` estimates for these ratings: the ratings themselves by default.
+        """Return what [`predict`][movierec.Recommender.predict] estimates for these ratings: the ratings themselves by default.
 
         A model that predicts labels (a binary FM: 1 for rating >= 4) returns the labels, so RMSE
         compares like with like wherever it is computed.
@@ -194,7 +194,7 @@ class Recommender(HistoryMethods, ABC):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """Read a model written by :meth:`save`."""
+        """Read a model written by [`save`][movierec.Recommender.save]."""
         raise NotImplementedError(f"{cls.__name__} cannot be loaded")
 
     # -- helpers for subclasses ---------------------------------------------------------------
@@ -218,8 +218,8 @@ class Recommender(HistoryMethods, ABC):
 class ArrayRecommender(HistoryHooks, Recommender):
     """A Recommender whose fitted state is numpy arrays plus id maps.
 
-    Subclasses implement :meth:`_fit_indexed`, :meth:`_score_pairs` and :meth:`_score_users`
-    (all on contiguous indices) and :meth:`_get_arrays` / :meth:`_set_arrays` for saving; this
+    Subclasses implement [`_fit_indexed`][movierec.ArrayRecommender._fit_indexed], [`_score_pairs`][movierec.ArrayRecommender._score_pairs] and [`_score_users`][movierec.ArrayRecommender._score_users]
+    (all on contiguous indices) and [`_get_arrays`][movierec.ArrayRecommender._get_arrays] / [`_set_arrays`][movierec.ArrayRecommender._set_arrays] for saving; this
     class does validation, id mapping, cold start, the vectorized top-N and save/load.
     """
 
@@ -287,8 +287,8 @@ class ArrayRecommender(HistoryHooks, Recommender):
     def score_matrix(self, users: Any, items: Any) -> np.ndarray:
         """Return the ``(len(users), len(items))`` matrix of scores for raw ids; NaN where an id is unknown.
 
-        The array form of :meth:`predict` for every pair of a user block and a catalogue, computed
-        with the same matrix products as :meth:`top_n` (no pair frame). Seen movies are not masked.
+        The array form of [`predict`][movierec.ArrayRecommender.predict] for every pair of a user block and a catalogue, computed
+        with the same matrix products as [`top_n`][movierec.ArrayRecommender.top_n] (no pair frame). Seen movies are not masked.
         """
         self._check_fitted()
         user_idx = self.users_.lookup(np.asarray(users))
@@ -320,7 +320,7 @@ class ArrayRecommender(HistoryHooks, Recommender):
             self._write(folder)
 
     def _write(self, folder: Path) -> None:
-        """Write the model's files into the new, empty ``folder``; :meth:`save` makes it atomic.
+        """Write the model's files into the new, empty ``folder``; [`save`][movierec.ArrayRecommender.save] makes it atomic.
 
         Subclasses with files of their own (Spark's model) write them here and call ``super()``.
         """
@@ -331,7 +331,7 @@ class ArrayRecommender(HistoryHooks, Recommender):
         write_arrays(folder, arrays)
 
     def scoring_copy(self) -> Self:
-        """Return a copy holding only what :meth:`save` writes: parameters, ids, seen movies, arrays.
+        """Return a copy holding only what [`save`][movierec.ArrayRecommender.save] writes: parameters, ids, seen movies, arrays.
 
         Live objects (a Spark session, an ALSModel, a SageMaker endpoint) stay behind, so the copy
         pickles and scores from its arrays as a loaded model does (``movierec.spark.batch.batch_top_n``
@@ -347,7 +347,7 @@ class ArrayRecommender(HistoryHooks, Recommender):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """Read a model written by :meth:`save`; it predicts without refitting.
+        """Read a model written by [`save`][movierec.ArrayRecommender.save]; it predicts without refitting.
 
         Raises
         ------
@@ -441,7 +441,7 @@ class ArrayRecommender(HistoryHooks, Recommender):
 
     @abstractmethod
     def _set_arrays(self, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
-        """Restore the learned arrays (and JSON ``extra``) written by :meth:`_get_arrays`."""
+        """Restore the learned arrays (and JSON ``extra``) written by [`_get_arrays`][movierec.ArrayRecommender._get_arrays]."""
 
     def _get_extra(self) -> dict[str, Any]:
         """Return JSON-safe learned scalars to save next to the parameters."""

@@ -179,8 +179,8 @@ def scored_predictions(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Return ``(targets, predictions, n_missing)`` of the test pairs ``model`` can score.
 
-    The one cold-start rule of :meth:`Recommender.rmse <movierec.Recommender.rmse>` and
-    :func:`evaluate`: pairs whose prediction is NaN (user or movie unseen in fit) are left out
+    The one cold-start rule of [`Recommender.rmse`][movierec.Recommender.rmse] and
+    [`evaluate`][movierec.metrics.evaluate]: pairs whose prediction is NaN (user or movie unseen in fit) are left out
     (``cold_start="drop"``) or raise (``"error"``); targets are the model's
     ``prediction_targets`` of the ratings (the 0/1 labels of a binary classifier).
 
@@ -234,7 +234,7 @@ def evaluate(
     task : {"rating", "ranking"}, default "rating"
         ``"rating"``: ``rmse``, ``mae``, ``scored`` (test pairs the model could score; the others,
         whose user or movie was unseen in fit, are left out of RMSE and MAE, by the same rule as
-        :meth:`Recommender.rmse <movierec.Recommender.rmse>`) and, with ``top``, ``precision@{k}``
+        [`Recommender.rmse`][movierec.Recommender.rmse]) and, with ``top``, ``precision@{k}``
         and ``ndcg@{k}``. ``"ranking"``: ``precision@{k}``, ``ndcg@{k}``, ``map@{k}`` and, with
         ``catalogue``, ``coverage``; scores are preferences, so no RMSE.
     catalogue : iterable, optional

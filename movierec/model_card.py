@@ -2,8 +2,8 @@
 
 A card is a JSON object kept as ``model-card.json`` INSIDE the saved model's folder, so the folder's
 manifest covers it: a card changed after the save makes the model's load fail, like any other file
-(docs/architecture.md, "Trust and files"). :func:`save_with_card` writes the model and its card in
-one atomic folder swap; :func:`read_card` reads it back, checked against the manifest.
+(docs/architecture.md, "Trust and files"). [`save_with_card`][movierec.model_card.save_with_card] writes the model and its card in
+one atomic folder swap; [`read_card`][movierec.model_card.read_card] reads it back, checked against the manifest.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def build_card(
     ----------
     model : Recommender
         The fitted model. Its constructor arguments are recorded; a member model among them (a
-        :class:`~movierec.WeightedEnsemble`'s ``models``) is recorded as its class and arguments.
+        [`WeightedEnsemble`][movierec.WeightedEnsemble]'s ``models``) is recorded as its class and arguments.
     data_path : str or os.PathLike, optional
         The ratings file the model was fitted from; ``None`` when the frame came from elsewhere.
     ratings : pandas.DataFrame
@@ -81,7 +81,7 @@ def build_card(
     validation_metrics : mapping, optional
         Metric name -> value (or a nested mapping, such as one row per model); NaN becomes null.
     sha256 : str, optional
-        The file's SHA-256 when already known (:attr:`~movierec.data.ratings_file.RatingsFile.sha256`);
+        The file's SHA-256 when already known ([`sha256`][movierec.data.ratings_file.RatingsFile.sha256]);
         otherwise it is computed from ``data_path``.
     implicit : bool, optional
         Whether the data is implicit feedback (every rating 1.0).
@@ -116,7 +116,7 @@ def build_card(
 
 def card_for(model: Recommender, data: RatingsFile, validation_metrics: Mapping[str, Any] | None = None,
              **kwargs: Any) -> dict[str, Any]:
-    """Return :func:`build_card` for a model fitted on a whole :func:`~movierec.load_ratings` result."""
+    """Return [`build_card`][movierec.model_card.build_card] for a model fitted on a whole `load_ratings` result."""
     return build_card(model, data.path, data.ratings, validation_metrics, sha256=data.sha256,
                       implicit=data.implicit, **kwargs)
 
@@ -124,8 +124,8 @@ def card_for(model: Recommender, data: RatingsFile, validation_metrics: Mapping[
 def write_card(folder: str | os.PathLike[str], card: Mapping[str, Any]) -> Path:
     """Write ``card`` as ``model-card.json`` into ``folder`` and return its path.
 
-    ``folder`` must be one that :func:`movierec._core.persist.atomic_folder` is writing, so the manifest
-    written when the block ends lists the card; :func:`save_with_card` does that. A card written into
+    ``folder`` must be one that `movierec._core.persist.atomic_folder` is writing, so the manifest
+    written when the block ends lists the card; [`save_with_card`][movierec.model_card.save_with_card] does that. A card written into
     a folder saved earlier is not in its manifest, and the model's load then refuses the folder.
     """
     path = Path(folder) / CARD_FILE
@@ -139,7 +139,7 @@ def save_with_card(model: Recommender, path: str | os.PathLike[str], card: Mappi
     """Save ``model`` to the folder ``path`` with ``card`` (and ``items``) inside it, in one atomic swap.
 
     The model writes its files into the new folder first (a save into a folder being written is
-    part of that write), then the card and :func:`write_items` are added, and the manifest covers
+    part of that write), then the card and [`write_items`][movierec.model_card.write_items] are added, and the manifest covers
     them all. ``items`` is the data's ``movieId, title[, ...]`` frame (``load_ratings(...).items``).
     """
     with atomic_folder(path) as folder:
@@ -178,7 +178,7 @@ def read_kept(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, pd.D
         If ``path`` is not a folder.
     ModelFileError
         If the folder does not match its manifest, the card is not a JSON object, or ``items.json``
-        is over :data:`MAX_ITEMS_BYTES` or malformed.
+        is over [`MAX_ITEMS_BYTES`][movierec.model_card.MAX_ITEMS_BYTES] or malformed.
     """
     path = Path(path)
     if not path.is_dir():
@@ -197,7 +197,7 @@ def read_items(path: str | os.PathLike[str]) -> pd.DataFrame | None:
 
 def write_items(folder: str | os.PathLike[str], items: pd.DataFrame, known: Any = None) -> Path | None:
     """Write the movies of ``items`` as ``items.json`` into ``folder`` (one being written, as
-    :func:`write_card`); return its path, or None when ``items`` has no ``movieId`` and ``title``.
+    [`write_card`][movierec.model_card.write_card]); return its path, or None when ``items`` has no ``movieId`` and ``title``.
 
     Only the movies of ``known`` (the model's ``items_`` index, when given) are kept. Columns of
     numbers, booleans and text are kept as they are, dates as ISO text; others are left out.
@@ -275,7 +275,7 @@ def package_versions() -> dict[str, str | None]:
 def json_safe(value: Any) -> Any:
     """Return ``value`` with numpy scalars and arrays, tuples, paths and frames made JSON types.
 
-    A :class:`~movierec.base.Recommender` becomes its class and arguments; NaN and infinities
+    A `Recommender` becomes its class and arguments; NaN and infinities
     become None; anything else JSON cannot hold becomes its ``repr``.
     """
     if isinstance(value, Recommender):

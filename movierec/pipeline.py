@@ -8,9 +8,9 @@ call the same functions, so the command, a notebook and a benchmark build the sa
     >>> result = mr.pipeline.run(fold.train, fold.test, mr.pipeline.Settings(n=10))  # doctest: +SKIP
     >>> result.metrics.loc["ensemble", "ndcg@10"]  # doctest: +SKIP
 
-:class:`Settings` holds what the command line's options set; :func:`build_ensemble` gives the
-task's unfitted ensemble (members tuned first where the registry says so), :func:`fit_ensemble`
-fits it, and :func:`run` also ranks every model and measures them (:class:`Result`).
+`Settings` holds what the command line's options set; `build_ensemble` gives the
+task's unfitted ensemble (members tuned first where the registry says so), `fit_ensemble`
+fits it, and `run` also ranks every model and measures them (`Result`).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Settings:
         chosen there by forward selection, with a Popularity reference row. ``"rating"``: members
         predicting ratings, weighted by 1/RMSE on a hold-out.
     models : tuple of str or None
-        Registry names of the members; None takes the task's :data:`DEFAULT_MODELS`, without those
+        Registry names of the members; None takes the task's `DEFAULT_MODELS`, without those
         the registry leaves out at the data's size (``ModelSpec.default_max_ratings``).
     weights : {"inverse_error", "stacked"}
         How the members are weighted; ``"stacked"`` (learned from ratings) needs the rating task.
@@ -91,12 +91,12 @@ class Settings:
         Recommendations per user, and the cut-off of the ranking metrics.
     ensemble : {"full", "candidates"} or None
         ``"full"``: every member scores every unseen movie; ``"candidates"``: each member proposes its
-        own top ``candidates``. None: by size for ranking (full up to :data:`FULL_ENSEMBLE_CELLS`
+        own top ``candidates``. None: by size for ranking (full up to `FULL_ENSEMBLE_CELLS`
         users x movies), candidates for rating.
     candidates : int
         K of the candidates mode (raised to ``max(n, k)`` when smaller).
     recommender : str
-        Whose lists :attr:`Result.recommendations` holds: ``"ensemble"`` or one of the members.
+        Whose lists `Result.recommendations` holds: ``"ensemble"`` or one of the members.
     random_state : int or None
         The run's randomness (movierec's one rule: None or an int in ``[0, 2**32 - 1]``); each use
         draws its own named stream from it (``movierec._core.random``).
@@ -159,13 +159,13 @@ class Settings:
 
 @dataclass
 class Result:
-    """What :func:`run` produced.
+    """What `run` produced.
 
     Attributes
     ----------
     settings : Settings
     ensemble : WeightedEnsemble
-        Fitted; its members are closed when :func:`run` returns (their numpy state stays usable).
+        Fitted; its members are closed when `run` returns (their numpy state stays usable).
     names : list of str
         Every member asked for, in the order of ``ensemble.models``.
     members : dict
@@ -175,7 +175,7 @@ class Result:
     top : dict
         Each model's ranked lists (``userId, movieId, score, rank``), ``max(n, k)`` deep.
     metrics : pandas.DataFrame
-        One row per model (:func:`movierec.metrics.evaluate`), indexed by name.
+        One row per model ([`movierec.metrics.evaluate`][movierec.metrics.evaluate]), indexed by name.
     fit_seconds : dict
         Each member's fit time (hold-out fit plus final fit).
     timings : dict
@@ -237,9 +237,9 @@ def build_ensemble(
 ) -> tuple[WeightedEnsemble, list[str]]:
     """Return the task's unfitted ensemble and its members' names, in order.
 
-    Ranking: each member's hold-out error is ``1 - nDCG@k`` over at most :data:`HOLDOUT_USERS`
+    Ranking: each member's hold-out error is ``1 - nDCG@k`` over at most `HOLDOUT_USERS`
     users, members are chosen on that hold-out (forward selection) and refitted up to
-    :data:`REFIT_USERS` users, and members the registry tunes for ranking (EASE's l2) are tuned
+    `REFIT_USERS` users, and members the registry tunes for ranking (EASE's l2) are tuned
     first on a validation split of ``train`` drawn apart from the ensemble's hold-out. Rating: the
     members weighted by 1/RMSE (or stacked weights).
     """
@@ -314,7 +314,7 @@ def run(train: pd.DataFrame, test: pd.DataFrame, settings: Settings = Settings()
         progress: Progress | None = None) -> Result:
     """Fit the task's ensemble on ``train``, rank every model, and measure them on ``test``.
 
-    The main job of ``movierec recommend``. Returns a :class:`Result` with the fitted ensemble,
+    The main job of ``movierec recommend``. Returns a `Result` with the fitted ensemble,
     each model's lists, the metrics table and the timings. The members are closed (a SparkALS's
     Spark session stopped) before it returns, on success or failure.
 

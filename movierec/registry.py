@@ -1,10 +1,10 @@
 """The one registry of models: short names for the command line, class names for saved models.
 
 ``movierec recommend --models als,svd``, the benchmarks, the docs and model loading all read
-:data:`MODELS`. A saved model names its class by the registry's class name, and loading resolves
+[`MODELS`][movierec.registry.MODELS]. A saved model names its class by the registry's class name, and loading resolves
 that name here only, so nothing a model folder says is imported (docs/architecture.md, "Trust").
 
-Classes of other packages join in two ways: :func:`register` (at run time), or an entry point in
+Classes of other packages join in two ways: [`register`][movierec.registry.register] (at run time), or an entry point in
 the group ``movierec.models`` of the package's metadata, e.g. in its ``pyproject.toml``::
 
     [project.entry-points."movierec.models"]

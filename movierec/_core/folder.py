@@ -1,8 +1,8 @@
 """Folders replaced in one step: siblings, atomic exchange, fsync, manifest (with the save's generation).
 
-:func:`movierec._core.persist.atomic_folder` writes a model into :func:`new_sibling`, then
-:func:`write_manifest` and :func:`replace_folder`; loads go through :func:`verified_folder`
-(:mod:`movierec._core.verify`, re-exported here with the rest of the reading side).
+`movierec._core.persist.atomic_folder` writes a model into `new_sibling`, then
+`write_manifest` and `replace_folder`; loads go through `verified_folder`
+(`movierec._core.verify`, re-exported here with the rest of the reading side).
 
 Why an exchange and not "rename the old folder aside, rename the new one in": between those two
 renames ``path`` does not exist, so a reader fails and a crash there leaves no model at ``path``.
@@ -190,7 +190,7 @@ def new_generation() -> str:
 
 @contextmanager
 def saving_generation(token: str) -> Iterator[None]:
-    """Make every :func:`write_manifest` inside the block write ``token`` (one save, members included)."""
+    """Make every `write_manifest` inside the block write ``token`` (one save, members included)."""
     reset = _GENERATION.set(token)
     try:
         yield
@@ -201,7 +201,7 @@ def saving_generation(token: str) -> Iterator[None]:
 def write_manifest(folder: Path) -> None:
     """Fsync every file under ``folder``, then write ``manifest.json``: the SHA-256 and size of each.
 
-    The manifest also holds the save's ``generation`` (:func:`saving_generation`; a new token
+    The manifest also holds the save's ``generation`` (`saving_generation`; a new token
     outside one), the same in an ensemble's manifest and its members', so a reader can tell one
     save from the next even when the filesystem hands a freed inode straight back out.
     """

@@ -2,7 +2,7 @@
 
 ``Recommender.top_n_from_history``, ``explain``, ``similar_items`` and ``score_history``
 (docs/architecture.md, section 3) are thin methods; the work they share lives here, on arrays and
-the callables a model hands over in a :class:`HistoryScorer`: its movie index, its seen-movies
+the callables a model hands over in a `HistoryScorer`: its movie index, its seen-movies
 matrix (for the popularity fallback) and its three hooks on contiguous item indices. A model never
 needs to parse a history itself.
 
@@ -16,7 +16,7 @@ Rules, in one place:
 - Movies unknown to the model are ignored and counted in one ``MovieRecWarning``.
 - An empty or all-unknown history gives the fit's most-rated movies, scored by their rating counts
   (the popularity fallback); history and ``exclude`` movies are still left out.
-- Ties break by item index (movieId order), as in ``top_n`` (:func:`movierec._core.ranking.top_k`).
+- Ties break by item index (movieId order), as in ``top_n`` (`movierec._core.ranking.top_k`).
 """
 
 from __future__ import annotations

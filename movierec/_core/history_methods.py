@@ -1,10 +1,10 @@
 """The history methods of the contract (docs/architecture.md, section 3), mixed into ``movierec.base``.
 
-:class:`HistoryMethods` gives every ``Recommender`` ``top_n_from_history``, ``explain``,
-``similar_items`` and ``score_history``; :class:`HistoryHooks` gives every ``ArrayRecommender``
+`HistoryMethods` gives every ``Recommender`` ``top_n_from_history``, ``explain``,
+``similar_items`` and ``score_history``; `HistoryHooks` gives every ``ArrayRecommender``
 the three hooks a model implements on contiguous item indices (``_score_history``,
-``_history_contributions``, ``_similar_items``) and the helper :meth:`HistoryHooks._history_ratings`.
-They live here, beside the parsing and ranking they call (:mod:`movierec._core.history`), so that
+``_history_contributions``, ``_similar_items``) and the helper `HistoryHooks._history_ratings`.
+They live here, beside the parsing and ranking they call (`movierec._core.history`), so that
 ``base.py`` keeps to the rest of the contract; they are part of ``Recommender`` and
 ``ArrayRecommender`` all the same.
 """
@@ -37,7 +37,7 @@ class HistoryMethods:
         Parameters
         ----------
         history : sequence of movie ids, or pandas.DataFrame
-            Movie ids (ints or strings, looked up as :meth:`top_n` looks up users), or a frame with
+            Movie ids (ints or strings, looked up as `top_n` looks up users), or a frame with
             ``movieId`` and optional ``rating`` and ``timestamp`` columns (others are ignored). A movie
             listed twice counts once: its last row (with ``timestamp``, the latest). Without ratings,
             models that learned explicit ratings count each movie as liked (the fit's highest rating).
@@ -51,7 +51,7 @@ class HistoryMethods:
         Returns
         -------
         pandas.DataFrame
-            Columns ``userId, movieId, score, rank`` as :meth:`top_n` gives them, ties broken the same
+            Columns ``userId, movieId, score, rank`` as `top_n` gives them, ties broken the same
             way (by movieId). History movies the model does not know are ignored and counted in one
             ``MovieRecWarning``. **An empty or all-unknown history gives the fit's most-rated movies,
             scored by their rating counts** (the popularity fallback; ``exclude`` still applies).
@@ -78,7 +78,7 @@ class HistoryMethods:
         Parameters
         ----------
         history : sequence of movie ids, or pandas.DataFrame
-            As in :meth:`top_n_from_history`; unknown movies are ignored (one warning).
+            As in `top_n_from_history`; unknown movies are ignored (one warning).
         movie : int or str
             The movie whose score is explained; it must be known to the model.
         n : int, optional
@@ -137,7 +137,7 @@ class HistoryMethods:
 class HistoryHooks:
     """The hooks an array model implements on contiguous item indices: methods of ``ArrayRecommender``.
 
-    The public methods (:class:`HistoryMethods`) parse and check the history, map ids to indices, warn
+    The public methods (`HistoryMethods`) parse and check the history, map ids to indices, warn
     about unknown movies, fall back to popularity, exclude movies, rank and build frames; a model only
     scores. Hooks may be called with an empty history (the leave-one-out default does).
     """
@@ -160,7 +160,7 @@ class HistoryHooks:
     ) -> np.ndarray:
         """Return ``(len(item_idx), len(target_idx))``: each history movie's part of each target's score.
 
-        Default: leave-one-out through :meth:`_score_history` (the score with the full history minus
+        Default: leave-one-out through `_score_history` (the score with the full history minus
         the score without that movie). Models with an exact linear form override it.
         """
         return _history.leave_one_out(self._score_history, item_idx, ratings, target_idx)
@@ -177,7 +177,7 @@ class HistoryHooks:
         The rule for a history without ratings: each movie counts as liked, rated the fit's highest
         rating (``highest_rating_``, kept at fit and saved); a model loaded from a folder saved before
         it was kept, or fitted by a ``fit`` of its own that does not set it, uses
-        :data:`LIKED_RATING_DEFAULT` (5.0).
+        `LIKED_RATING_DEFAULT` (5.0).
         """
         if ratings is not None:
             return np.asarray(ratings, dtype=np.float64)

@@ -20,7 +20,7 @@ class IdIndex:
 
     Ids are sorted when they are mutually comparable, so index order is id order (ties in
     rankings then break by id); otherwise they keep their order of first appearance. Strings
-    mixed with other ids (``1`` and ``"1"``) raise :class:`DataValidationError`. Integer ids are
+    mixed with other ids (``1`` and ``"1"``) raise `DataValidationError`. Integer ids are
     stored as int64 whether they came as Python or numpy integers, so an index holds one id type.
     """
 
@@ -62,7 +62,7 @@ class IdIndex:
 
     @classmethod
     def from_array(cls, ids: np.ndarray) -> IdIndex:
-        """Rebuild an index saved with :meth:`to_array`, keeping its order."""
+        """Rebuild an index saved with `to_array`, keeping its order."""
         values = ids.astype(object) if ids.dtype.kind == "U" else ids
         return cls(values, sort=False)
 

@@ -2,7 +2,7 @@
 
 ``np.load`` trusts an archive: its central directory can claim millions of members, a member can be
 compressed (a zip bomb inflates without bound) and an ``.npy`` header can claim any shape.
-:func:`read_npz` checks all of that against the file's actual size before numpy allocates anything
+`read_npz` checks all of that against the file's actual size before numpy allocates anything
 (docs/architecture.md, section 6, "Trust and files").
 """
 
@@ -35,7 +35,7 @@ def read_npz(file: Path, handle: BinaryIO, size: int) -> dict[str, np.ndarray]:
     ------
     ModelFileError
         Naming ``file``, if the archive is malformed, needs zip64 end records, holds more than
-        :data:`MAX_MEMBERS` members, a compressed or repeated member, objects (pickle), or a member
+        `MAX_MEMBERS` members, a compressed or repeated member, objects (pickle), or a member
         whose header's shape and dtype do not give exactly the bytes it stores.
     """
     try:

@@ -1,14 +1,14 @@
 """Output files written whole or not at all: a temporary file beside the target, fsynced, renamed over it.
 
 Every file the package writes for a user (``recommendations.csv``, ``report.html``,
-``metrics.json``, evaluate's table, Parquet outputs) goes through :func:`write_atomic`. The bytes
+``metrics.json``, evaluate's table, Parquet outputs) goes through `write_atomic`. The bytes
 go to a hidden temporary file in the target's own folder (a rename is atomic only within one file
-system), which is flushed and fsynced before :func:`os.replace` puts it over the target, and the
+system), which is flushed and fsynced before `os.replace` puts it over the target, and the
 folder is fsynced after. A failure at any step (a full disk, a folder made read-only, an
 interrupt) removes the temporary file and leaves an earlier file at ``path`` whole, and the
-:class:`OSError` raised names ``path``.
+`OSError` raised names ``path``.
 
-CSV outputs are made safe to open in a spreadsheet (:func:`spreadsheet_safe`, OWASP's rule for
+CSV outputs are made safe to open in a spreadsheet (`spreadsheet_safe`, OWASP's rule for
 CSV injection): a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return gets a leading single quote, so that ``=HYPERLINK(...)`` in a movie title is shown as
 text instead of run as a formula. Id columns and numeric columns are written as they are.
@@ -94,7 +94,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
-    """Return ``path`` after writing ``text`` to it atomically (see :func:`write_atomic`)."""
+    """Return ``path`` after writing ``text`` to it atomically (see `write_atomic`)."""
     data = text.encode(encoding)
     return write_atomic(path, lambda handle: handle.write(data))
 
@@ -125,13 +125,13 @@ def write_csv(
     Parameters
     ----------
     path : str or os.PathLike
-        The file to write (see :func:`write_atomic`).
+        The file to write (see `write_atomic`).
     frame : pandas.DataFrame
-        The table. Text cells are neutralised by :func:`spreadsheet_safe`, except in ``keep``.
+        The table. Text cells are neutralised by `spreadsheet_safe`, except in ``keep``.
     index : bool
         Whether to write the index as the first column (its text labels are neutralised too).
     float_format : str, optional
-        As :meth:`pandas.DataFrame.to_csv`'s, e.g. ``"%.6g"``.
+        As `pandas.DataFrame.to_csv`'s, e.g. ``"%.6g"``.
     keep : collection of str
         Columns written exactly as they are (default the id columns ``userId`` and ``movieId``:
         an id changed by a quote would no longer match the data it came from).
@@ -162,7 +162,7 @@ def spreadsheet_safe(frame: pd.DataFrame, *, keep: Collection[str] = _ID_COLUMNS
     """Return ``frame`` with a ``'`` before each text cell a spreadsheet would run as a formula.
 
     A cell is changed when it is a string (in a column of text, not numbers) that starts with one
-    of :data:`FORMULA_PREFIXES`; columns named in ``keep`` and numeric columns are left as they
+    of `FORMULA_PREFIXES`; columns named in ``keep`` and numeric columns are left as they
     are. With ``index=True`` the index's text labels are treated the same way. ``frame`` itself is
     never modified: a copy is returned when anything changes.
     """

@@ -1,8 +1,8 @@
 """One way to check hyperparameters: constraints declared as data next to each class, checked once.
 
 A class lists ``_parameter_constraints = {"n_iter": Int(1), "alpha": Real(0, None), ...}`` and calls
-:func:`check_params` at the start of ``fit`` (``ArrayRecommender.fit`` does it for its subclasses).
-Every failure is an :class:`~movierec.exceptions.InvalidParameterError` naming the class, the
+`check_params` at the start of ``fit`` (``ArrayRecommender.fit`` does it for its subclasses).
+Every failure is an [`InvalidParameterError`][movierec.exceptions.InvalidParameterError] naming the class, the
 argument and the value. The same constraints check ``tune`` grids, one value at a time.
 """
 
@@ -38,7 +38,7 @@ __all__ = [
 
 
 class Constraint:
-    """A rule one parameter value must follow; :meth:`check` returns the value, normalized."""
+    """A rule one parameter value must follow; `check` returns the value, normalized."""
 
     def accepts(self, value: Any) -> bool:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -152,7 +152,7 @@ class Bool(Constraint):
 
 @dataclass(frozen=True)
 class Seed(Constraint):
-    """The package's one rule for ``random_state`` (:mod:`movierec._core.random`): None, or an int in
+    """The package's one rule for ``random_state`` (`movierec._core.random`): None, or an int in
     ``[0, 2**32 - 1]``."""
 
     def accepts(self, value: Any) -> bool:

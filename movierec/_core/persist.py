@@ -5,12 +5,12 @@ constructor arguments and JSON-safe learned scalars, ``extra``), ``arrays.npz`` 
 never pickle), any backend files, and ``manifest.json`` (SHA-256 and size of every other file),
 written last. Trust model (docs/architecture.md, "Trust and files"):
 
-- class names resolve through :mod:`movierec.registry` only, the one configuration dataclass a
+- class names resolve through [`movierec.registry`][movierec.registry] only, the one configuration dataclass a
   parameter may hold comes from a fixed table, and nothing else the folder names is imported;
 - every file is checked against the manifest, from bytes read once, so a load never mixes files of
-  two saves; anything malformed raises :class:`~movierec.exceptions.ModelFileError` at load time.
+  two saves; anything malformed raises [`ModelFileError`][movierec.exceptions.ModelFileError] at load time.
 
-Saves go through :func:`atomic_folder`: a temporary sibling folder, fsynced, then swapped into place.
+Saves go through `atomic_folder`: a temporary sibling folder, fsynced, then swapped into place.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     """Yield an empty folder to write a model into; on success it replaces ``path`` whole.
 
     The folder is a temporary sibling of ``path``. On leaving the block without error every file
-    is fsynced, :func:`write_manifest` runs, and the folder is swapped into place (on Linux an
+    is fsynced, `write_manifest` runs, and the folder is swapped into place (on Linux an
     atomic exchange with the old folder, which is then deleted), so a reader, a crash or a
     concurrent saver sees the old model or the new one, never a mix; the last complete save wins.
     On error the temporary folder is removed and ``path`` is untouched.
@@ -124,7 +124,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
 
 
 def check_save_target(path: str | Path) -> None:
-    """Raise :class:`FileExistsError` unless a model may be saved at ``path``; nothing is written.
+    """Raise `FileExistsError` unless a model may be saved at ``path``; nothing is written.
 
     A save may create ``path``, fill an empty folder or replace a saved model; it refuses a symlink,
     a file, or a non-empty folder that holds no saved model. Callers that fit before saving (the
@@ -217,7 +217,7 @@ class ModelFiles:
     def is_current(self) -> bool:
         """Return whether ``path`` is still the folder read: False once a later save replaced it.
 
-        A loader that reads more by path after :func:`read_folder` (Spark's own files) checks this
+        A loader that reads more by path after `read_folder` (Spark's own files) checks this
         at the end and reads again when it is False. The save's generation token decides; the
         folder's (device, inode) only for folders saved before saves wrote one, since a filesystem
         may hand a freed inode straight back out to the next save's folder.
@@ -284,8 +284,8 @@ def _parse_params(file: Path, data: bytes) -> dict[str, Any]:
 def saved_class(name: Any, base: type, file: str | Path) -> type:
     """Return the registered class a saved ``name`` stands for, which must be ``base`` or a subclass.
 
-    Only the registry is asked (:func:`movierec.registry.model_class`): an unknown name imports
-    nothing and raises :class:`ModelFileError` naming ``file``.
+    Only the registry is asked ([`movierec.registry.model_class`][movierec.registry.model_class]): an unknown name imports
+    nothing and raises `ModelFileError` naming ``file``.
     """
     from movierec.registry import model_class
 
@@ -333,9 +333,9 @@ def _rebuild(file: Path, key: str, value: Any) -> Any:
 
 # -- checking restored state --------------------------------------------------------------------
 def restore_state(arrays: Mapping[str, np.ndarray], file: str | Path = ARRAYS_FILE) -> tuple[IdIndex, IdIndex, Any]:
-    """Return ``(users, items, seen)`` from arrays written by :func:`state_arrays`, checked.
+    """Return ``(users, items, seen)`` from arrays written by `state_arrays`, checked.
 
-    Raises :class:`ModelFileError` naming ``file`` when a key is missing, ids are not unique ints or
+    Raises `ModelFileError` naming ``file`` when a key is missing, ids are not unique ints or
     strings, or the seen matrix's CSR arrays do not fit the ids.
     """
     from scipy import sparse
@@ -377,7 +377,7 @@ def check_arrays(
     shapes: Mapping[str, tuple[int | str, ...]],
     sizes: Mapping[str, int],
 ) -> None:
-    """Raise :class:`ModelFileError` unless every array has the declared shape and finite values.
+    """Raise `ModelFileError` unless every array has the declared shape and finite values.
 
     ``shapes`` maps an array name to its shape; a dimension is an int or a name: ``sizes`` gives
     some names (``"users"``, ``"items"``), and any other name (``"k"``) must have one value across

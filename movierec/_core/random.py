@@ -6,7 +6,7 @@ or an int in ``[0, 2**32 - 1]`` (the range every backend accepts: Surprise and n
 ``RandomState``). Functions that draw (splitters, samplers) also take a ``numpy.random.Generator``,
 which they use as it is.
 
-One value feeds several draws through named streams: :func:`rng` with a ``purpose`` gives a
+One value feeds several draws through named streams: `rng` with a ``purpose`` gives a
 Generator of its own for that purpose (``SeedSequence(seed, spawn_key=(key(purpose),))``), so the
 hold-out, the stacking folds and the tuning split are independent instead of reseeding one integer,
 and adding a new purpose changes no other draw. Without a purpose it is the plain
@@ -34,7 +34,7 @@ def check_random_state(value: Any, owner: str, *, generator: bool = False) -> An
     """Return ``value`` as movierec's ``random_state`` (None or a Python int), or raise naming ``owner``.
 
     With ``generator=True`` a ``numpy.random.Generator`` is accepted too and returned as it is.
-    Booleans, floats, negative ints and ints above :data:`MAX_SEED` raise InvalidParameterError.
+    Booleans, floats, negative ints and ints above `MAX_SEED` raise InvalidParameterError.
     """
     if value is None or (generator and isinstance(value, np.random.Generator)):
         return value

@@ -1,12 +1,12 @@
 """Boundary checks of data: ratings and pairs frames, and the arguments of methods (``n``, ``k``).
 
-Every check raises a :class:`DataValidationError` whose message names the column and shows one bad
+Every check raises a `DataValidationError` whose message names the column and shows one bad
 row (or names the argument and the value), and none of them modifies or drops the caller's data.
-Hyperparameters (constructor arguments, tune options) are checked by :mod:`movierec._core.params`.
+Hyperparameters (constructor arguments, tune options) are checked by `movierec._core.params`.
 
 Rating scales: a frame may declare its scale in ``frame.attrs["rating_scale"]`` (the MovieLens
-loaders do, see :func:`declare_scale`); pandas keeps ``attrs`` through slicing, splits and copies.
-:func:`check_ratings` then refuses ratings outside it, so one stray 6 in a 1-5 frame is an error,
+loaders do, see `declare_scale`); pandas keeps ``attrs`` through slicing, splits and copies.
+`check_ratings` then refuses ratings outside it, so one stray 6 in a 1-5 frame is an error,
 not a wider scale. A frame without a declared scale is on its own range by definition.
 """
 
@@ -110,7 +110,7 @@ def _shape_of(frame: pd.DataFrame) -> tuple:
 
 @contextmanager
 def trusted_ratings(*frames: pd.DataFrame) -> Iterator[None]:
-    """Let :func:`check_ratings` pass ``frames`` unchecked inside the block: they were checked already.
+    """Let `check_ratings` pass ``frames`` unchecked inside the block: they were checked already.
 
     For a fit that checked its ratings and hands them, or rows of them, to inner fits (an ensemble's
     members, its hold-out split): one check per public fit, not one per inner fit (a check takes
@@ -140,7 +140,7 @@ def check_ratings(
     Columns must be ``userId, movieId, rating`` and optionally ``timestamp``; ids all integers or
     all strings in each column; ratings finite numbers, within ``rating_scale`` (default: the
     scale the frame declares in ``attrs``, else any); no duplicate (userId, movieId) pair; at
-    least one row. A frame a running fit already checked (:func:`trusted_ratings`) is only
+    least one row. A frame a running fit already checked (`trusted_ratings`) is only
     checked against ``rating_scale``, when one is given.
     """
     if _is_trusted(ratings):
@@ -151,7 +151,7 @@ def check_ratings(
 
 
 def _validate_ratings(ratings: Any, name: str, rating_scale: tuple[float, float] | None) -> pd.DataFrame:
-    """Check every row of ``ratings`` (:func:`check_ratings` without the trust of a running fit)."""
+    """Check every row of ``ratings`` (`check_ratings` without the trust of a running fit)."""
     _check_frame(ratings, name)
     missing = [c for c in (USER, ITEM, RATING) if c not in ratings.columns]
     if missing:
@@ -208,7 +208,7 @@ def check_scale(
 ) -> tuple[float, float] | None:
     """Return the scale ``ratings`` must lie on (``rating_scale``, else the declared one, else None).
 
-    Raises :class:`DataValidationError` showing an example row when a rating lies outside it.
+    Raises `DataValidationError` showing an example row when a rating lies outside it.
     """
     scale = declared_scale(ratings) if rating_scale is None else rating_scale
     if scale is None:

@@ -1,6 +1,6 @@
 """Model folders read back trusting nothing in them: listed, capped and hashed through one folder handle.
 
-:func:`verified_folder` is how every load reads a model folder (docs/architecture.md, section 6,
+`verified_folder` is how every load reads a model folder (docs/architecture.md, section 6,
 "Trust and files"). A saved folder is untrusted input, its manifest included, so the manifest's
 sizes bound nothing: the caps below do, checked on the listing before any file is read; files are
 hashed as they stream and only the kept ones stay open, never in memory.
@@ -123,8 +123,8 @@ def verified_folder(
     Every folder and file is opened relative to a handle on its parent, never following a symlink,
     so a concurrent save that swaps another folder in cannot mix files of two saves; if it deletes
     files under us, the read starts again. Before a byte of any file is read the whole tree is
-    listed and refused if it breaks a cap (:data:`MAX_FILE_BYTES`, :data:`MAX_JSON_BYTES`,
-    :data:`MAX_FOLDER_BYTES`, :data:`MAX_FILES`, :data:`MAX_DEPTH`), holds a sparse file, or its
+    listed and refused if it breaks a cap (`MAX_FILE_BYTES`, `MAX_JSON_BYTES`,
+    `MAX_FOLDER_BYTES`, `MAX_FILES`, `MAX_DEPTH`), holds a sparse file, or its
     sizes differ from the manifest's; ``check_listing`` then sees the relative paths. Files are
     hashed as they stream, nothing kept: memory stays flat whatever the files claim.
 
@@ -165,7 +165,7 @@ def verified_folder(
 
 def read_verified(path: Path, keep: Collection[str]) -> tuple[tuple[int, int], dict[str, bytes]]:
     """Return the identity of the folder ``path`` and the bytes of the files of ``keep`` it holds,
-    every file checked against the manifest (:func:`verified_folder`)."""
+    every file checked against the manifest (`verified_folder`)."""
     with verified_folder(path, keep) as folder:
         return folder.identity, {rel: folder.read(rel) for rel in folder.handles}
 
@@ -265,7 +265,7 @@ def _listing(path: Path, fd: int, stack: ExitStack) -> dict[str, _Entry]:
 
 
 def check_file_size(path: Path, rel: str, status: os.stat_result) -> None:
-    """Raise :class:`ModelFileError` if the file ``path / rel`` is over its cap or sparse (from its ``stat``)."""
+    """Raise `ModelFileError` if the file ``path / rel`` is over its cap or sparse (from its ``stat``)."""
     cap = MAX_JSON_BYTES if rel.endswith(".json") else MAX_FILE_BYTES
     if status.st_size > cap:
         raise ModelFileError(f"{path / rel}: {status.st_size} bytes, over the {cap} a movierec model file "
@@ -323,7 +323,7 @@ def _differs(path: Path, rel: str) -> Any:
 
 
 def parse_json(file: Path, data: bytes) -> dict[str, Any]:
-    """Return the JSON object in ``data``; NaN and Infinity are refused (:class:`ModelFileError` otherwise)."""
+    """Return the JSON object in ``data``; NaN and Infinity are refused (`ModelFileError` otherwise)."""
 
     def refuse(constant: str) -> None:
         raise ValueError(f"{constant} is not a number JSON allows")

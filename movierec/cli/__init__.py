@@ -78,7 +78,7 @@ class _Interrupted(KeyboardInterrupt):
 
 @contextmanager
 def _interrupts() -> Iterator[None]:
-    """Turn the first SIGINT or SIGTERM into :class:`_Interrupted`; a second one exits at once.
+    """Turn the first SIGINT or SIGTERM into `_Interrupted`; a second one exits at once.
 
     After the first, logging goes quiet: py4j logs a traceback for the call the signal cut
     short, and Spark's clean-up warns about a JVM the signal may have ended, but the user asked

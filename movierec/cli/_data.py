@@ -43,7 +43,7 @@ def check_out_dir(path: Path, option: str = "--out") -> None:
 
 
 def check_out_file(path: Path, option: str = "--out") -> None:
-    """Check ``path`` can be written as a file: not a folder, in a folder :func:`check_out_dir` accepts."""
+    """Check ``path`` can be written as a file: not a folder, in a folder `check_out_dir` accepts."""
     if path.is_dir():
         raise IsADirectoryError(f"{option} {path}: is a folder, give a file name such as {path / 'table.csv'}")
     check_out_dir(path.parent if str(path.parent) else Path("."), option)

@@ -41,7 +41,7 @@ def with_titles(top: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
 
 @contextmanager
 def progress_bars(quiet: bool) -> Iterator[Progress]:
-    """Yield a :data:`movierec.pipeline.Progress` that draws one tqdm bar per stage on stderr.
+    """Yield a `movierec.pipeline.Progress` that draws one tqdm bar per stage on stderr.
 
     Bars are hidden with ``quiet`` and when stderr is not a terminal (CI logs, pipes).
     """

@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check what involves several arguments and pick the command's function; failures exit 2.
 
-    The options of the main job become ``args.settings`` (:class:`movierec.pipeline.Settings`), so
+    The options of the main job become ``args.settings`` (`movierec.pipeline.Settings`), so
     a bad combination is a usage error before any data is read.
     """
     if args.command in ("recommend", "evaluate", "fit"):

@@ -1,4 +1,4 @@
-"""``movierec recommend``: the main job (:func:`movierec.pipeline.run`) on a dataset or your own file,
+"""``movierec recommend``: the main job (`movierec.pipeline.run`) on a dataset or your own file,
 its table printed, ``recommendations.csv`` and ``report.html`` written."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``movierec serve``: a kept model behind the JSON HTTP API (:mod:`movierec.serve`)."""
+"""``movierec serve``: a kept model behind the JSON HTTP API ([`movierec.serve`][movierec.serve])."""
 
 from __future__ import annotations
 

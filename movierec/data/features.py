@@ -62,7 +62,7 @@ def design(
     """Return the user rows, movie rows and feature names of the ids in ``user_index`` and ``item_index``.
 
     ``user_idx``, ``item_idx`` are the rated pairs: ids with ratings get a one-hot column; side
-    features (scaled by ``side_feature_value``) follow. Raises :class:`DataValidationError` if
+    features (scaled by ``side_feature_value``) follow. Raises `DataValidationError` if
     ``feature_dim`` is set and the data gives another width.
     """
     rated_users = np.bincount(user_idx, minlength=len(user_index)) > 0
@@ -131,7 +131,7 @@ def csr_arrays(matrix: sparse.csr_matrix, name: str) -> dict[str, np.ndarray]:
 
 
 def csr_from_arrays(arrays: dict[str, np.ndarray], name: str, shape: tuple[int, int]) -> sparse.csr_matrix:
-    """Return the CSR matrix :func:`csr_arrays` wrote under ``name``."""
+    """Return the CSR matrix `csr_arrays` wrote under ``name``."""
     return sparse.csr_matrix(
         (arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]), shape=shape
     )
@@ -176,7 +176,7 @@ def _stack(
 def user_side_features(users: pd.DataFrame, user_ids: np.ndarray) -> tuple[sparse.csr_matrix, list[str]]:
     """Return the user side features of ``user_ids`` (rows in that order) and their names.
 
-    From the columns the frame has: ``age`` in the buckets of :data:`AGE_EDGES`, ``gender`` and
+    From the columns the frame has: ``age`` in the buckets of `AGE_EDGES`, ``gender`` and
     ``occupation`` one-hot (categories as found in ``users``). Ids absent from ``users`` and
     missing values get no feature. Other columns (``zip``) are ignored.
     """

@@ -8,15 +8,15 @@ read-only, nothing is ever extracted, and nothing is written there except by a d
 Integrity
 ---------
 Every ml-100k member a loader reads is checked against its published SHA-256; a mismatch raises
-:class:`~movierec.exceptions.ChecksumError` naming the member and both hashes. No member hashes are
+[`ChecksumError`][movierec.exceptions.ChecksumError] naming the member and both hashes. No member hashes are
 known for the other archives, so for them integrity rests on the zip format's own CRC-32, which
-:mod:`zipfile` checks while a member is read to its end. A truncated or corrupt zip, a failed CRC
-or a missing member raises :class:`~movierec.exceptions.DatasetError` naming the file and telling
+`zipfile` checks while a member is read to its end. A truncated or corrupt zip, a failed CRC
+or a missing member raises [`DatasetError`][movierec.exceptions.DatasetError] naming the file and telling
 to delete it and download it again.
 
 Download
 --------
-When an archive is absent, :func:`load_movielens` (``download=True``) fetches it from GroupLens,
+When an archive is absent, [`load_movielens`][movierec.data.movielens.load_movielens] (``download=True``) fetches it from GroupLens,
 ``https://files.grouplens.org/datasets/movielens/{zipname}``, or from the base URL in the
 ``MOVIEREC_MIRROR`` environment variable. The file is written to a temporary file in the data folder,
 verified (zip readable, member names, sizes, every CRC, the known SHA-256 hashes), then renamed into
@@ -26,11 +26,11 @@ tqdm bar when tqdm is installed and to the ``logging`` logger of this package, n
 Bounds
 ------
 Nothing a mirror or an archive holds can hang a download or exhaust memory or disk: a download has a
-total deadline and a size cap (arguments of :func:`download_movielens`, by default derived from the
+total deadline and a size cap (arguments of [`download_movielens`][movierec.data.movielens.download_movielens], by default derived from the
 archive's known size), and no member may inflate beyond 1.5 times its known size (the whole archive's,
 for members of unknown size). Members are hashed while they stream, never read whole first. Loaders
 check what they parse: ratings must form a valid ratings frame (finite ratings, no duplicate pair),
-movie and user ids must be unique; anything else raises :class:`~movierec.exceptions.DatasetError`.
+movie and user ids must be unique; anything else raises [`DatasetError`][movierec.exceptions.DatasetError].
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ PathLike = str | os.PathLike[str]
 
 @dataclass(frozen=True, eq=False, repr=False)
 class MovieLens:
-    """One MovieLens dataset, as returned by :func:`load_movielens`.
+    """One MovieLens dataset, as returned by [`load_movielens`][movierec.data.movielens.load_movielens].
 
     Attributes
     ----------
@@ -111,14 +111,14 @@ class MovieLens:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Fold:
-    """One official train/test split, as returned by :func:`official_folds`.
+    """One official train/test split, as returned by [`official_folds`][movierec.data.movielens.official_folds].
 
     Attributes
     ----------
     name : str
         The fold name, e.g. ``"u1"`` or ``"ua"``.
     train, test : pandas.DataFrame
-        Ratings frames with the columns and dtypes of :attr:`MovieLens.ratings`.
+        Ratings frames with the columns and dtypes of `MovieLens.ratings`.
     """
 
     name: str
@@ -146,7 +146,7 @@ def data_home(path: PathLike | None = None) -> Path:
 
 
 def known_datasets() -> list[str]:
-    """Return the names :func:`load_movielens` accepts, smallest first."""
+    """Return the names [`load_movielens`][movierec.data.movielens.load_movielens] accepts, smallest first."""
     return list(LAYOUTS)
 
 
@@ -156,7 +156,7 @@ def is_present(name: str, data_home: PathLike | None = None) -> bool:
     Raises
     ------
     DatasetError
-        If ``name`` is not one of :func:`known_datasets`.
+        If ``name`` is not one of [`known_datasets`][movierec.data.movielens.known_datasets].
     """
     return archive_path(name, data_home).is_file()
 
@@ -169,9 +169,9 @@ def download_movielens(name: str = "ml-100k", *, data_home: PathLike | None = No
     Parameters
     ----------
     name : str
-        One of :func:`known_datasets`.
+        One of [`known_datasets`][movierec.data.movielens.known_datasets].
     data_home : str or os.PathLike, optional
-        The data folder (see :func:`data_home`); created if needed.
+        The data folder (see [`data_home`][movierec.data.movielens.data_home]); created if needed.
     url : str, optional
         Where to download from. By default ``$MOVIEREC_MIRROR/{zipname}`` if that variable is set,
         else the GroupLens URL.
@@ -196,7 +196,7 @@ def download_movielens(name: str = "ml-100k", *, data_home: PathLike | None = No
     DatasetError
         If ``name`` is unknown, or the download fails, passes ``max_bytes`` or ``deadline``, or does
         not verify (the message says where to put a copy downloaded by hand);
-        :class:`~movierec.exceptions.ChecksumError` if an ml-100k member has the wrong SHA-256.
+        [`ChecksumError`][movierec.exceptions.ChecksumError] if an ml-100k member has the wrong SHA-256.
         Nothing is left behind on failure.
     InvalidParameterError
         If ``max_bytes`` is not a positive int or ``deadline`` not a positive number of seconds.
@@ -234,14 +234,14 @@ def load_movielens(name: str = "ml-100k", *, data_home: PathLike | None = None,
     name : {"ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small"}
         The dataset.
     data_home : str or os.PathLike, optional
-        The data folder (see :func:`data_home`).
+        The data folder (see [`data_home`][movierec.data.movielens.data_home]).
     download : bool
         Download the archive when it is absent. With ``False`` an absent archive is an error.
 
     Returns
     -------
     MovieLens
-        See :class:`MovieLens` for the columns and dtypes.
+        See [`MovieLens`][movierec.data.movielens.MovieLens] for the columns and dtypes.
 
     Raises
     ------
@@ -295,7 +295,7 @@ def official_folds(name: str = "ml-100k", *, which: str | Iterable[str] = ML100K
         Fold names among ``u1`` ... ``u5`` (the five-fold cross-validation, 80000/20000 ratings each)
         and ``ua``, ``ub`` (exactly 10 test ratings per user, 90570/9430). Default: ``u1`` to ``u5``.
     data_home : str or os.PathLike, optional
-        The data folder (see :func:`data_home`).
+        The data folder (see [`data_home`][movierec.data.movielens.data_home]).
     download : bool
         Download the archive when it is absent.
 

@@ -1,9 +1,9 @@
 """Your own ratings file: CSV, TSV or Parquet, with your column names, explicit or implicit feedback.
 
-:func:`load_ratings` reads one file into a ratings frame with the contract's columns (``userId,
+[`load_ratings`][movierec.data.ratings_file.load_ratings] reads one file into a ratings frame with the contract's columns (``userId,
 movieId, rating`` and optionally ``timestamp``), plus an optional items file that gives titles.
 The file is untrusted input: whatever its bytes, it returns a valid frame or raises
-:class:`~movierec.exceptions.DatasetError` whose message names the file, the line and the column.
+[`DatasetError`][movierec.exceptions.DatasetError] whose message names the file, the line and the column.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ _COLUMN_KEYS = ("user", "item", "rating", "timestamp")
 
 @dataclass(frozen=True, eq=False, repr=False)
 class RatingsFile:
-    """A ratings file read by :func:`load_ratings`, shaped like :class:`~movierec.data.movielens.MovieLens`.
+    """A ratings file read by [`load_ratings`][movierec.data.ratings_file.load_ratings], shaped like [`MovieLens`][movierec.data.movielens.MovieLens].
 
     Attributes
     ----------
@@ -70,7 +70,7 @@ class RatingsFile:
 
     @property
     def name(self) -> str:
-        """The ratings file's name, where :class:`~movierec.data.movielens.MovieLens` has the dataset's."""
+        """The ratings file's name, where [`MovieLens`][movierec.data.movielens.MovieLens] has the dataset's."""
         return self.path.name
 
     def __repr__(self) -> str:
@@ -103,7 +103,7 @@ def load_ratings(
         The columns holding the user and the item ids (default ``userId`` and ``movieId``).
     rating : str, optional
         The column holding the ratings. ``None`` means implicit feedback: each row says the user
-        interacted with the item, and gets rating 1.0 (:attr:`RatingsFile.implicit` is True).
+        interacted with the item, and gets rating 1.0 ([`RatingsFile.implicit`][movierec.data.ratings_file.RatingsFile.implicit] is True).
     timestamp : str, optional
         The column holding the time of each rating: integers (Unix seconds) or ISO 8601 date-times
         (read as UTC, stored as Unix seconds). ``None`` leaves the timestamp out.
@@ -123,7 +123,7 @@ def load_ratings(
     Returns
     -------
     RatingsFile
-        ``.ratings`` and ``.items`` as :func:`~movierec.data.movielens.load_movielens` gives them.
+        ``.ratings`` and ``.items`` as [`load_movielens`][movierec.data.movielens.load_movielens] gives them.
 
     Raises
     ------
@@ -161,7 +161,7 @@ def load_ratings(
 
 
 def parse_columns(text: str) -> dict[str, str]:
-    """Return the keyword arguments of :func:`load_ratings` that ``"user=u,item=i,..."`` gives.
+    """Return the keyword arguments of [`load_ratings`][movierec.data.ratings_file.load_ratings] that ``"user=u,item=i,..."`` gives.
 
     The keys are ``user``, ``item``, ``rating`` and ``timestamp`` (what ``--columns`` takes).
 

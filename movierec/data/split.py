@@ -22,7 +22,7 @@ from movierec.exceptions import DataValidationError
 __all__ = ["random_split", "sample_users", "stratified_split", "temporal_split"]
 
 def _rng(random_state: RandomState, owner: str) -> np.random.Generator:
-    """Return a Generator for ``random_state`` under movierec's one rule (:mod:`movierec._core.random`).
+    """Return a Generator for ``random_state`` under movierec's one rule (`movierec._core.random`).
 
     A Generator passes through unchanged (SageMakerFM's tuning splits with one drawn from its seed).
     """

@@ -3,7 +3,7 @@
 ``WeightedEnsemble`` (docs/architecture.md, section 4) keeps its parameters and fitted state; the
 scoring it does for whole user blocks lives here so the ensemble's full ``top_n`` never builds a
 (user, movie) pair frame: each member gives a ``users x movies`` score matrix
-(:meth:`Recommender.score_matrix`: matrix products for array-backed members, ``predict`` of the
+([`Recommender.score_matrix`][movierec.Recommender.score_matrix]: matrix products for array-backed members, ``predict`` of the
 block's pairs for the others).
 """
 

@@ -1,7 +1,7 @@
 """Saving and loading a WeightedEnsemble: one atomic folder, its members in ``member_<i>/``.
 
 A load reads the whole folder, members included, through one handle on it
-(:func:`movierec._core.folder.verified_folder`, one walk checked against the top manifest), and
+(`movierec._core.folder.verified_folder`, one walk checked against the top manifest), and
 builds every member from the bytes that walk hashed: a save that swaps the folder mid-load can
 make the load start again but never mixes the ensemble of one save with members of another.
 Members whose class reads more of its folder by path (SparkALS's ``spark_model/``) are loaded by
@@ -83,7 +83,7 @@ def load_ensemble(cls: type[WeightedEnsemble], path: str | Path) -> Any:
         If ``path`` is not a folder.
     ModelFileError
         If any file is missing, changed, malformed or over a cap, ensembles nest deeper than
-        :data:`MAX_NESTING`, the members do not fit the ensemble, or saves kept replacing the
+        `MAX_NESTING`, the members do not fit the ensemble, or saves kept replacing the
         folder while members were read by path.
     """
     path = Path(path)

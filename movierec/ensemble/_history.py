@@ -3,9 +3,9 @@
 The ensemble has no fold-in of its own: it asks each fitted member through the member's public
 history methods (``score_history``, ``explain``, ``similar_items``) and combines the answers with the
 ensemble's own reference statistics and weights, the formula of ``top_n``
-(:func:`movierec.ensemble._blend.weighted_z`: ``sum_m w_m (s_m - mu_m) / sigma_m``, NaN counting 0).
+(`movierec.ensemble._blend.weighted_z`: ``sum_m w_m (s_m - mu_m) / sigma_m``, NaN counting 0).
 Parsing, the unknown-movie warning, the popularity fallback, exclusions and ranking are the shared
-ones of :mod:`movierec._core.history`, on the ensemble's own catalogue and seen matrix.
+ones of `movierec._core.history`, on the ensemble's own catalogue and seen matrix.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _history_frame(ids: np.ndarray, ratings: np.ndarray | None) -> pd.DataFrame:
 def ensemble_scorer(
     owner: str, items: Any, seen: Any, models: list[Any], means: np.ndarray, stds: np.ndarray, weights: np.ndarray
 ) -> HistoryScorer:
-    """Return the :class:`HistoryScorer` of an ensemble whose fitted ``models`` have these reference stats and weights.
+    """Return the `HistoryScorer` of an ensemble whose fitted ``models`` have these reference stats and weights.
 
     Members are asked only about movies the ensemble knows; their own warnings about movies they do
     not know are silenced, since the ensemble has counted its unknown movies once already.
@@ -109,12 +109,12 @@ class EnsembleHistory:
     ) -> pd.DataFrame:
         """Return the ``n`` best movies for a visitor not in the fit: the members' history scores, blended.
 
-        Each member scores the history (:meth:`~movierec.Recommender.score_history`); the scores are
-        standardized with the ensemble's reference statistics and weighted as :meth:`top_n` does
+        Each member scores the history (`score_history`); the scores are
+        standardized with the ensemble's reference statistics and weighted as `top_n` does
         (``sum_m w_m (s_m - mu_m) / sigma_m``; a member that knows none of the history adds 0), so a
-        fitted user's own training history gives that user's :meth:`top_n` list (``candidates=None``;
-        with ``candidates`` set, :meth:`top_n` ranks the members' proposals only, while this ranks
-        every movie). Everything else is :meth:`movierec.Recommender.top_n_from_history`'s: unknown
+        fitted user's own training history gives that user's `top_n` list (``candidates=None``;
+        with ``candidates`` set, `top_n` ranks the members' proposals only, while this ranks
+        every movie). Everything else is `movierec.Recommender.top_n_from_history`'s: unknown
         movies ignored with one warning, the popularity fallback (the ensemble's fit's rating
         counts), exclusions, ties by movieId. A member that cannot score a history raises
         NotImplementedError naming it.
@@ -124,7 +124,7 @@ class EnsembleHistory:
     def explain(self, history: Any, movie: Any, *, n: int | None = None) -> pd.DataFrame:
         """Return ``movieId, contribution, share``: the members' contributions, weighted as their scores are.
 
-        Each member's contributions (:meth:`movierec.Recommender.explain`) are divided by its reference
+        Each member's contributions (`movierec.Recommender.explain`) are divided by its reference
         standard deviation and multiplied by its weight, then summed. For members linear in the history
         (EASE, Popularity) they sum to the blended score minus the blend of the members' empty-history
         scores.

@@ -34,7 +34,7 @@ def holdout_split(
     """Return ``(train, holdout)``: ``size`` of each rating user's ratings held out, for at most ``max_users`` users.
 
     With ``max_users`` below the number of users, a seeded sample of that many users
-    (:func:`movierec.data.split.sample_users`) gives the hold-out and every rating of the other users
+    ([`movierec.data.split.sample_users`][movierec.data.split.sample_users]) gives the hold-out and every rating of the other users
     stays in ``train``: the errors are measured on a fixed number of users whatever the data's size.
     """
     from movierec.data.split import sample_users, stratified_split

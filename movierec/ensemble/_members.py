@@ -14,7 +14,7 @@ __all__ = ["FitEvent", "close_all"]
 
 @dataclass(frozen=True)
 class FitEvent:
-    """What :meth:`WeightedEnsemble.fit` reports to its ``callback`` after each member fit.
+    """What [`WeightedEnsemble.fit`][movierec.WeightedEnsemble.fit] reports to its ``callback`` after each member fit.
 
     Attributes
     ----------

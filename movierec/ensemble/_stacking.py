@@ -5,10 +5,10 @@ sum of standardized member scores, ``sum_m w_m z_m``; only the ``w_m`` change: i
 they minimise the squared error of ``b + sum_m w_m z_m`` against held-out ratings with every
 ``w_m >= 0`` (Breiman's stacked regressions).
 
-The held-out scores come from ``stacking_folds`` parts of the ratings (:func:`user_folds`): each
+The held-out scores come from ``stacking_folds`` parts of the ratings (`user_folds`): each
 member is fitted on all parts but one and scores the one left out, standardized by the ``mu`` and
 ``sigma`` of that fit, so every rating is scored once by a member that did not see it and the
-weights learn from all of them (:func:`out_of_fold`). ``stacking_folds=None`` uses the single
+weights learn from all of them (`out_of_fold`). ``stacking_folds=None`` uses the single
 hold-out of ``validation_size`` instead. The error reported for the stacked blend is cross-fitted:
 each part of the held-out rows is predicted with weights learned on the other parts, so no rating
 both chooses the weights and scores them.
@@ -74,7 +74,7 @@ def out_of_fold(
     fit_on)`` returns the fitted member; its scores of the held-out rows are standardized by
     ``reference_stats(member, fit_on)`` (its own ``mu``, ``sigma``), 0 where it cannot score.
     ``z`` is ``(held-out rows, members)``, ``y`` the held-out ratings, ``errors`` each member's
-    RMSE against its :meth:`~movierec.Recommender.prediction_targets` over the rows it scored.
+    RMSE against its [`prediction_targets`][movierec.Recommender.prediction_targets] over the rows it scored.
     """
     y = np.concatenate([held[RATING].to_numpy(dtype=float) for _, held in parts])
     z = np.zeros((len(y), n_members))
@@ -113,7 +113,7 @@ def stack(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
 def cross_fitted_rmse(z: np.ndarray, y: np.ndarray, seed: int | None, scale: np.ndarray | None = None) -> float:
     """Return the RMSE of the stacked blend on ``y``, each part predicted by weights fitted on the others.
 
-    With ``scale`` (``[lowest, highest]``) the blend is clipped to it, as :meth:`predict` does.
+    With ``scale`` (``[lowest, highest]``) the blend is clipped to it, as `predict` does.
     """
     folds = np.random.default_rng(seed).permutation(len(y)) % min(STACKING_FOLDS, len(y))
     predicted = np.empty(len(y))
@@ -146,7 +146,7 @@ def stacked_weights(
 
 
 def parts_of(ratings: pd.DataFrame, n_folds: int, seed: int | None) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Return the ``(fit on, held out)`` frames of :func:`user_folds`; parts that would be empty are skipped."""
+    """Return the ``(fit on, held out)`` frames of `user_folds`; parts that would be empty are skipped."""
     folds = user_folds(ratings[USER], n_folds, seed)
     return [(ratings.iloc[np.flatnonzero(folds != k)], ratings.iloc[np.flatnonzero(folds == k)])
             for k in range(n_folds) if (folds == k).any() and (folds != k).any()]

@@ -1,8 +1,8 @@
 """A WeightedEnsemble's fitted state in one place: what ``fit`` learns, ``save`` writes and ``load`` restores.
 
-``fit``, :func:`movierec.ensemble._files.load_ensemble` and the blends forward selection scores
-(:func:`movierec.ensemble._holdout.select_members`) all build a :class:`FittedState` and
-:meth:`~FittedState.apply` it, so the list of fitted attributes lives here and nowhere else.
+``fit``, `movierec.ensemble._files.load_ensemble` and the blends forward selection scores
+(`movierec.ensemble._holdout.select_members`) all build a `FittedState` and
+`apply` it, so the list of fitted attributes lives here and nowhere else.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["FittedState"]
 
 @dataclasses.dataclass(frozen=True)
 class FittedState:
-    """The fitted attributes of a :class:`~movierec.ensemble.WeightedEnsemble`, each ``<field>_`` on it.
+    """The fitted attributes of a `WeightedEnsemble`, each ``<field>_`` on it.
 
     ``models`` are the fitted members (``models_``), ``members`` their positions in the ensemble's
     ``models``; the arrays hold one value per fitted member, except ``candidate_errors`` (one per
@@ -67,7 +67,7 @@ class FittedState:
         return cls(**{field.name: getattr(ensemble, f"{field.name}_") for field in dataclasses.fields(cls)})
 
     def check(self, file: str | Path, *, same_ids: bool) -> None:
-        """Raise :class:`ModelFileError` naming ``file`` unless the state is one an ensemble's ``fit`` makes.
+        """Raise `ModelFileError` naming ``file`` unless the state is one an ensemble's ``fit`` makes.
 
         Errors, weights and sigmas are non-negative (inverse-error weights are finite, so those errors
         are positive), the rating scale ``lowest <= highest``

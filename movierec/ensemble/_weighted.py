@@ -43,13 +43,13 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
     ``sum_m (s_m(u, i) - mu_m) / sigma_m / e_m``, where ``mu_m`` and ``sigma_m`` are the mean and
     standard deviation of ``m``'s scores over a reference population fixed at ``fit`` (a random
     sample of ``REFERENCE_PAIRS`` (user, movie) pairs of the training catalogue, drawn with
-    ``random_state``). :meth:`predict` returns the rating-scale blend
+    ``random_state``). [`predict`][movierec.WeightedEnsemble.predict] returns the rating-scale blend
     ``sum_m (s_m / e_m) / sum_m (1 / e_m)`` over the members that can score a pair.
 
     Parameters
     ----------
     models : list or tuple of Recommender
-        The members, left untouched: ``fit`` works on clones of them (:func:`clone`), kept in
+        The members, left untouched: ``fit`` works on clones of them ([`clone`][movierec.clone]), kept in
         ``models_``. A generator is refused, since it can be read only once.
     errors : sequence of float, optional
         Each member's error, positive. When not given, ``fit`` holds out ``validation_size`` of each
@@ -58,13 +58,13 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
     metric : str, default "rmse"
         The error that weights the members: ``"rmse"`` (the seed's, ``member.rmse(holdout)``) or
         ``1 -`` a ranking metric at ``k`` such as ``"ndcg@10"``, ``"precision@10"``, ``"map@20"``
-        (:func:`movierec.metrics.model_error`: each hold-out user's top ``k`` unseen movies, every
+        ([`movierec.metrics.model_error`][movierec.metrics.model_error]: each hold-out user's top ``k`` unseen movies, every
         hold-out movie relevant). The formula stays ``z_m / e_m`` summed.
     weights : {"inverse_error", "stacked"}, default "inverse_error"
         ``"inverse_error"``: ``w_m = 1 / e_m`` (the seed). ``"stacked"`` (``metric="rmse"`` only):
         ``w_m >= 0`` and an intercept ``b`` learned by non-negative least squares of held-out
         ratings on the members' standardized held-out scores (see ``stacking_folds``);
-        :meth:`predict` is then ``b + sum_m w_m z_m`` clipped to the rating scale. The stacked
+        [`predict`][movierec.WeightedEnsemble.predict] is then ``b + sum_m w_m z_m`` clipped to the rating scale. The stacked
         blend's own held-out RMSE is cross-fitted (``stacked_error_``). If every learned weight is
         0 (no member's scores rise with the ratings), the members are weighed equally, with a warning.
     stacking_folds : int or None, default 5
@@ -97,7 +97,7 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
     ----------
     models_ : list of Recommender
         The fitted clones of the chosen members (every member unless ``select="forward"``), in the
-        order of ``models``; :meth:`predict`, :meth:`top_n`, :meth:`save` and :meth:`close` use these.
+        order of ``models``; [`predict`][movierec.WeightedEnsemble.predict], [`top_n`][movierec.WeightedEnsemble.top_n], [`save`][movierec.WeightedEnsemble.save] and [`close`][movierec.WeightedEnsemble.close] use these.
     members_ : ndarray of int
         The position in ``models`` of each member of ``models_``.
     candidate_errors_ : ndarray
@@ -221,10 +221,10 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
         ratings : pandas.DataFrame
             Columns ``userId, movieId, rating`` (and optionally ``timestamp``).
         callback : callable, optional
-            Called with a :class:`FitEvent` after each member fit (progress bars, timings).
+            Called with a [`FitEvent`][movierec.FitEvent] after each member fit (progress bars, timings).
         users, items : pandas.DataFrame, optional
             Side frames (``MovieLens.users`` / ``.items``), passed to the members whose
-            :meth:`~movierec.Recommender.uses_side_data` is True and to no other.
+            [`uses_side_data`][movierec.Recommender.uses_side_data] is True and to no other.
 
         Returns
         -------
@@ -402,7 +402,7 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
         return frame
 
     def rank_proposals(self, proposed: Sequence[pd.DataFrame], n: int = 5, *, exclude_seen: bool = True) -> pd.DataFrame:
-        """Return :meth:`top_n`'s lists (``candidates`` mode) from the members' own top lists, already ranked.
+        """Return [`top_n`][movierec.WeightedEnsemble.top_n]'s lists (``candidates`` mode) from the members' own top lists, already ranked.
 
         ``proposed[m]`` is ``models_[m].top_n(users, n=K, exclude_seen=exclude_seen)`` with ``K >=
         candidates``, the same users for every member; rows past rank ``candidates`` are dropped, so
@@ -434,7 +434,7 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """Read an ensemble written by :meth:`save`, members included (as both ``models`` and ``models_``).
+        """Read an ensemble written by [`save`][movierec.WeightedEnsemble.save], members included (as both ``models`` and ``models_``).
 
         Member classes resolve through the registry only; every file is checked against the
         manifest, and a save that replaces the folder while it is read makes the load start again.

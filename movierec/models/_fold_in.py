@@ -3,17 +3,17 @@
 A visitor who is not in the fit arrives with a few movies (and maybe their ratings). With the item
 side fixed, each factor model's user step is a small regularized least-squares problem in the
 visitor's own parameters (a bias and a factor vector); these functions solve it in numpy, for the
-models' ``_score_history`` hooks (:mod:`movierec.base`):
+models' ``_score_history`` hooks (`movierec.base`):
 
-- :func:`ridge_fold_in`: weighted ridge regression on ``[1, q_j]`` (SurpriseSVD, SageMakerFM's
+- `ridge_fold_in`: weighted ridge regression on ``[1, q_j]`` (SurpriseSVD, SageMakerFM's
   regressor, MyFMBayes's conditional posterior mean, explicit ALS without the bias);
-- :func:`logistic_fold_in`: Newton steps on the L2-penalized logistic loss (SageMakerFM's binary
+- `logistic_fold_in`: Newton steps on the L2-penalized logistic loss (SageMakerFM's binary
   classifier);
-- :func:`als_user_step`: ALS's user step, explicit (ridge on the rated items) or implicit (Hu,
+- `als_user_step`: ALS's user step, explicit (ridge on the rated items) or implicit (Hu,
   Koren and Volinsky's weighted least squares against every item), and
-  :func:`als_contributions`, its exact split into one term per history movie, as ``implicit``'s
+  `als_contributions`, its exact split into one term per history movie, as ``implicit``'s
   ``explain`` computes it;
-- :func:`cosine_similarities`: every item's cosine with one item, as ``implicit``'s
+- `cosine_similarities`: every item's cosine with one item, as ``implicit``'s
   ``similar_items`` ranks them.
 """
 
@@ -105,7 +105,7 @@ def ridge_contributions(
     *,
     bias_penalty: float | None = None,
 ) -> np.ndarray:
-    """Return the ``(m, len(targets_Q))`` terms ``t_j x_j' A^-1 x_i`` of :func:`ridge_fold_in` (no prior, unit weights).
+    """Return the ``(m, len(targets_Q))`` terms ``t_j x_j' A^-1 x_i`` of `ridge_fold_in` (no prior, unit weights).
 
     ``x = [1, q]`` with a bias, else ``q``; ``A`` is the fold-in's matrix. Summed over the history
     they give ``b + q_i.p`` of each target: the fold-in's score minus what an empty history scores.
@@ -160,7 +160,7 @@ def als_user_step(
     Y: np.ndarray, gram: np.ndarray | None, item_idx: np.ndarray, extra: np.ndarray, pull: np.ndarray,
     penalty: float, *, nonnegative: bool = False,
 ) -> np.ndarray:
-    """Return the visitor's factors ``A^-1 b`` of :func:`als_user_system` (non-negative: Spark's NNLS)."""
+    """Return the visitor's factors ``A^-1 b`` of `als_user_system` (non-negative: Spark's NNLS)."""
     A, b = als_user_system(Y, gram, item_idx, extra, pull, penalty)
     return nonnegative_solve(A, b) if nonnegative else _solve_spd(A, b)
 
@@ -192,7 +192,7 @@ def logistic_fold_in(
 
     Newton's method from zero (IRLS); ``penalty`` has one entry per column of ``X``. The loss is
     strictly convex when every penalty is positive, so the steps converge without a line search
-    in practice; :data:`NEWTON_STEPS` bounds them.
+    in practice; `NEWTON_STEPS` bounds them.
     """
     X = np.asarray(X, dtype=np.float64)
     w = np.ones(len(X)) if weights is None else np.asarray(weights, dtype=np.float64)

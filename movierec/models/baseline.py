@@ -110,8 +110,8 @@ class BiasedBaseline(ArrayRecommender):
 
         ``b_v`` is one step of the user sweep of fit with the movie biases fixed:
         ``sum_j (r_j - mu - b_j) / (n + user damping)``; without ratings each movie counts as liked
-        (:meth:`_history_ratings`). It shifts every movie alike, so the list ranks by movie bias; it
-        makes the scores read as :meth:`predict` reads them.
+        (`_history_ratings`). It shifts every movie alike, so the list ranks by movie bias; it
+        makes the scores read as `predict` reads them.
         """
         user_damping, _ = self._parameter_constraints["damping"].convert(self.damping)
         residual = self._history_ratings(ratings, len(item_idx)) - self.global_mean_ - self.item_bias_[item_idx]

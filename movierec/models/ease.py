@@ -46,18 +46,18 @@ class EASE(ArrayRecommender):
 
     Memory and time: fit holds one dense ``n_kept x n_kept`` matrix (the Gram matrix, built a
     block of columns at a time, Cholesky-inverted in place, then scaled into ``B_``) next to the
-    sparse ratings; with ``n_kept`` at least :attr:`float32_items` it is float32. At 20,000 kept
+    sparse ratings; with ``n_kept`` at least `float32_items` it is float32. At 20,000 kept
     movies that matrix is 1.6 GB (3.2 GB in float64): on a 2-core machine, fit added 1.8 GB to the
     process's peak and took about 3 minutes (synthetic ratings over ml-25m's 59,046 movies); ``B_`` keeps
     the 1.6 GB. Scoring multiplies only the kept columns (``X[:, kept] @ B_``), in blocks of users,
-    so its memory does not grow with the number of users; :meth:`top_n` also ranks only the kept
+    so its memory does not grow with the number of users; [`top_n`][movierec.EASE.top_n] also ranks only the kept
     columns (3.6 ms per user at 20,000 kept movies on that machine).
 
     Parameters
     ----------
     l2 : float, default 500.0
         The L2 penalty. Steck's choice for MovieLens-20M; on ml-100k u1 a validation split of the
-        training data gives about the same (see :meth:`tune`). Larger catalogues and denser data
+        training data gives about the same (see [`tune`][movierec.EASE.tune]). Larger catalogues and denser data
         want larger values.
     max_items : int, default 20000
         Most movies ``B`` covers: a larger catalogue is fitted on its ``max_items`` most-rated
@@ -68,7 +68,7 @@ class EASE(ArrayRecommender):
     ----------
     B_ : ndarray of shape (n_kept, n_kept)
         The item-item weights among the kept movies, zero diagonal; float64, or float32 from
-        :attr:`float32_items` kept movies.
+        `float32_items` kept movies.
     kept_ : ndarray of int64, shape (n_kept,)
         The item indices ``B_`` covers, ascending (all of them when the catalogue fits
         ``max_items``); their movie ids are ``items_.ids[kept_]``.
@@ -130,7 +130,7 @@ class EASE(ArrayRecommender):
         """Return ``x @ B`` for the history's 0/1 row ``x``: every history movie is a positive, as in fit.
 
         Ratings are not used (fit does not use them either). The row is built as a fitted user's row
-        of ``seen_`` is, so a fitted user's own history scores exactly as :meth:`top_n` scores them.
+        of ``seen_`` is, so a fitted user's own history scores exactly as [`top_n`][movierec.EASE.top_n] scores them.
         """
         return self._score_rows(self._history_row(item_idx))[0]
 
@@ -248,13 +248,13 @@ class EASE(ArrayRecommender):
     ) -> TuneResult:
         """Choose ``l2`` on a validation split of ``ratings``, then fit on all of it; return the search.
 
-        Each user's ratings are split with :func:`movierec.data.split.stratified_split`
+        Each user's ratings are split with [`movierec.data.split.stratified_split`][movierec.data.split.stratified_split]
         (``validation_size``, ``random_state``); every candidate is fitted on the rest and scored by
-        ``metric`` on the held-out part (:func:`movierec.metrics.model_error`).
+        ``metric`` on the held-out part ([`movierec.metrics.model_error`][movierec.metrics.model_error]).
 
         Size-aware: on large data the candidates are compared on a smaller problem, since each costs
         an ``n^3`` inversion and a ranking of every validation user. The validation users are a
-        sample of at most ``max_users`` (:func:`movierec.data.split.sample_users`), and the candidates keep
+        sample of at most ``max_users`` ([`movierec.data.split.sample_users`][movierec.data.split.sample_users]), and the candidates keep
         at most ``max_items`` movies, the most-rated (as ``max_items`` of the model does). The chosen
         ``l2`` is then fitted with the model's own ``max_items`` on all of ``ratings``. Data with
         fewer users and movies than these (ml-100k, ml-1m) are searched exactly as given.

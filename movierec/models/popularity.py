@@ -26,7 +26,7 @@ class Popularity(ArrayRecommender):
 
     The simplest top-N list anyone would try, and the reference the main job prints: a model whose
     lists are not well above it is not worth acting on. Scores are counts, not ratings, so
-    :meth:`rmse` means nothing for it. Ties break by movieId.
+    `rmse` means nothing for it. Ties break by movieId.
 
     Examples
     --------

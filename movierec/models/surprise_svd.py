@@ -98,7 +98,7 @@ class SurpriseSVD(ArrayRecommender):
         the training frame declares in ``attrs["rating_scale"]`` (the MovieLens loaders declare
         1-5 or 0.5-5), else the smallest and largest rating in the training data. Training
         ratings outside the given or declared scale raise
-        :class:`~movierec.exceptions.DataValidationError` showing a bad row, so a stray rating
+        [`DataValidationError`][movierec.exceptions.DataValidationError] showing a bad row, so a stray rating
         can never widen the clip range of MovieLens data.
 
     Raises

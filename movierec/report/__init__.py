@@ -1,11 +1,11 @@
 """The self-contained HTML report of a run.
 
-:class:`ReportData` holds what one run of
-``movierec recommend`` produced and :func:`write_report` renders it as one HTML file: matplotlib
+[`ReportData`][movierec.report.ReportData] holds what one run of
+``movierec recommend`` produced and [`write_report`][movierec.report.write_report] renders it as one HTML file: matplotlib
 PNGs embedded as base64, so the file can be mailed or archived alone.
 
-The metrics table comes from :func:`movierec.metrics.evaluate`. Needs matplotlib
-(``pip install 'movierec[report]'``) for :func:`write_report` only.
+The metrics table comes from [`movierec.metrics.evaluate`][movierec.metrics.evaluate]. Needs matplotlib
+(``pip install 'movierec[report]'``) for [`write_report`][movierec.report.write_report] only.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ReportData:
-    """What one run produced, as :func:`write_report` needs it.
+    """What one run produced, as [`write_report`][movierec.report.write_report] needs it.
 
     Attributes
     ----------
@@ -46,7 +46,7 @@ class ReportData:
     ensemble : WeightedEnsemble
         The fitted ensemble (its ``errors_``, ``weights_``, ``score_mean_``, ``score_std_``).
     metrics : pandas.DataFrame
-        The table of :func:`evaluate`, members then ``"ensemble"``.
+        The table of `evaluate`, members then ``"ensemble"``.
     top : mapping of str to pandas.DataFrame
         Top-N lists by model name (``"ensemble"`` included), at least 5 ranks each.
     k : int

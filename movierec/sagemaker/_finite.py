@@ -14,7 +14,7 @@ __all__ = ["check_finite"]
 
 
 def check_finite(values: np.ndarray, source: str, what: str, *, first_row: int = 0) -> None:
-    """Raise :class:`BackendError` if ``values`` hold NaN or infinity, naming ``source`` and ``what``.
+    """Raise `BackendError` if ``values`` hold NaN or infinity, naming ``source`` and ``what``.
 
     Parameters
     ----------

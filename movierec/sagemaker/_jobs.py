@@ -1,7 +1,7 @@
 """What training and tuning jobs share: the FM image, the data channels, waiting, and the weights they leave.
 
 Functions of explicit arguments (clients, config, matrices), so ``backend.py`` and ``_tuning.py``
-use them alike; nothing here keeps state but :class:`JobWeights`, which reads a finished job's
+use them alike; nothing here keeps state but `JobWeights`, which reads a finished job's
 ``model.tar.gz`` the first time its weights are asked for.
 """
 
@@ -82,8 +82,8 @@ def upload_channels(
     """HeadBucket, then write train (and test) as RecordIO-protobuf; return whether test was sent.
 
     One file per channel for one instance, one shard per instance for several
-    (:mod:`movierec.sagemaker._shards`, split with ``random_state``). A channel with fewer rows
-    than instances raises :class:`~movierec.exceptions.DataValidationError` before any AWS call.
+    (`movierec.sagemaker._shards`, split with ``random_state``). A channel with fewer rows
+    than instances raises [`DataValidationError`][movierec.exceptions.DataValidationError] before any AWS call.
     """
     n = config.train_instance_count
     check_shardable("train", X.shape[0], n)
@@ -140,7 +140,7 @@ class JobWeights:
     training_job : str
         The job whose artifact holds the weights.
     load : callable
-        ``load()`` returns the job's :class:`~movierec.sagemaker.artifact.FMParameters` (a download).
+        ``load()`` returns the job's [`FMParameters`][movierec.sagemaker.artifact.FMParameters] (a download).
     """
 
     def __init__(self, training_job: str, load: Callable[[], FMParameters]) -> None:

@@ -1,6 +1,6 @@
 """MXNet NDArray list files (what ``mx.nd.save`` writes), read and written without MXNet.
 
-SageMaker's MXNet-based algorithms store their parameters in this format (see :mod:`.artifact`).
+SageMaker's MXNet-based algorithms store their parameters in this format (see [`artifact`][movierec.sagemaker.artifact]).
 
 NDArray list file (``mx.nd.save``), all integers little-endian::
 
@@ -269,7 +269,7 @@ def read_ndarray_list(f: FileLike) -> tuple[list[np.ndarray], list[str]]:
 def write_ndarray_list(arrays: Sequence[np.ndarray], names: Sequence[str] | None = None) -> bytes:
     """Return the bytes of an MXNet NDArray list (dense V2 arrays), as ``mx.nd.save`` writes it.
 
-    The inverse of :func:`read_ndarray_list`; it lets tests (and anyone deploying weights trained
+    The inverse of `read_ndarray_list`; it lets tests (and anyone deploying weights trained
     elsewhere) build SageMaker artifacts without MXNet. ``names`` must be None or one per array.
     """
     names = list(names or [])

@@ -1,7 +1,7 @@
 """What the RecordIO-protobuf writers and readers share: frame constants, the error, the messages.
 
 The ``record.proto`` message classes are built on first use from a
-:class:`google.protobuf.descriptor_pb2.FileDescriptorProto` in a private descriptor pool, so that
+`google.protobuf.descriptor_pb2.FileDescriptorProto` in a private descriptor pool, so that
 importing this module (or ``movierec.sagemaker.recordio``) does not import ``protobuf``.
 """
 

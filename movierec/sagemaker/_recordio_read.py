@@ -1,6 +1,6 @@
 """The RecordIO-protobuf readers' internals: frames, parsed records, matrix coordinates.
 
-``movierec.sagemaker.recordio`` turns what :func:`parse` and :func:`coordinates` give into a CSR or
+``movierec.sagemaker.recordio`` turns what `parse` and `coordinates` give into a CSR or
 dense matrix.
 """
 

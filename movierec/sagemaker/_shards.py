@@ -3,7 +3,7 @@
 SageMaker's ``ShardedByS3Key`` gives each training instance about ``1/n`` of the *objects* under a
 channel's ``S3Uri``; it never splits an object. One file and three instances leave two instances
 with no data, billed all the same. So with ``train_instance_count = n > 1`` each channel is
-written as ``n`` objects (:meth:`SageMakerConfig.channel_keys`) under the channel's folder, which
+written as ``n`` objects (`SageMakerConfig.channel_keys`) under the channel's folder, which
 becomes the channel's ``S3Uri``, and nothing else may stay in that folder.
 
 Which rows go to which shard
@@ -43,7 +43,7 @@ def shard_bounds(n_records: int, n_shards: int) -> list[tuple[int, int]]:
     """Return ``n_shards`` contiguous ``(start, stop)`` slices of ``range(n_records)``, as even as possible.
 
     The first ``n_records % n_shards`` slices hold one record more than the others; with fewer
-    records than shards the last ones are empty (:func:`check_shardable` refuses that case
+    records than shards the last ones are empty (`check_shardable` refuses that case
     before any upload).
     """
     if n_shards < 1 or n_records < 0:
@@ -60,7 +60,7 @@ def shard_bounds(n_records: int, n_shards: int) -> list[tuple[int, int]]:
 def shard_rows(n_records: int, n_shards: int, random_state: int | None) -> list[np.ndarray]:
     """Return the row numbers of each shard: a seeded random split, each shard's rows in ascending order.
 
-    Every row is in exactly one shard; shard sizes are those of :func:`shard_bounds`. The
+    Every row is in exactly one shard; shard sizes are those of `shard_bounds`. The
     generator is a child of ``random_state``'s seed sequence, so it does not repeat the draw that
     held out the test rows with the same seed.
     """

@@ -1,6 +1,6 @@
 """SageMaker hyperparameter tuning jobs: create one, wait for it, and read its best training job.
 
-Reached through :meth:`movierec.sagemaker.backend.SageMakerBackend.tune`, which checks the data and
+Reached through `movierec.sagemaker.backend.SageMakerBackend.tune`, which checks the data and
 uploads the channels first. ``SageMakerFM.tune(backend="sagemaker")`` goes through that method.
 """
 

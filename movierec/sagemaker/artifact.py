@@ -8,7 +8,7 @@ archive holds ``model_algo-1``:
 - Factorization Machines: ``model_algo-1`` is a zip holding ``symbol.json`` (the MXNet graph),
   ``params`` (an NDArray list file) and sometimes ``meta.json``.
 
-The MXNet NDArray list format itself is read and written by :mod:`._ndarray`. Nothing here needs
+The MXNet NDArray list format itself is read and written by `_ndarray`. Nothing here needs
 MXNet, boto3 or network access.
 """
 
@@ -200,7 +200,7 @@ def read_fm_artifact(f: FileLike, feature_dim: int | None = None) -> FMParameter
 
 
 def _read_zip(inner: bytes) -> dict[str, bytes]:
-    """Return the files of FM's inner zip; a corrupt or oversized zip raises :class:`ArtifactError`."""
+    """Return the files of FM's inner zip; a corrupt or oversized zip raises [`ArtifactError`][movierec.sagemaker.artifact.ArtifactError]."""
     try:
         with zipfile.ZipFile(io.BytesIO(inner)) as archive:
             infos = [info for info in archive.infolist() if not info.is_dir()]
@@ -246,7 +246,7 @@ def write_fm_artifact(
 
     ``model_algo-1`` is a zip of ``symbol.json`` (a stub graph naming the parameters; MXNet itself
     is never used here), ``params`` (NDArray list, names prefixed ``arg:``) and ``meta.json``.
-    ``naming`` picks either parameter naming :func:`read_fm_params` accepts.
+    ``naming`` picks either parameter naming [`read_fm_params`][movierec.sagemaker.artifact.read_fm_params] accepts.
     """
     w = np.asarray(w).reshape(-1)
     V = np.asarray(V)

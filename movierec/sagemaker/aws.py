@@ -1,13 +1,13 @@
 """The AWS calls of the SageMaker backend: S3 objects, training and tuning jobs, endpoints.
 
 Everything goes through boto3's low-level clients (``s3``, ``sagemaker``, ``sagemaker-runtime``),
-which moto's server also answers; :class:`AwsClients` builds the three of them for one
-:class:`~movierec.sagemaker.SageMakerConfig` and records the name of every operation they call,
+which moto's server also answers; [`AwsClients`][movierec.sagemaker.aws.AwsClients] builds the three of them for one
+[`SageMakerConfig`][movierec.sagemaker.SageMakerConfig] and records the name of every operation they call,
 in order (``calls``), through botocore's ``before-call`` event. Credentials come from boto3's own
 chain and are never read, stored or logged here.
 
 Request bodies are built by the pure functions of ``_requests.py``, so they can be checked
-without AWS. Failures become :class:`~movierec.exceptions.BackendError` naming the operation and
+without AWS. Failures become [`BackendError`][movierec.exceptions.BackendError] naming the operation and
 AWS's error code and message, with the boto error chained.
 """
 

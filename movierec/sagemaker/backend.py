@@ -5,9 +5,9 @@ labels the model built, and does what the seed report did by hand in the AWS con
 
 1. ``fit``: RecordIO-protobuf train (and test) files to ``s3://{bucket}/{prefix}/train/...``, a
    training job with SageMaker's FM image, wait for it; it returns the job's weights as a
-   :class:`JobWeights`, read from its ``model.tar.gz`` on first access, so the whole catalogue is
+   `JobWeights`, read from its ``model.tar.gz`` on first access, so the whole catalogue is
    scored locally without an endpoint. ``tune``: a hyperparameter tuning job
-   (:mod:`movierec.sagemaker._tuning`), whose best training job is then used;
+   (`movierec.sagemaker._tuning`), whose best training job is then used;
 2. ``deploy`` / ``invoke``: a real-time endpoint and FM's JSON requests, in batches;
 3. ``close`` (also context exit, failures after creation, and garbage collection): delete the
    endpoint, its config and the model, so no billed endpoint is left behind.
@@ -55,7 +55,7 @@ _ENDPOINT_FAILED = ("Failed", "OutOfService", "Deleting", "RollingBack")
 
 
 class SageMakerBackend:
-    """Runs Factorization Machines on Amazon SageMaker for one :class:`SageMakerConfig`.
+    """Runs Factorization Machines on Amazon SageMaker for one `SageMakerConfig`.
 
     Parameters
     ----------
@@ -157,7 +157,7 @@ class SageMakerBackend:
 
         The test channel is ``(X_test, y_test)`` or, when not given, ``config.test_fraction`` of
         the training rows held out (SageMaker then reports ``test:*`` metrics in its logs). The
-        returned :class:`JobWeights` knows the job (``training_job``, also ``job_name`` from now
+        returned `JobWeights` knows the job (``training_job``, also ``job_name`` from now
         on) and downloads its ``model.tar.gz`` the first time ``w0``, ``w`` or ``V`` is read.
 
         Raises

@@ -102,7 +102,7 @@ class SageMakerConfig:
     Passed as ``SageMakerFM(backend="sagemaker", sagemaker=config)``. Arguments after
     ``endpoint_url`` are keyword-only. Every argument is checked
     when the config is built, before any AWS call: a bad bucket name fails here, not in S3, with
-    an :class:`~movierec.exceptions.InvalidParameterError` naming the argument and the value.
+    an [`InvalidParameterError`][movierec.exceptions.InvalidParameterError] naming the argument and the value.
 
     Parameters
     ----------
@@ -150,7 +150,7 @@ class SageMakerConfig:
         Attempts per AWS request, the first included (botocore's ``total_max_attempts``, standard
         retry mode): an address that accepts connections but never answers fails the call after
         about ``max_attempts * read_timeout_seconds``, with a
-        :class:`~movierec.exceptions.BackendError`.
+        [`BackendError`][movierec.exceptions.BackendError].
     invoke_batch_size : int, default 500
         Rows per ``invoke_endpoint`` request (FM's JSON; keep each request under 6 MB).
     test_fraction : float, default 0.1

@@ -20,7 +20,7 @@ the writer cut out is put back between the parts).
 Messages
 --------
 The ``record.proto`` message types are built at run time from a
-:class:`google.protobuf.descriptor_pb2.FileDescriptorProto` in a private descriptor pool, on first
+`google.protobuf.descriptor_pb2.FileDescriptorProto` in a private descriptor pool, on first
 use: importing this module does not import ``protobuf`` (nor ``scipy``).
 
 Tensor types
@@ -36,7 +36,7 @@ dtype                              tensor               note
 ``float32``                        ``Float32Tensor``    what SageMaker algorithms expect
 ``float64``                        ``Float64Tensor``    also what a plain Python list becomes
 integer (``int64``, ``int32``...)  ``Int32Tensor``      values must fit in int32
-anything else                      --                   :class:`RecordIOError`
+anything else                      --                   [`RecordIOError`][movierec.sagemaker.recordio.RecordIOError]
 =================================  ===================  =========================================
 
 SDK v2 accepts exactly ``float32``, ``float64`` and the platform ``int`` (``int64``); the other
@@ -142,7 +142,7 @@ def _write_records(
 ) -> None:
     """Write ``n_rows`` records: row ``i`` filled by ``fill_features(record, i)``, plus its label.
 
-    ``labels`` is what :func:`_check_labels` returns. Writes in batches of ``_WRITE_BATCH`` frames.
+    ``labels`` is what `_check_labels` returns. Writes in batches of ``_WRITE_BATCH`` frames.
     """
     record = _messages().Record()
     chunks: list[bytes] = []
@@ -314,7 +314,7 @@ def read_sparse(
     Raises
     ------
     RecordIOError
-        On bad framing (see :func:`iter_records`), an unparsable payload, a record without a
+        On bad framing (see [`iter_records`][movierec.sagemaker.recordio.iter_records]), an unparsable payload, a record without a
         numeric ``values`` feature, keys and values of different lengths, records of different
         widths, keys outside the width, tensors of rank > 1, labels on some records only or labels
         that are not a single value.
@@ -355,7 +355,7 @@ def read_dense(f: FileLike, dtype: npt.DTypeLike = np.float32) -> tuple[np.ndarr
     Raises
     ------
     RecordIOError
-        As :func:`read_sparse`.
+        As [`read_sparse`][movierec.sagemaker.recordio.read_sparse].
     """
     parsed = parse(f, dtype)
     n_rows, n_cols = parsed.counts.size, parsed.n_cols

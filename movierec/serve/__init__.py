@@ -7,7 +7,7 @@ list of ``{"userId", "movieId"}``; cold pairs score null), ``GET /health`` and `
 model card). Titles come with every movie when the model folder keeps them. Errors are JSON
 ``{"error", "status"}``. The model is loaded once and every known user's top list ranked, before
 the port opens; slow and half-sent requests, floods of connections and of log lines are bounded
-(:mod:`movierec.serve._server`).
+(`movierec.serve._server`).
 """
 
 from __future__ import annotations

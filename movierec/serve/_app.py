@@ -88,17 +88,17 @@ def create_app(model: Recommender, *, card: dict[str, Any] | None = None, items:
                api_key: str | None = None, limits: Limits | None = None) -> Starlette:
     """Return the ASGI app serving the fitted ``model``.
 
-    Every known user's top list is ranked here, before the app is returned (:class:`Scorer`).
+    Every known user's top list is ranked here, before the app is returned (`Scorer`).
 
     Parameters
     ----------
     model : Recommender
         A fitted model with the ``users_`` and ``items_`` id indexes (every movierec model has them).
     card : dict, optional
-        What ``GET /model`` answers (:func:`movierec.model_card.read_card`), the data file shown
+        What ``GET /model`` answers ([`movierec.model_card.read_card`][movierec.model_card.read_card]), the data file shown
         by its name only; without one, the model's class and parameters.
     items : pandas.DataFrame, optional
-        ``movieId, title[, ...]`` (:func:`movierec.model_card.read_items`): titles in every answer.
+        ``movieId, title[, ...]`` ([`movierec.model_card.read_items`][movierec.model_card.read_items]): titles in every answer.
     api_key : str, optional
         When given, every route but ``/health`` needs it, as ``Authorization: Bearer KEY`` (the
         scheme in any case) or ``X-API-Key: KEY``; otherwise 401.

@@ -31,7 +31,7 @@ def given_key(headers: dict[bytes, bytes]) -> bytes | None:
 
 
 class ApiKey:
-    """ASGI middleware: every path but :data:`OPEN_PATHS` needs the key."""
+    """ASGI middleware: every path but `OPEN_PATHS` needs the key."""
 
     def __init__(self, app: ASGIApp, key: str) -> None:
         self.app = app

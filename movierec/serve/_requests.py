@@ -1,7 +1,7 @@
 """What a request carries, checked: ``n``, flags, the bodies of ``/predict`` and ``/recommendations``,
 and ids typed as the model's.
 
-Every check raises :class:`RequestError` with the HTTP status to answer (422 malformed, 413 too
+Every check raises `RequestError` with the HTTP status to answer (422 malformed, 413 too
 large); nothing a client sends can raise anything else.
 """
 

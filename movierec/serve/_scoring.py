@@ -1,7 +1,7 @@
 """What the routes answer, from one loaded model: top lists, reasons, similar movies, titles.
 
-The service's hot path is a known user's top list. :class:`Scorer` ranks every known user's top
-:attr:`Scorer.kept_n` movies once, at load, in the model's own vectorized ``top_n`` (ml-100k's
+The service's hot path is a known user's top list. `Scorer` ranks every known user's top
+`Scorer.kept_n` movies once, at load, in the model's own vectorized ``top_n`` (ml-100k's
 ranking ensemble: 943 users x 100 movies in 0.15 s); a request for ``n <= kept_n`` is then a slice
 of two arrays and a few Python lists, answered without a worker thread or a pandas frame. Models
 too large for that (more than ``cells`` users x ``kept_n`` entries, or too many users x movies to
@@ -64,7 +64,7 @@ class Scorer:
     model : Recommender
         The fitted model (``users_``, ``items_`` and ``seen_`` id indexes).
     items : pandas.DataFrame, optional
-        ``movieId, title[, ...]`` (:func:`movierec.model_card.read_items`); titles are added to
+        ``movieId, title[, ...]`` ([`movierec.model_card.read_items`][movierec.model_card.read_items]); titles are added to
         every movie an answer names.
     kept_n : int
         Length of each kept top list; requests up to this ``n`` are slices of it.

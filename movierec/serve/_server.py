@@ -1,6 +1,6 @@
-"""Load a saved model, then open the port: :func:`make_server` and :func:`run` (``movierec serve``).
+"""Load a saved model, then open the port: `make_server` and `run` (``movierec serve``).
 
-The server is uvicorn's, hardened for slow and many clients (all bounds in :class:`Limits`):
+The server is uvicorn's, hardened for slow and many clients (all bounds in `Limits`):
 
 - a client has ``read_timeout`` seconds to send a whole request once it connects or starts one;
   a half-sent request is dropped (uvicorn alone waits for it forever, and every such connection
@@ -9,7 +9,7 @@ The server is uvicorn's, hardened for slow and many clients (all bounds in :clas
   connections new requests are answered 503; the kernel queues ``backlog`` connections;
 - the log cannot flood: a repeated message (a traceback per refused ``accept`` when the process runs
   out of file descriptors, the same failing request) is written once per cause and minute;
-- the port is bound by :func:`make_server` itself, so a busy port is one ``OSError`` naming it,
+- the port is bound by `make_server` itself, so a busy port is one ``OSError`` naming it,
   raised before the model loads, instead of uvicorn's own log line and exit code 3.
 """
 
@@ -187,7 +187,7 @@ def make_server(model_dir: str | os.PathLike[str], host: str = "127.0.0.1", port
     uvicorn server for it (not started: the port accepts connections once it runs).
 
     ``api_key`` defaults to the ``MOVIEREC_API_KEY`` environment variable (no key when unset or
-    empty), ``limits`` to the defaults of :class:`Limits`. Port 0 picks a free port; once started,
+    empty), ``limits`` to the defaults of `Limits`. Port 0 picks a free port; once started,
     ``server.servers[0].sockets[0].getsockname()`` tells which. A host other than loopback without
     a key logs one warning. ``access_log`` writes a line per request (off: under load it costs
     more than the answer).
@@ -233,6 +233,6 @@ def run(model_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 
     """Serve the model saved in ``model_dir`` on ``host:port`` until interrupted (Ctrl-C, SIGTERM).
 
     Binds to 127.0.0.1 unless told otherwise: pass ``host="0.0.0.0"`` to accept other machines,
-    preferably with an API key. See :func:`make_server` for the arguments and what it raises.
+    preferably with an API key. See `make_server` for the arguments and what it raises.
     """
     make_server(model_dir, host, port, api_key=api_key, limits=limits, log_level=log_level, **options).run()

@@ -1,10 +1,10 @@
 """Batch top-N on Spark: every user's recommendations from a fitted model, scored on the executors.
 
 For user bases and catalogues whose users x movies scores outgrow one machine's time. The model is
-fitted as usual (on the driver, or SparkALS on the cluster); :func:`batch_top_n` then sends what it
+fitted as usual (on the driver, or SparkALS on the cluster); [`batch_top_n`][movierec.spark.batch.batch_top_n] then sends what it
 learned to the executors once (a broadcast), splits the users into partitions and scores each
 partition through Arrow (``mapInArrow``) with the model's own vectorized code, so every user's list
-is the one :meth:`~movierec.Recommender.top_n` gives: same movies, scores, ranks and ties.
+is the one [`top_n`][movierec.Recommender.top_n] gives: same movies, scores, ranks and ties.
 
 What is broadcast is a copy of the fitted state a save writes (parameters, ids, seen movies, the
 learned arrays), never the live objects a model may hold: SparkALS's ``ALSModel`` and session stay
@@ -83,7 +83,7 @@ def batch_top_n(
         A running (classic, not Connect) session, of any master.
     users : iterable of ids, optional
         The users to score; None scores every user seen in fit. Users unseen in fit get no rows
-        and one :class:`~movierec.exceptions.MovieRecWarning`, on the driver.
+        and one [`MovieRecWarning`][movierec.exceptions.MovieRecWarning], on the driver.
     n : int, default 10
         Movies per user (fewer when fewer can be recommended).
     exclude_seen : bool, default True

@@ -3,12 +3,12 @@
 A process holds at most one SparkContext, so the session movierec starts is shared by every
 SparkALS created with ``spark=None`` and stopped when the last of them is closed. A session the
 caller made (any master) is used as it is and never stopped or reconfigured. Spark's own failures
-surface as :class:`~movierec.exceptions.BackendError` through :func:`backend_errors`.
+surface as [`BackendError`][movierec.exceptions.BackendError] through `backend_errors`.
 
 Interrupts: SIGINT and SIGTERM are held while the local session starts (pyspark keeps the JVM's
 process handle to itself until start-up ends, so a signal then would orphan the JVM) and
 delivered right after. When the process exits, whatever the path (a normal end, an exception, an
-interrupt turned into one), :func:`shutdown` stops movierec's own session, ends its JVM and
+interrupt turned into one), `shutdown` stops movierec's own session, ends its JVM and
 removes its ``movierec-spark-*`` folder; the JVM is ended first, since a job still running would
 write into the folder again after it is removed.
 """

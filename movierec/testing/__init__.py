@@ -1,8 +1,8 @@
 """Test helpers that ship with movierec, for its own tests and for models written outside it.
 
-:class:`RecommenderContract` is a pytest mixin of the ``Recommender`` contract's behavioural checks
-(docs/architecture.md, section 3) and :func:`synthetic_ratings` the small frame it runs on.
-:mod:`movierec.testing.spark_cluster` starts a throwaway Spark standalone cluster on 127.0.0.1.
+[`RecommenderContract`][movierec.testing.RecommenderContract] is a pytest mixin of the ``Recommender`` contract's behavioural checks
+(docs/architecture.md, section 3) and [`synthetic_ratings`][movierec.testing.synthetic_ratings] the small frame it runs on.
+[`movierec.testing.spark_cluster`][movierec.testing.spark_cluster] starts a throwaway Spark standalone cluster on 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -245,7 +245,7 @@ class RecommenderContract:
 
     @staticmethod
     def visitor(ratings: pd.DataFrame) -> pd.DataFrame:
-        """Return the history of user 0 of :func:`synthetic_ratings` (their ratings), a visitor's frame."""
+        """Return the history of user 0 of `synthetic_ratings` (their ratings), a visitor's frame."""
         return ratings[ratings.userId == ratings.userId.iloc[0]][["movieId", "rating", "timestamp"]]
 
     def _history_top_n(self, fitted, *args, **kwargs) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Private implementation of :mod:`movierec.data.movielens` (registry, archive access, parsers, download).
+"""Private implementation of [`movierec.data.movielens`][movierec.data.movielens] (registry, archive access, parsers, download).
 
-Import the public names from :mod:`movierec.data.movielens`; the modules here may change without notice.
+Import the public names from [`movierec.data.movielens`][movierec.data.movielens]; the modules here may change without notice.
 """

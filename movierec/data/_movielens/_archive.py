@@ -1,8 +1,8 @@
 """Reading members straight from a MovieLens zip, with checksums, size caps and clear errors.
 
 Members are read in chunks of 1 MiB and hashed while they stream, never read whole first, and no
-member may inflate beyond its cap (:mod:`movierec.data._movielens._limits`): a zip bomb fails on its
-declared size before a byte is inflated. :mod:`zipfile` never yields more than a member declares
+member may inflate beyond its cap (`movierec.data._movielens._limits`): a zip bomb fails on its
+declared size before a byte is inflated. `zipfile` never yields more than a member declares
 and checks its CRC-32 at the end, so a member that lies about its size fails there.
 """
 
@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 
 class Archive:
-    """An open MovieLens zip whose read errors all become :class:`DatasetError`.
+    """An open MovieLens zip whose read errors all become `DatasetError`.
 
     ``shown_as`` names the file in messages when ``path`` is a temporary download.
     """

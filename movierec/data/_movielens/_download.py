@@ -1,7 +1,7 @@
 """Atomic, bounded download of a MovieLens archive: temp file in the target folder, verify, rename.
 
-A download stops at a size cap and a total deadline (:class:`Limits`), so a mirror that streams
-without end or trickles bytes (body or headers) fails with a :class:`DatasetError` instead of
+A download stops at a size cap and a total deadline (`Limits`), so a mirror that streams
+without end or trickles bytes (body or headers) fails with a `DatasetError` instead of
 filling the disk or hanging. At the deadline a watchdog shuts the connection's socket, which ends
 any receive blocked on it; the copy loop reads with ``read1`` (one receive at a time) and checks the
 cap before it writes. Only name resolution (DNS) is outside the deadline's reach.

@@ -2,7 +2,7 @@
 
 A mirror that trickles bytes, streams without end or serves a zip bomb must fail with a clear
 error, in bounded time and memory, instead of hanging or filling the disk. Every bound is the
-known size of the official file times :data:`MARGIN`, so a genuine archive always fits.
+known size of the official file times `MARGIN`, so a genuine archive always fits.
 """
 
 from __future__ import annotations

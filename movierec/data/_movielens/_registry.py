@@ -111,7 +111,7 @@ MEMBER_SIZES: dict[str, dict[str, int]] = {
 
 
 def layout(name: object) -> Layout:
-    """Return the layout of dataset ``name``; an unknown name raises :class:`DatasetError`."""
+    """Return the layout of dataset ``name``; an unknown name raises `DatasetError`."""
     if not isinstance(name, str) or name not in LAYOUTS:
         raise DatasetError(f"unknown MovieLens dataset {name!r}; known datasets are {list(LAYOUTS)}")
     return LAYOUTS[name]

@@ -210,8 +210,8 @@ def month_keys(frame: pd.DataFrame, name: str) -> np.ndarray:
     """Return each row's calendar month as ``12 * year + month - 1`` (UTC), from ``frame.timestamp``.
 
     ``timestamp`` holds Unix seconds (MovieLens) or datetimes. A missing time (NaN, NaT) gets
-    :data:`LATEST`, which :func:`period_index` maps to the latest training month. Raises
-    :class:`DataValidationError` if the column is absent or holds something else.
+    `LATEST`, which `period_index` maps to the latest training month. Raises
+    `DataValidationError` if the column is absent or holds something else.
     """
     if TIMESTAMP not in frame.columns:
         raise DataValidationError(

@@ -43,7 +43,7 @@ class UserPrior:
 
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> UserPrior:
-        """Return the prior :meth:`to_json` wrote."""
+        """Return the prior `to_json` wrote."""
         return cls(**{name: np.asarray(values[name], dtype=np.float64) for name in cls.__dataclass_fields__})
 
 

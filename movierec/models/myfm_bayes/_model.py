@@ -1,7 +1,7 @@
 """MyFMBayes: the ``myfm`` package's Bayesian factorization machine (Gibbs sampling) as a Recommender.
 
 myfm samples the posterior of the FM and predicts the mean over the kept samples. After ``fit`` the
-samples are folded into plain numpy arrays (:mod:`._sampler`): ``predict`` and the vectorized
+samples are folded into plain numpy arrays (`_sampler`): ``predict`` and the vectorized
 ``top_n`` then need neither myfm nor its objects, as the other adapters do with their backends.
 """
 
@@ -49,13 +49,13 @@ class MyFMBayes(ArrayRecommender):
         Give each block of features its own hyperprior (users, movies, and each of the blocks
         below) rather than one prior shared by every feature.
     side_features : bool, default False
-        Add the user attributes of the ``users`` frame given to :meth:`fit` (age band, gender,
+        Add the user attributes of the ``users`` frame given to `fit` (age band, gender,
         occupation, the zip code's first character) and the genres and release year of its
         ``items`` frame. Users and movies of these frames without ratings become known: they are
         scored from their side features alone (see *Cold start*).
     time_features : bool, default False
         Add the rating's calendar month as a one-hot (from the ``timestamp`` column, Unix seconds
-        or datetimes, which ``fit`` then needs). See :meth:`predict` and :meth:`top_n` for the
+        or datetimes, which ``fit`` then needs). See `predict` and `top_n` for the
         month they score at.
     implicit : bool, default False
         Add implicit feedback, as SVD++: the movies each user rated and the users who rated each
@@ -87,7 +87,7 @@ class MyFMBayes(ArrayRecommender):
         The months' linear terms and factor vectors, as for users and movies.
     user_prior_ : UserPrior or None
         Each kept sample's noise precision and user prior, which folding in a visitor needs
-        (:meth:`top_n_from_history`); None with features, or for a model saved without it.
+        (`top_n_from_history`); None with features, or for a model saved without it.
 
     Cold start
     ----------
@@ -174,7 +174,7 @@ class MyFMBayes(ArrayRecommender):
 
     # -- fit -------------------------------------------------------------------------------------
     def uses_side_data(self) -> bool:
-        """Return ``side_features``: with it, :meth:`fit` takes ``users=`` / ``items=`` frames."""
+        """Return ``side_features``: with it, `fit` takes ``users=`` / ``items=`` frames."""
         return bool(self.side_features)
 
     def fit(
@@ -269,7 +269,7 @@ class MyFMBayes(ArrayRecommender):
         With ``time_features=True`` each pair is scored at the month of its ``timestamp`` (the
         latest training month at or before it; the first for earlier times). Pairs without a
         ``timestamp`` column, or with a missing one (NaN, NaT), are scored at the latest training
-        month, as :meth:`top_n` is.
+        month, as `top_n` is.
         """
         self._check_fitted()
         check_pairs(pairs)
@@ -361,7 +361,7 @@ class MyFMBayes(ArrayRecommender):
     def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
         """Return every movie's score for a visitor: each sample's conditional mean of the user, averaged.
 
-        Ids-only models (:mod:`._fold_in`); with features this raises NotImplementedError naming
+        Ids-only models (`_fold_in`); with features this raises NotImplementedError naming
         them. Without ratings each movie counts as liked.
         """
         prior = self._fold_in_prior()

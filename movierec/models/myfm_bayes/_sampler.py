@@ -1,7 +1,7 @@
 """The Gibbs sampler (myfm) and the folding of its posterior samples into plain numpy arrays.
 
 A fitted FM's feature row for a rating is ``[month part | user part | movie part]`` (disjoint column
-ranges, :mod:`._features`). Each of the three parts is one row of a small per-period, per-user or
+ranges, `_features`). Each of the three parts is one row of a small per-period, per-user or
 per-movie matrix, so a sample's score splits into ``w0`` + one bias per part + three dot products
 of per-part factor vectors. The prediction, the mean over the kept samples, is linear in each
 sample: the biases are averaged and every sample's factor vectors are laid side by side, scaled by
@@ -130,7 +130,7 @@ def fold_samples(samples: Sequence, parts: Sequence[sparse.csr_matrix]) -> Folde
     """Return the folded posterior of ``samples`` for the row matrices ``parts``, in column order.
 
     ``parts[j]`` holds the rows (periods, users or movies) of the ``j``-th column range; together
-    the ranges cover every column of the samples' ``w`` and ``V``. Raises :class:`BackendError` on
+    the ranges cover every column of the samples' ``w`` and ``V``. Raises `BackendError` on
     NaN or infinite values in a sample.
     """
     w0 = np.array([sample.w0 for sample in samples])

@@ -2,7 +2,7 @@
 
 One job per module: ``_model`` the estimator, ``_trainer`` the FM maths and the local trainer,
 ``_features`` the design rows (one-hot ids and side features), ``_tune`` the local random search.
-The SageMaker backend itself lives in :mod:`movierec.sagemaker`.
+The SageMaker backend itself lives in [`movierec.sagemaker`][movierec.sagemaker].
 """
 
 from movierec.models.sagemaker_fm._model import SageMakerFM

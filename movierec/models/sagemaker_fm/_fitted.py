@@ -1,10 +1,10 @@
 """``FittedFM``: what a fit of ``SageMakerFM`` leaves behind, and how it scores, serves, saves and closes.
 
-``SageMakerFM`` (:mod:`._model`) holds the parameters and runs the backend that learns; this base
+``SageMakerFM`` (`_model`) holds the parameters and runs the backend that learns; this base
 holds the ids, feature rows and weights it produced, so a loaded model scores as the fitted one did.
 The weights may arrive late: a SageMaker training job's are read from its artifact the first time a
 score or a save needs them. A SageMaker fit keeps its backend (``_remote``), through which
-:meth:`~FittedFM.deploy` serves the model from an endpoint and :meth:`~FittedFM.close` deletes it.
+`deploy` serves the model from an endpoint and `close` deletes it.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class FittedFM(ArrayRecommender):
         """Return the feature rows and training targets of ``frame``'s ratings (ids known to the model).
 
         With ``negatives`` and ``negatives_per_positive > 0``, rows of unrated pairs sampled from
-        ``frame`` (:func:`movierec.data.negatives.sample_negatives`) follow, labelled 0.
+        ``frame`` ([`movierec.data.negatives.sample_negatives`][movierec.data.negatives.sample_negatives]) follow, labelled 0.
         """
         user_idx, item_idx = self.users_.lookup(frame[USER]), self.items_.lookup(frame[ITEM])
         y = self.prediction_targets(frame[RATING].to_numpy(dtype=np.float64))
@@ -139,7 +139,7 @@ class FittedFM(ArrayRecommender):
             self._pending_weights = weights
 
     def _set_weights(self, weights: _trainer.LearnedWeights) -> None:
-        """Take ``w0, w, V`` from ``weights``; raise :class:`BackendError` if training diverged.
+        """Take ``w0, w, V`` from ``weights``; raise `BackendError` if training diverged.
 
         A training job's weights are downloaded here; its artifact's own check names the job.
         """
@@ -182,7 +182,7 @@ class FittedFM(ArrayRecommender):
 
     # -- scoring -------------------------------------------------------------------------------
     def _endpoint(self) -> SageMakerBackend | None:
-        """Return the SageMaker backend while it serves an endpoint (after :meth:`deploy`), else None."""
+        """Return the SageMaker backend while it serves an endpoint (after `deploy`), else None."""
         return self._remote if self._remote is not None and self._remote.endpoint_name else None
 
     def _link(self, scores: np.ndarray) -> np.ndarray:
@@ -230,11 +230,11 @@ class FittedFM(ArrayRecommender):
         return self._history_ratings(ratings, len(item_idx))
 
     def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
-        """Return every movie's score for a visitor: a new user column fitted to the history (:mod:`._fold_in`).
+        """Return every movie's score for a visitor: a new user column fitted to the history (`_fold_in`).
 
         Every other weight stays as fitted; the visitor has no user side features (zeros). Ridge
         for ``regressor``, Newton steps on the logistic loss for ``binary_classifier`` (scores are
-        then probabilities, as :meth:`top_n`'s), with the penalty the trainer's weight decay implies.
+        then probabilities, as `top_n`'s), with the penalty the trainer's weight decay implies.
         Scored from the weights in memory, even while an endpoint serves the model.
         """
         state = self._fold_in_state()
@@ -262,7 +262,7 @@ class FittedFM(ArrayRecommender):
         """Serve the model from a SageMaker endpoint (``backend="sagemaker"``); return its name.
 
         Creates model, endpoint config and endpoint and waits for ``InService``; ``predict`` and
-        ``top_n`` then call the endpoint (``invoke_batch_size`` rows a request) until :meth:`close`,
+        ``top_n`` then call the endpoint (``invoke_batch_size`` rows a request) until `close`,
         which deletes all three. A full ``top_n`` asks the endpoint for every (user, movie) pair.
         """
         self._check_fitted()
@@ -274,7 +274,7 @@ class FittedFM(ArrayRecommender):
         """Release what the backend created (nothing for ``backend="local"``); safe to call twice.
 
         With ``backend="sagemaker"`` it deletes the endpoint, its config and the model of
-        :meth:`deploy`; the fitted model still scores, from the training job's artifact.
+        `deploy`; the fitted model still scores, from the training job's artifact.
         """
         if self._remote is not None:
             self._remote.close()

@@ -43,8 +43,8 @@ class SageMakerFM(FittedFM):
     updated; the arithmetic is float32, as SageMaker's (the fitted weights are float64).
     ``backend="sagemaker"`` runs SageMaker's own algorithm instead (docs/sagemaker.md):
     ``fit`` uploads RecordIO-protobuf to S3 and runs a training job; ``predict`` / ``top_n``
-    download its ``model.tar.gz`` once and score locally, or, after :meth:`deploy`, go through the
-    endpoint; :meth:`close` (or leaving a ``with`` block) deletes the endpoint.
+    download its ``model.tar.gz`` once and score locally, or, after `deploy`, go through the
+    endpoint; `close` (or leaving a ``with`` block) deletes the endpoint.
 
     Parameters
     ----------
@@ -53,7 +53,7 @@ class SageMakerFM(FittedFM):
     predictor_type : {"regressor", "binary_classifier"}, default "regressor"
         ``regressor`` learns the ratings (squared loss). ``binary_classifier`` learns the label
         ``rating >= positive_rating`` (logistic loss), as the seed report and the AWS blog did;
-        ``predict`` and ``top_n`` then give probabilities and :meth:`rmse` is measured against the
+        ``predict`` and ``top_n`` then give probabilities and `rmse` is measured against the
         0/1 labels of the rated pairs.
     positive_rating : float or None, default 4.0
         ``binary_classifier`` only: a rated pair is a positive (label 1) if its rating is at least
@@ -61,7 +61,7 @@ class SageMakerFM(FittedFM):
         then use ``negatives_per_positive``, or the model sees no negatives).
     negatives_per_positive : float, default 0.0
         ``binary_classifier`` only: ``fit`` also trains on this many unrated (user, movie) pairs
-        per positive, labelled 0 (:func:`movierec.data.negatives.sample_negatives`, uniform over each
+        per positive, labelled 0 ([`movierec.data.negatives.sample_negatives`][movierec.data.negatives.sample_negatives], uniform over each
         user's unrated movies, seeded by a child of ``random_state``). This turns the classifier
         into a top-N ranker of seen against unseen. ``top_n`` still leaves out only the rated
         movies; the SageMaker backend receives the same rows. 0: ratings only.
@@ -96,7 +96,7 @@ class SageMakerFM(FittedFM):
         Multiplies the summed mini-batch gradient; None means ``1 / batch size`` (the mean).
     side_features : bool, default False
         Add user features (age bucket, gender, occupation) and movie genres from the ``users`` /
-        ``items`` frames given to :meth:`fit`. See *Cold start*.
+        ``items`` frames given to `fit`. See *Cold start*.
     side_feature_value : float, default 0.1
         The value side features take in a feature row (ids take 1). Not a SageMaker
         hyperparameter: it shapes the data. Side features shared by many ratings get little
@@ -110,7 +110,7 @@ class SageMakerFM(FittedFM):
         Bucket, prefix, region, role, instance types and endpoint of ``backend="sagemaker"``;
         ignored by ``backend="local"``.
     random_state : int or None
-        Seeds the initialization and the shuffling (and, in :meth:`tune`, the split and the draws);
+        Seeds the initialization and the shuffling (and, in `tune`, the split and the draws);
         an int in ``[0, 2**32 - 1]`` makes ``fit`` repeatable.
 
     Attributes
@@ -128,7 +128,7 @@ class SageMakerFM(FittedFM):
         Each user's and movie's part of the feature row (a pair's row is their sum), by index.
     training_job_ : str
         With ``backend="sagemaker"``: the training job whose model this is (the best job of a tuning
-        job after :meth:`tune`). ``w0_``, ``w_``, ``V_`` are read from its artifact on first use.
+        job after `tune`). ``w0_``, ``w_``, ``V_`` are read from its artifact on first use.
 
     Cold start
     ----------
@@ -252,7 +252,7 @@ class SageMakerFM(FittedFM):
         """Return the SageMaker hyperparameters a backend trains with: defaults resolved, unset omitted.
 
         ``feature_dim`` is the fitted design's once the model is fitted. Raises
-        :class:`~movierec.exceptions.InvalidParameterError` if a parameter is out of range.
+        [`InvalidParameterError`][movierec.exceptions.InvalidParameterError] if a parameter is out of range.
         """
         self._validate_params()
         hp = _trainer.sagemaker_hyperparameters(self.get_params())
@@ -284,7 +284,7 @@ class SageMakerFM(FittedFM):
 
     # -- fit ---------------------------------------------------------------------------------------
     def uses_side_data(self) -> bool:
-        """Return ``side_features``: with it, :meth:`fit` takes ``users=`` / ``items=`` frames."""
+        """Return ``side_features``: with it, `fit` takes ``users=`` / ``items=`` frames."""
         return bool(self.side_features)
 
     def fit(
@@ -378,7 +378,7 @@ class SageMakerFM(FittedFM):
     ) -> TuneResult:
         """Return the best hyperparameters of a search on a validation split; the model is fitted with them.
 
-        ``ratings`` is split per user (:func:`movierec.data.split.stratified_split`, ``validation_size``,
+        ``ratings`` is split per user ([`movierec.data.split.stratified_split`][movierec.data.split.stratified_split], ``validation_size``,
         seeded by ``random_state``). ``backend="local"``: each of ``max_jobs`` jobs draws every
         hyperparameter in ``ranges``, fits on the training part and is scored on the validation part
         (pairs it cannot score are left out); the model is then fitted on all of ``ratings`` with the

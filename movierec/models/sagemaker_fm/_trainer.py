@@ -8,7 +8,7 @@ The model is Rendle's degree-2 factorization machine, as SageMaker's built-in al
 A (user, movie) pair's feature row is the sum of a *user row* (the user's one-hot column plus their
 side features) and a *movie row* (the movie's one-hot column plus its genres), with disjoint columns.
 The score of a pair then splits into a user part, a movie part and one dot product, which is how
-:func:`block_terms` lets ``top_n`` score the whole catalogue with one matrix product.
+`block_terms` lets ``top_n`` score the whole catalogue with one matrix product.
 
 Nothing here knows about raw ids or pandas frames; ``_features.py`` builds the rows and
 ``_model.py`` maps ids.
@@ -78,9 +78,9 @@ class FMWeights:
 
 
 class LearnedWeights(Protocol):
-    """What a backend's ``fit`` returns: ``w0``, ``w`` and ``V``, as :class:`FMWeights` holds them.
+    """What a backend's ``fit`` returns: ``w0``, ``w`` and ``V``, as `FMWeights` holds them.
 
-    The local trainer returns an :class:`FMWeights`; the SageMaker backend a handle on its training
+    The local trainer returns an `FMWeights`; the SageMaker backend a handle on its training
     job's artifact that downloads ``model.tar.gz`` the first time one of the three is read.
     """
 
@@ -160,7 +160,7 @@ def _gradients(
     """Return (loss, dL/dw0, g_w, g_V) with ``g = rescale * dL/d(weight) + wd * weight`` (``wd`` of w, of V).
 
     ``g`` is the gradient MXNet's optimizers step with (``rescale_grad``, then weight decay);
-    with the defaults it is :func:`batch_gradients`'. ``rows[e]`` is the row of ``X``'s ``e``-th
+    with the defaults it is `batch_gradients`'. ``rows[e]`` is the row of ``X``'s ``e``-th
     stored entry. The terms of ``x * x`` (the FM formula subtracts each feature's square) are sums
     over the stored entries (``np.bincount``), so no squared copy of ``X`` is built. ``rescale``
     multiplies the residuals (one value per row) and the decay joins the per-column factor of the
@@ -219,7 +219,7 @@ def _step_size(lr: float, t: int) -> float:
 class _Adam:
     """MXNet's Adam on the rows a batch touches (lazy update), with clipping.
 
-    A step takes ``g = rescale_grad * grad + wd * weight`` (:func:`_gradients` folds both in),
+    A step takes ``g = rescale_grad * grad + wd * weight`` (`_gradients` folds both in),
     clips it to ``[-clip_gradient, clip_gradient]``, then ``m = b1 m + (1 - b1) g``,
     ``v = b2 v + (1 - b2) g^2``, ``weight -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)``
     with ``t`` the global step count. Rows a batch does not touch keep their weights and moments,
@@ -238,7 +238,7 @@ class _Adam:
     def step(self, rows: np.ndarray, weight: np.ndarray, grad: np.ndarray, t: int) -> None:
         """Update ``rows`` (unique) given ``weight = self.weight[rows]`` and their ``g`` (``grad``).
 
-        ``weight`` and ``grad`` are overwritten. The arithmetic goes by blocks of :data:`_BLOCK`
+        ``weight`` and ``grad`` are overwritten. The arithmetic goes by blocks of `_BLOCK`
         values, so its elementwise passes run in cache.
         """
         root = math.sqrt(1.0 - _ADAM_BETA2)
@@ -267,7 +267,7 @@ class _Adam:
 
 
 class _ScalarAdam:
-    """:class:`_Adam` for the global bias ``w0``, which every step touches, in Python floats."""
+    """`_Adam` for the global bias ``w0``, which every step touches, in Python floats."""
 
     def __init__(self, weight: float, lr: float, wd: float, clip: float | None, eps: float) -> None:
         self.weight, self.lr, self.wd, self.clip, self.eps = weight, lr, wd, clip, eps
@@ -329,8 +329,8 @@ class LocalTrainer:
     Each epoch shuffles the rows; each mini-batch is a CSR slice whose columns are compressed to
     the ones it touches, so a step costs O(k * nnz(batch)) whatever ``feature_dim`` is: the
     gradient and the Adam update read and write only the touched rows of ``w``, ``V`` and their
-    moments (lazy update, see :class:`_Adam`). Python loops over mini-batches and, within an Adam
-    step, over a few blocks of rows; the arithmetic is float32 (:data:`_DTYPE`).
+    moments (lazy update, see `_Adam`). Python loops over mini-batches and, within an Adam
+    step, over a few blocks of rows; the arithmetic is float32 (`_DTYPE`).
 
     Parameters
     ----------

@@ -4,7 +4,7 @@ The local search uses only the model's public API: each candidate is a new model
 ``get_params()`` and the drawn values, fitted on the training part and scored (``predict``) on
 the validation part with SageMaker's objective; the best values are then ``set_params`` on the
 model, which is fitted on all the ratings. The SageMaker backend runs a tuning job instead
-(:mod:`movierec.sagemaker._tuning`) on the same split.
+(`movierec.sagemaker._tuning`) on the same split.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def plan(
     objective: Any,
     validation_size: Any,
 ) -> Search:
-    """Return the checked :class:`Search` for ``model.tune``'s arguments, its split drawn.
+    """Return the checked `Search` for ``model.tune``'s arguments, its split drawn.
 
     ``ratings`` and the model's own parameters are checked by the caller. The split and the draws
     come from ``SeedSequence(random_state).spawn(2)``, so a seeded search is repeatable.
@@ -242,7 +242,7 @@ def random_search(
 
 
 def tuning_job_result(search: Search, outcome: TuningOutcome) -> TuneResult:
-    """Return the :class:`TuneResult` of a SageMaker tuning job: its best job's tuned values and score.
+    """Return the [`TuneResult`][movierec.TuneResult] of a SageMaker tuning job: its best job's tuned values and score.
 
     SageMaker reports no score for the jobs that lost, so ``results`` has the best job's row only,
     with its ``training_job``; ``best_score`` is NaN when SageMaker reported none.

@@ -74,7 +74,7 @@ def collect_factors(frame: DataFrame, size: int, rank: int, what: str) -> np.nda
     """Return the (size, rank) float64 matrix of an ALS factor table (columns id, features).
 
     Row ``k`` holds the factors of index ``k``; a missing, duplicate or non-finite row raises
-    :class:`BackendError`, since every index came from the training data.
+    `BackendError`, since every index came from the training data.
     """
     import pyarrow.compute as pc
 

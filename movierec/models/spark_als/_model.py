@@ -5,7 +5,7 @@ catalogues that fit in memory run on the driver without Spark (as LensKit's adap
 fitted ``ALSModel`` is kept for Spark-side top-N on large catalogues and for saving. A loaded model
 holds the numpy arrays only: Spark starts (and reads the saved ``ALSModel``) the first time
 something truly needs it, so a server that only scores never starts a JVM. A visitor's history is
-folded in with Spark's own user step, in numpy (:mod:`._fold_in`).
+folded in with Spark's own user step, in numpy (`_fold_in`).
 """
 
 from __future__ import annotations
@@ -90,24 +90,24 @@ class SparkALS(ArrayRecommender):
         L2 penalty (Spark scales it by each user's and movie's rating count).
     implicit_prefs : bool, default False
         Treat ratings as confidence in an implicit preference (Hu, Koren & Volinsky). Scores are
-        then preferences near 0..1, not ratings, so :meth:`rmse` against star ratings measures
-        nothing useful; rank with :meth:`top_n` instead.
+        then preferences near 0..1, not ratings, so `rmse` against star ratings measures
+        nothing useful; rank with `top_n` instead.
     alpha : float, default 1.0
         Confidence scale for ``implicit_prefs=True`` (confidence is ``1 + alpha * rating``).
     nonnegative : bool, default False
         Constrain the factors to be non-negative.
     cold_start_strategy : {"drop", "nan"}, default "drop"
-        Passed to Spark; it only affects Spark-side ``model_.transform``. :meth:`predict`
-        always gives NaN for users or movies unseen in fit, and :meth:`rmse` drops them
+        Passed to Spark; it only affects Spark-side ``model_.transform``. `predict`
+        always gives NaN for users or movies unseen in fit, and `rmse` drops them
         (``cold_start="drop"``).
     random_state : int or None, default None
-        Spark's ALS seed (and the fold seed of :meth:`tune`), an int in ``[0, 2**32 - 1]``. None
+        Spark's ALS seed (and the fold seed of `tune`), an int in ``[0, 2**32 - 1]``. None
         keeps Spark's default seed, which is itself fixed, so runs repeat either way on the same
         data and partitions.
     spark : SparkSession or None, default None
         The session to run on, of any master (``local[*]``, ``spark://host:7077``, YARN...);
         it is used as it is and never stopped. With None the model starts (or shares) a quiet
-        local ``local[*]`` session and stops it on :meth:`close` or when a ``with`` block ends;
+        local ``local[*]`` session and stops it on `close` or when a ``with`` block ends;
         if a SparkContext already runs in the process, that one is used and left running.
 
     Attributes
@@ -118,13 +118,13 @@ class SparkALS(ArrayRecommender):
         Spark's fitted model, on columns ``userIndex``/``movieIndex`` (internal int32 indices). A
         loaded model reads it from its folder on first use, starting Spark then.
     spark_top_n_cells : int or None
-        Class attribute, default None: :meth:`top_n` always ranks on the driver in user blocks.
-        An int makes requests of more users x movies rank in Spark instead (opt-in; see :meth:`top_n`).
+        Class attribute, default None: `top_n` always ranks on the driver in user blocks.
+        An int makes requests of more users x movies rank in Spark instead (opt-in; see `top_n`).
 
     Raises
     ------
     InvalidParameterError
-        From :meth:`fit` or :meth:`tune`, when a parameter breaks ``_parameter_constraints``.
+        From `fit` or `tune`, when a parameter breaks ``_parameter_constraints``.
 
     Notes
     -----
@@ -196,7 +196,7 @@ class SparkALS(ArrayRecommender):
     # -- session -------------------------------------------------------------------------------
     @property
     def session(self) -> SparkSession | None:
-        """The SparkSession this model runs on, or None before fit and after :meth:`close`."""
+        """The SparkSession this model runs on, or None before fit and after `close`."""
         return self._session if is_alive(self._session) else None
 
     def _ensure_session(self) -> SparkSession:
@@ -374,7 +374,7 @@ class SparkALS(ArrayRecommender):
     def save(self, path: str | Path) -> None:
         """Write ``params.json``, ``arrays.npz`` (factors, id maps, seen movies; no pickle) and
         ``spark_model/`` (Spark's own ML writer) to the directory ``path``, atomically, with a
-        ``manifest.json`` of every file (:meth:`ArrayRecommender.save`).
+        ``manifest.json`` of every file ([`ArrayRecommender.save`][movierec.ArrayRecommender.save]).
 
         The session is not saved. On a multi-machine cluster ``path`` must be on a filesystem
         every node mounts at the same place, since Spark's executors write ``spark_model/``. A
@@ -402,12 +402,12 @@ class SparkALS(ArrayRecommender):
 
     @classmethod
     def load(cls, path: str | Path, spark: SparkSession | None = None) -> Self:
-        """Return the model written by :meth:`save` at ``path``, ready to predict without refitting.
+        """Return the model written by `save` at ``path``, ready to predict without refitting.
 
         Only the numpy state is read: ``predict``, the in-memory ``top_n``, histories and similar
         movies never start Spark. What needs Spark's ``ALSModel`` (``model_``, Spark-side
         ``top_n``, ``tune``, a new ``fit``) starts a session then: ``spark``, or as with
-        ``spark=None`` in the constructor a local one the model owns (:meth:`close` it when done),
+        ``spark=None`` in the constructor a local one the model owns (`close` it when done),
         and reads ``spark_model/`` from ``path``, which must still hold it.
         """
         check_value(cls.__name__, "spark", spark, cls._parameter_constraints["spark"])
@@ -430,7 +430,7 @@ class SparkALS(ArrayRecommender):
         return self._fold_in
 
     def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
-        """Return every movie's score for a visitor: Spark's user step on the item factors (:mod:`._fold_in`)."""
+        """Return every movie's score for a visitor: Spark's user step on the item factors (`_fold_in`)."""
         step = self._step()
         return step.Y @ step.factors(item_idx, self._history_ratings(ratings, len(item_idx)))
 

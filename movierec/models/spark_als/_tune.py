@@ -63,7 +63,7 @@ def cross_validate(
 
 
 def tune_result(results: list[tuple[dict[str, Any], float]], metric: str) -> TuneResult:
-    """Return the :class:`TuneResult` of scored grid points: the first with the lowest score wins."""
+    """Return the [`TuneResult`][movierec.TuneResult] of scored grid points: the first with the lowest score wins."""
     best, best_score = min(results, key=lambda item: item[1])
     frame = pd.DataFrame([{**point, metric: score} for point, score in results])
     return TuneResult(best_params=dict(best), best_score=float(best_score), metric=metric, results=frame)

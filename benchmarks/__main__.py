@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--suite accuracy,ranking,speed,scale] [--quick]``: run suites, then render.
+"""``python -m benchmarks [--suite accuracy,ranking,speed,scale,history] [--quick] [--dataset ml-1m]``: run suites, then render.
 
 Each suite writes ``benchmarks/results/<suite>.json`` (``--quick``: ``benchmarks/results/quick/``,
 tiny versions for checking the harness) and ``docs/benchmarks.md`` is regenerated from every
@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default 1M, 10M, 25M); results merge into the existing scale.json")
     parser.add_argument("--models", help="scale suite only: comma-separated entries to run (default all), e.g. "
                         "'EASE,SparkALS implicit'")
+    parser.add_argument("--dataset", help="history suite only: the MovieLens archive to run on (default ml-100k), "
+                        "any name the loader knows, e.g. ml-1m")
     args = parser.parse_args(argv)
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = [s for s in suites if s not in SUITES]
@@ -40,6 +42,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--suite must name suites among {', '.join(SUITES)}, got {args.suite!r}")
     args.suites = suites
     args.scale_options = {}
+    args.history_options = {}
+    if args.dataset:
+        from movierec.data.movielens import known_datasets
+
+        if suites != ["history"]:
+            parser.error("--dataset goes with --suite history alone")
+        if args.dataset not in known_datasets():
+            parser.error(f"--dataset must be one of {', '.join(known_datasets())}, got {args.dataset!r}")
+        args.history_options = {"dataset": args.dataset}
     if args.sizes or args.models:
         if suites != ["scale"]:
             parser.error("--sizes and --models go with --suite scale alone")
@@ -68,10 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     for suite in args.suites:
         started = time.perf_counter()
         machine_info = machine()
-        options = args.scale_options if suite == "scale" else {}
+        options = args.scale_options if suite == "scale" else args.history_options if suite == "history" else {}
         command = command_line(["--suite", suite, *(["--quick"] if args.quick else []),
                                 *(["--sizes", args.sizes] if "sizes" in options else []),
-                                *(["--models", args.models] if "models" in options else [])])
+                                *(["--models", args.models] if "models" in options else []),
+                                *(["--dataset", args.dataset] if "dataset" in options else [])])
         logger.info("suite %s: starting (%s)", suite, command)
         try:
             results, notes = importlib.import_module(f"benchmarks.{suite}").run(quick=args.quick, **options)
@@ -79,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             logger.exception("suite %s failed", suite)
             failed.append(suite)
             continue
-        write_result(suite, results, quick=args.quick, command=command, started=started,
+        write_result(_result_name(suite, options), results, quick=args.quick, command=command, started=started,
                      machine_info=machine_info, notes=notes)
         logger.info("suite %s: done in %.0f s", suite, time.perf_counter() - started)
         if not args.no_render:
@@ -87,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("all suites done in %.0f s%s", time.perf_counter() - total,
                 f"; failed: {', '.join(failed)}" if failed else "")
     return 1 if failed else 0
+
+
+def _result_name(suite: str, options: dict) -> str:
+    """Return the result file's stem: the suite, or ``history-<dataset>`` for the history suite off ml-100k."""
+    dataset = options.get("dataset")
+    return f"{suite}-{dataset}" if suite == "history" and dataset and dataset != "ml-100k" else suite
 
 
 def _render(quick: bool) -> None:

@@ -35,6 +35,9 @@ REFERENCES = [
     ("GLocal-K (Han et al. 2021, published)", None, 0.889),
 ]
 RECOMMENDERS_NDCG = {"SVD": 0.096, "ALS": 0.044, "BPR": 0.442, "BiVAE": 0.475}
+# Lists from a visitor's history on ml-100k: the ensemble's against its in-fit lists and popularity's.
+HISTORY_IN_FIT_MIN = 0.97
+HISTORY_POPULARITY_MIN = 1.8
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -371,7 +374,54 @@ def targets(docs: dict[str, dict[str, Any]]) -> list[list[str]]:
                          f"{_times(r['rss_ratio'], 2)} ({r['peak_rss_mb']:.0f} / {r['largest_member_peak_rss_mb']:.0f} MiB)",
                          _status(r["rss_ratio"] <= RSS_RATIO_MAX), f"{RSS_RATIO_MAX - r['rss_ratio']:+.2f}×"])
     rows += _scale_targets(docs.get("scale", {}).get("results", {}))
+    rows += _history_targets(docs.get("history", {}).get("results", {}))
     return rows
+
+
+def _history_targets(res: dict[str, Any]) -> list[list[str]]:
+    """Return the history suite's two rows: the ensemble's history nDCG against its in-fit and popularity's."""
+    row = res.get("models", {}).get("ensemble", {})
+    popularity = res.get("models", {}).get("popularity", {}).get("history_ndcg")
+    history, in_fit = row.get("history_ndcg"), row.get("in_fit_ndcg")
+    missing = row.get("history_unavailable") or row.get("history_error")
+    if not row:
+        return []
+    if history is None:
+        why = f"— ({(missing or 'not measured')[:60]})"
+        return [[f"ensemble's history lists >= {HISTORY_IN_FIT_MIN:g}× its in-fit nDCG@10", why, _status(None), "–"],
+                [f"ensemble's history lists >= {HISTORY_POPULARITY_MIN:g}× popularity's nDCG@10", why, _status(None), "–"]]
+    rows = []
+    if in_fit:
+        ratio = history / in_fit
+        rows.append([f"ensemble's history lists >= {HISTORY_IN_FIT_MIN:g}× its in-fit nDCG@10",
+                     f"{ratio:.3f}× ({history:.4f} / {in_fit:.4f})", _status(ratio >= HISTORY_IN_FIT_MIN),
+                     f"{ratio - HISTORY_IN_FIT_MIN:+.3f}×"])
+    if popularity:
+        ratio = history / popularity
+        rows.append([f"ensemble's history lists >= {HISTORY_POPULARITY_MIN:g}× popularity's nDCG@10",
+                     f"{ratio:.2f}× ({history:.4f} / {popularity:.4f})", _status(ratio >= HISTORY_POPULARITY_MIN),
+                     f"{ratio - HISTORY_POPULARITY_MIN:+.2f}×"])
+    return rows
+
+
+def history_section(doc: dict[str, Any]) -> list[str]:
+    """Return the history suite's table: each model's nDCG@10 from a visitor's history and in fit."""
+    res = doc["results"]
+    figures = res["figures"]
+    lines = [f"## Lists from a visitor's history ({figures['dataset']}, benchmarks/history.py)", ""]
+    lines += provenance(doc) + [""]
+    rows = []
+    for name, r in res["models"].items():
+        reason = r.get("history_unavailable") or r.get("history_error")
+        history = fmt(r["history_ndcg"]) if r.get("history_ndcg") is not None else f"— ({reason})"
+        in_fit = fmt(r["in_fit_ndcg"]) if r.get("in_fit_ndcg") is not None else (
+            f"— ({r.get('in_fit_unavailable') or r.get('in_fit_error')})")
+        seconds = r.get("history_seconds_per_call")
+        rows.append([name, r.get("model", ""), history, in_fit, _times(r.get("history_over_in_fit"), 3),
+                     _times(r.get("history_over_popularity"), 2), "–" if seconds is None else f"{seconds * 1000:.1f}"])
+    lines += table(["model", "what", "nDCG@10 from history", "nDCG@10 in fit", "history / in fit",
+                    "history / popularity", "ms per history call"], rows)
+    return lines
 
 
 def _scale_targets(res: dict[str, Any]) -> list[list[str]]:
@@ -429,7 +479,7 @@ def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
     else:
         lines += ["No suite results yet."]
     sections = {"accuracy": accuracy_section, "ranking": ranking_section, "speed": speed_section,
-                "scale": scale_section}
+                "scale": scale_section, "history": history_section}
     for suite, section in sections.items():
         lines.append("")
         if suite in docs:
@@ -441,7 +491,9 @@ def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
             lines += [f"## {suite}", "", f"Not run yet: `python -m benchmarks --suite {suite}`."]
     if folder is not None:
         lines += [""] + issue14_section(folder) + ranking_search_section(folder)
-        others = sorted(p.name for p in folder.glob("*.json") if p.stem not in SUITES)
+        for path in sorted(folder.glob("history-*.json")):  # --suite history --dataset <other archive>
+            lines += [""] + history_section(json.loads(path.read_text()))
+        others = sorted(p.name for p in folder.glob("*.json") if p.stem not in SUITES and not p.stem.startswith("history-"))
         if others:
             lines += ["", "## Per-adapter scripts", "",
                       "The adapters' own scripts (`benchmarks/spark_als.py`, `benchmarks/surprise_topn.py`, "

@@ -32,6 +32,7 @@ __all__ = [
     "model_error",
     "ndcg_at_k",
     "parse_metric",
+    "per_user_metrics",
     "precision_at_k",
     "ranking_metrics",
     "recall_at_k",
@@ -105,31 +106,76 @@ def _hits(recommendations: pd.DataFrame, test: pd.DataFrame, k: int, threshold: 
     return hits, n_relevant.loc[users], k
 
 
-def _per_user(values: pd.Series, users: pd.Index) -> float:
-    return float(values.reindex(users).fillna(0.0).mean())
+def _each_user(values: pd.Series, users: pd.Index) -> pd.Series:
+    """Return ``values`` for each of ``users``, 0 for a user without a hit."""
+    return values.reindex(users).fillna(0.0)
 
 
-# Each metric from _hits' output, so ranking_metrics finds the hits once for all four.
-def _precision(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
-    return _per_user(hits.groupby(USER).size() / k, n_relevant.index)
+# Each metric from _hits' output, so ranking_metrics finds the hits once for all four; the
+# _*_values functions give one value per user, the others their mean.
+def _precision_values(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> pd.Series:
+    return _each_user(hits.groupby(USER).size() / k, n_relevant.index)
 
 
-def _recall(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
-    return _per_user(hits.groupby(USER).size() / n_relevant, n_relevant.index)
+def _recall_values(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> pd.Series:
+    return _each_user(hits.groupby(USER).size() / n_relevant, n_relevant.index)
 
 
-def _ndcg(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+def _ndcg_values(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> pd.Series:
     dcg = (1.0 / np.log2(hits["rank"] + 1)).groupby(hits[USER]).sum()
     discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
     idcg = pd.Series(discounts[np.minimum(n_relevant.to_numpy(), k) - 1], index=n_relevant.index)
-    return _per_user(dcg / idcg, n_relevant.index)
+    return _each_user(dcg / idcg, n_relevant.index)
 
 
-def _map(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+def _map_values(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> pd.Series:
     hits = hits.sort_values([USER, "rank"])
     precision_at_hit = (hits.groupby(USER).cumcount() + 1) / hits["rank"]
     total = precision_at_hit.groupby(hits[USER]).sum()
-    return _per_user(total / np.minimum(n_relevant, k), n_relevant.index)
+    return _each_user(total / np.minimum(n_relevant, k), n_relevant.index)
+
+
+def _precision(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+    return float(_precision_values(hits, n_relevant, k).mean())
+
+
+def _recall(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+    return float(_recall_values(hits, n_relevant, k).mean())
+
+
+def _ndcg(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+    return float(_ndcg_values(hits, n_relevant, k).mean())
+
+
+def _map(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+    return float(_map_values(hits, n_relevant, k).mean())
+
+
+def per_user_metrics(
+    recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None
+) -> pd.DataFrame:
+    """Return one row per user: ``userId`` and precision, recall, nDCG and MAP at ``k``.
+
+    The users are those [`ranking_metrics`][movierec.metrics.ranking_metrics] averages over (with
+    recommendations and at least one relevant test movie), sorted by id; the mean of each column
+    is the figure [`ranking_metrics`][movierec.metrics.ranking_metrics] gives.
+
+    Raises
+    ------
+    DataValidationError
+        As [`ranking_metrics`][movierec.metrics.ranking_metrics]: a frame that is not a ratings
+        frame, or no user with both recommendations and a relevant test movie.
+    """
+    hits = _hits(recommendations, test, k, threshold)
+    k = hits[2]
+    frame = pd.DataFrame({
+        f"precision@{k}": _precision_values(*hits),
+        f"recall@{k}": _recall_values(*hits),
+        f"ndcg@{k}": _ndcg_values(*hits),
+        f"map@{k}": _map_values(*hits),
+    })
+    frame.index.name = USER
+    return frame.sort_index().reset_index()
 
 
 def precision_at_k(recommendations: pd.DataFrame, test: pd.DataFrame, k: int = 10, *, threshold: float | None = None) -> float:

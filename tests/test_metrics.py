@@ -97,3 +97,30 @@ def test_ranking_metrics_lie_in_unit_interval_and_perfect_lists_score_one(orders
         assert 0.0 <= fn(recs, relevant, k=k) <= 1.0 + 1e-12
     assert metrics.ndcg_at_k(recs, relevant, k=k) == pytest.approx(1.0)
     assert metrics.map_at_k(recs, relevant, k=k) == pytest.approx(1.0)
+
+
+def test_per_user_metrics_by_hand():
+    table = metrics.per_user_metrics(RECS, TEST, k=3)
+    assert list(table.columns) == ["userId", "precision@3", "recall@3", "ndcg@3", "map@3"]
+    assert table["userId"].tolist() == [1, 2]  # user 3 has a relevant movie but no list
+    assert table["precision@3"].tolist() == pytest.approx([2 / 3, 1 / 3])
+    assert table["recall@3"].tolist() == pytest.approx([2 / 3, 1.0])
+    idcg = 1 + 1 / np.log2(3) + 1 / np.log2(4)
+    assert table["ndcg@3"].tolist() == pytest.approx([(1 + 1 / np.log2(4)) / idcg, (1 / np.log2(3)) / 1.0])
+    assert table["map@3"].tolist() == pytest.approx([(1 + 2 / 3) / 3, 1 / 2])
+
+
+@given(st.lists(st.permutations(list(range(8))), min_size=1, max_size=6), st.integers(1, 8),
+       st.lists(st.sets(st.integers(0, 9), min_size=1, max_size=5), min_size=1, max_size=6))
+def test_per_user_metrics_average_to_ranking_metrics(orders, k, relevant):
+    recs = pd.DataFrame(
+        [(u, m, -r, r + 1) for u, order in enumerate(orders) for r, m in enumerate(order)],
+        columns=["userId", "movieId", "score", "rank"],
+    )
+    test = pd.DataFrame([(u, m) for u, movies in enumerate(relevant) for m in sorted(movies)],
+                        columns=["userId", "movieId"])
+    table = metrics.per_user_metrics(recs, test, k=k)
+    assert table["userId"].tolist() == list(range(min(len(orders), len(relevant))))
+    means = metrics.ranking_metrics(recs, test, k=k)
+    assert {name: table[name].mean() for name in means} == pytest.approx(means, abs=1e-12)
+    assert ((table.drop(columns="userId") >= 0) & (table.drop(columns="userId") <= 1 + 1e-12)).all().all()

@@ -1,15 +1,19 @@
-"""Train/test splits of a ratings frame: random, stratified per user, and temporal; and user samples.
+"""Train/test splits of a ratings frame: random, stratified per user, temporal, per-user k-fold; and user samples.
 
-Every function returns ``(train, test)``: two frames with the input's columns and index labels,
-each sorted by index, disjoint, and together holding exactly the input's rows. Nothing is dropped.
+Every splitter returns ``(train, test)`` (`user_kfold` one such pair per fold): two frames with the
+input's columns and index labels, each sorted by index, disjoint, and together holding exactly the
+input's rows. Nothing is dropped.
 
-The per-user functions follow one count rule: a user with ``n >= 2`` ratings puts
+The per-user functions with a ``test_size`` follow one count rule: a user with ``n >= 2`` ratings puts
 ``round(test_size * n)`` of them in test, clipped to ``[1, n - 1]`` so that every such user keeps at
 least one rating on each side; a user with a single rating stays in train. ``round`` is Python's
 (halves go to the even number), so ``test_size=0.25`` puts 2 of 10 ratings in test, 2 of 6.
+Every splitter's ``test_size`` defaults to 0.2.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -19,7 +23,8 @@ from movierec._core.random import RandomState, check_random_state, rng
 from movierec._core.validation import TIMESTAMP, USER, check_fraction, check_ratings
 from movierec.exceptions import DataValidationError
 
-__all__ = ["random_split", "sample_users", "stratified_split", "temporal_split"]
+__all__ = ["random_split", "sample_users", "stratified_split", "temporal_split", "user_kfold"]
+
 
 def _rng(random_state: RandomState, owner: str) -> np.random.Generator:
     """Return a Generator for ``random_state`` under movierec's one rule (`movierec._core.random`).
@@ -65,7 +70,7 @@ def random_split(ratings: pd.DataFrame, test_size: float = 0.2,
     ----------
     ratings : pandas.DataFrame
         A ratings frame (``userId, movieId, rating`` and optionally ``timestamp``).
-    test_size : float
+    test_size : float, default 0.2
         Fraction of rows in test, strictly between 0 and 1. The test set has
         ``round(test_size * n)`` rows clipped to ``[1, n - 1]`` (none if the frame has one row).
     random_state : int, numpy.random.Generator or None
@@ -97,7 +102,7 @@ def random_split(ratings: pd.DataFrame, test_size: float = 0.2,
     return _split(ratings, in_test)
 
 
-def stratified_split(ratings: pd.DataFrame, test_size: float = 0.25,
+def stratified_split(ratings: pd.DataFrame, test_size: float = 0.2,
                      random_state: RandomState = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return ``(train, test)`` with a random ``test_size`` share of each user's ratings in test.
 
@@ -105,10 +110,11 @@ def stratified_split(ratings: pd.DataFrame, test_size: float = 0.25,
     ----------
     ratings : pandas.DataFrame
         A ratings frame (``userId, movieId, rating`` and optionally ``timestamp``).
-    test_size : float
+    test_size : float, default 0.2
         Share of each user's ratings in test, strictly between 0 and 1. A user with ``n >= 2`` ratings
         puts ``round(test_size * n)`` of them, clipped to ``[1, n - 1]``, in test; a user with one
-        rating stays in train. Every user is therefore in train.
+        rating stays in train. Every user is therefore in train. The default was 0.25 before 0.2
+        became every splitter's default: pass ``test_size=0.25`` for the earlier splits.
     random_state : int, numpy.random.Generator or None
         Seed (an int in ``[0, 2**32 - 1]``) or generator; an int gives the same split every time. The
         global numpy RNG is never used.
@@ -139,7 +145,7 @@ def temporal_split(ratings: pd.DataFrame, test_size: float = 0.2,
     ----------
     ratings : pandas.DataFrame
         A ratings frame with a ``timestamp`` column (numbers or datetimes).
-    test_size : float
+    test_size : float, default 0.2
         Strictly between 0 and 1. With ``per_user=True``, each user with ``n >= 2`` ratings puts their
         latest ``round(test_size * n)``, clipped to ``[1, n - 1]``, in test, and a user with one rating
         stays in train. With ``per_user=False``, the globally latest ``round(test_size * n)`` rows,
@@ -172,6 +178,66 @@ def temporal_split(ratings: pd.DataFrame, test_size: float = 0.2,
     in_test = np.zeros(n, dtype=bool)
     in_test[by_time[n - int(_test_counts(n, test_size)):]] = True
     return _split(ratings, in_test)
+
+
+def user_kfold(ratings: pd.DataFrame, folds: int = 5,
+               random_state: RandomState = None) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Return an iterator of ``folds`` pairs ``(train, test)``: each user's ratings dealt into ``folds`` parts.
+
+    Each user's ratings are shuffled and dealt in turn into the ``folds`` parts, starting at a
+    random part, so every user has ``n // folds`` or ``n // folds + 1`` ratings in each part and a
+    user with fewer ratings than folds is spread over different parts than the next such user. Fold
+    ``f`` tests part ``f`` and trains on the others, so every rating is tested exactly once. A user
+    with one rating is never tested: that rating is in every fold's train. Since a part never holds
+    all of a user's ``n >= 2`` ratings, every tested user keeps a rating in train.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        A ratings frame (``userId, movieId, rating`` and optionally ``timestamp``).
+    folds : int, default 5
+        Number of folds, at least 2.
+    random_state : int, numpy.random.Generator or None
+        Seed (an int in ``[0, 2**32 - 1]``) or generator; an int gives the same folds every time.
+
+    Returns
+    -------
+    iterator of (train, test)
+        One pair per fold, as the other splitters return it: disjoint frames whose union is
+        ``ratings``, each sorted by index. The arguments are checked at the call, before the first pair.
+
+    Raises
+    ------
+    DataValidationError
+        If ``ratings`` is not a valid ratings frame.
+    InvalidParameterError
+        If ``folds`` is not an int of at least 2, or ``random_state`` is not a valid seed.
+
+    Examples
+    --------
+    >>> for train, test in user_kfold(ratings, folds=5, random_state=0):  # doctest: +SKIP
+    ...     print(len(train), len(test))
+    """
+    check_ratings(ratings)
+    owner = "user_kfold"
+    check_value(owner, "folds", folds, Int(2))
+    generator = _rng(random_state, owner)
+    codes, _ = pd.factorize(ratings[USER], sort=False)
+    counts = np.bincount(codes)
+    order = generator.permutation(len(ratings))
+    grouped = order[np.argsort(codes[order], kind="stable")]  # each user's rows together, shuffled
+    starts = np.cumsum(counts) - counts
+    position = np.empty(len(ratings), dtype=np.int64)
+    position[grouped] = np.arange(len(ratings)) - starts[codes[grouped]]  # rank within the user
+    offset = generator.integers(0, folds, size=len(counts))
+    part = (position + offset[codes]) % folds
+    part[counts[codes] < 2] = -1  # a single rating stays in train
+
+    def pairs() -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        for fold in range(int(folds)):
+            yield _split(ratings, part == fold)
+
+    return pairs()
 
 
 def sample_users(ratings: pd.DataFrame, max_users: int | None, random_state: RandomState = None) -> pd.DataFrame:

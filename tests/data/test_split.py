@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from movierec.data.split import random_split, sample_users, stratified_split, temporal_split
+from movierec.data.split import random_split, sample_users, stratified_split, temporal_split, user_kfold
 from movierec.exceptions import DataValidationError, InvalidParameterError
 
 # database=None: no .hypothesis folder written into the repository.
@@ -104,6 +104,27 @@ def test_temporal_split_global_takes_latest_rows(ratings: pd.DataFrame, test_siz
         assert train["timestamp"].max() <= test["timestamp"].min()
 
 
+@PROPERTY
+@given(ratings_frames(), st.integers(2, 7), st.integers(0, 2**32 - 1))
+def test_user_kfold_tests_every_rating_once_and_deals_each_user_evenly(
+        ratings: pd.DataFrame, folds: int, seed: int) -> None:
+    pairs = list(user_kfold(ratings, folds=folds, random_state=seed))
+    assert len(pairs) == folds
+    tested = pd.concat([test for _, test in pairs])
+    counts = ratings.groupby("userId").size()
+    # every rating of a user with 2 or more ratings is tested exactly once; a single rating never
+    assert not tested.index.duplicated().any()
+    assert set(tested.index) == set(ratings.index[ratings["userId"].map(counts) >= 2])
+    for train, test in pairs:
+        assert_partition(ratings, train, test)
+        got = test.groupby("userId").size().reindex(counts.index, fill_value=0)
+        low = np.where(counts >= 2, counts // folds, 0)
+        assert ((got >= low) & (got <= np.ceil(counts / folds))).all()  # dealt evenly
+        assert set(train["userId"]) == set(ratings["userId"])  # every user keeps a training rating
+    again = [test.index for _, test in user_kfold(ratings, folds=folds, random_state=seed)]
+    assert all(a.equals(b) for a, b in zip(again, [test.index for _, test in pairs]))
+
+
 # --- examples --------------------------------------------------------------------------------------
 
 
@@ -145,6 +166,30 @@ def test_input_is_not_modified(split, ratings: pd.DataFrame) -> None:
     copy = ratings.copy()
     split(ratings, test_size=0.3)
     pd.testing.assert_frame_equal(ratings, copy)
+
+
+def test_every_splitter_defaults_to_a_fifth_in_test(ratings: pd.DataFrame) -> None:
+    # 50 users x 12 ratings: round(0.2 * 12) = 2 per user; 0.25 would give 3
+    assert len(random_split(ratings, random_state=0)[1]) == 120
+    assert stratified_split(ratings, random_state=0)[1].groupby("userId").size().eq(2).all()
+    assert temporal_split(ratings)[1].groupby("userId").size().eq(2).all()
+
+
+def test_user_kfold_checks_its_arguments_at_the_call(ratings: pd.DataFrame) -> None:
+    for bad in (1, 0, 2.5, True, "5"):
+        with pytest.raises(InvalidParameterError, match="folds"):
+            user_kfold(ratings, folds=bad)
+    with pytest.raises(InvalidParameterError, match="random_state"):
+        user_kfold(ratings, random_state=-1)
+    with pytest.raises(DataValidationError):
+        user_kfold(ratings.drop(columns="userId"))
+
+
+def test_user_kfold_spreads_users_with_few_ratings_over_the_folds() -> None:
+    # 300 users with 2 ratings and 5 folds: a fixed start would test them all in folds 0 and 1
+    frame = pd.DataFrame({"userId": np.repeat(np.arange(300), 2), "movieId": np.tile([1, 2], 300), "rating": 3.0})
+    sizes = [len(test) for _, test in user_kfold(frame, folds=5, random_state=0)]
+    assert sum(sizes) == 600 and min(sizes) > 80
 
 
 def test_stratified_sizes_on_known_counts() -> None:

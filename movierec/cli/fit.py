@@ -48,7 +48,7 @@ def fit_command(args: argparse.Namespace) -> int:
         card = build_card(ensemble, args.ratings, ratings, metrics,
                           sha256=getattr(data, "sha256", None), implicit=getattr(data, "implicit", None),
                           extra={"task": settings.task, "source": str(args.ratings or args.dataset)})
-        save_with_card(ensemble, args.save, card)
+        save_with_card(ensemble, args.save, card, data.items if args.items or args.ratings is None else None)
     finally:
         pipeline.close_quietly(ensemble)
     print(f"fitted {', '.join(chosen)} on {len(ratings):,} ratings ({args.task} task); hold-out "
@@ -68,7 +68,7 @@ def _load_kept(args: argparse.Namespace) -> Any:
 
 
 def recommend_saved(args: argparse.Namespace) -> int:
-    """Write ``recommendations.csv`` from a kept model, without refitting."""
+    """Write ``recommendations.csv`` (with titles) from a kept model, without refitting."""
     check_out_dir(args.out)
     model = _load_kept(args)
     try:
@@ -89,13 +89,19 @@ def recommend_saved(args: argparse.Namespace) -> int:
 
 
 def _titles(args: argparse.Namespace) -> pd.DataFrame | None:
-    """Return ``movieId, title``: from ``--ratings``/``--items``, else from the dataset the model card names."""
-    if args.ratings is not None:
+    """Return ``movieId, title``: from ``--items`` when given, else kept in the model folder (``fit
+    --items``, or a MovieLens dataset's), else from ``--ratings``, else from the dataset the card names."""
+    if args.ratings is not None and args.items is not None:
         return load_data(args).items
     from movierec.data.movielens import known_datasets, load_movielens
-    from movierec.model_card import read_card
+    from movierec.model_card import read_kept
 
-    source = ((read_card(args.model) or {}).get("extra") or {}).get("source")
+    card, kept = read_kept(args.model)
+    if kept is not None:
+        return kept
+    if args.ratings is not None:
+        return load_data(args).items
+    source = ((card or {}).get("extra") or {}).get("source")
     if source in known_datasets():
         return load_movielens(source, data_home=args.data_home).items
     return None

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from movierec.cli._output import one_line
-
 __all__ = ["serve_command"]
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    """Serve a kept model over HTTP until interrupted; return the exit code."""
+    """Serve a kept model over HTTP until interrupted; return the exit code.
+
+    A missing model folder raises ``FileNotFoundError`` naming it, a taken port ``OSError("cannot
+    listen on HOST:PORT: ...")`` before the model loads: each one line and exit 1 (movierec.cli.main).
+    """
     from movierec.serve import run
 
-    try:
-        run(args.model, args.host, args.port)
-    except OSError as err:  # the port is taken, or the host cannot be bound
-        raise ValueError(f"cannot serve on {args.host}:{args.port}: {one_line(err)}") from err
+    run(args.model, args.host, args.port)
     return 0

@@ -59,7 +59,8 @@ class _OncePerCause(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
-        key = (record.name, str(record.msg)[:200], error)
+        # The first words name the cause; the rest may vary (asyncio's callback reprs hold a time).
+        key = (record.name, str(record.msg).partition("\n")[0][:60], error)
         now = time.monotonic()
         with self._lock:
             if len(self._last) > 1_000:  # the causes themselves stay bounded
@@ -70,7 +71,7 @@ class _OncePerCause(logging.Filter):
                 return False
             self._last[key] = (now, 0)
         if held:
-            record.msg = f"{record.msg} ({held} more like this in the last {self.window:.0f} s not shown)"
+            record.msg = f"{record.msg} ({held} more like this in the last {self.window:g} s not shown)"
         return True
 
 
@@ -144,16 +145,21 @@ def bind(host: str, port: int) -> socket.socket:
                                                              flags=socket.AI_PASSIVE)[0]
         sock = socket.socket(family, kind, proto)
     except OSError as err:
-        raise OSError(err.errno, f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+        raise _listen_error(host, port, err) from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
         sock.bind(address)
     except OSError as err:
         sock.close()
-        reason = "the port is in use by another program" if err.errno == errno.EADDRINUSE else (err.strerror or str(err))
-        raise OSError(err.errno, f"cannot listen on {host}:{port}: {reason}") from None
-    sock.set_inheritable(True)
+        raise _listen_error(host, port, err) from None
     return sock
+
+
+def _listen_error(host: str, port: int, err: OSError) -> OSError:
+    reason = "the port is in use by another program" if err.errno == errno.EADDRINUSE else (err.strerror or str(err))
+    error = OSError(f"cannot listen on {host}:{port}: {reason}")  # one argument: str() is the message alone
+    error.errno = err.errno
+    return error
 
 
 def _is_loopback(host: str) -> bool:
@@ -164,7 +170,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _open_files(wanted: int) -> int:
-    """Raise this process's open-file limit towards ``wanted`` (within the hard limit); return it."""
+    """Raise this process's open-file limit towards ``wanted`` (within the hard limit); return how
+    many more files it may open."""
     try:
         import resource
     except ImportError:  # pragma: no cover - not POSIX
@@ -177,7 +184,12 @@ def _open_files(wanted: int) -> int:
             soft = target
         except (ValueError, OSError):
             pass
-    return soft if soft != resource.RLIM_INFINITY else wanted
+    soft = soft if soft != resource.RLIM_INFINITY else wanted
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux: assume a few dozen (the libraries' own files)
+        in_use = 48
+    return soft - in_use
 
 
 def make_server(model_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, *,
@@ -224,7 +236,7 @@ def make_server(model_dir: str | os.PathLike[str], host: str = "127.0.0.1", port
     protocol = type("_TimedH11", (_TimedH11,), {"read_timeout": limits.read_timeout})
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off", http=protocol,
                             access_log=access_log, timeout_keep_alive=limits.keep_alive, backlog=limits.backlog,
-                            limit_concurrency=max(1, min(limits.max_connections, files - 64)))
+                            limit_concurrency=max(2, min(limits.max_connections, files - 16)))
     return _Server(config, sock)
 
 

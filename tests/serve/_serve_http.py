@@ -42,7 +42,9 @@ def call(url: str, path: str, body: Any = None, *, method: str | None = None, ra
         with urllib.request.urlopen(request, timeout=20) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+        data = err.read()
+        # uvicorn's own 503 (over the concurrency limit) is plain text; every other answer is JSON
+        return err.code, data.decode() if err.code == 503 else json.loads(data)
 
 
 class KeepAlive:

@@ -91,11 +91,12 @@ def _ids(values: Sequence[Any], shown: int = 10) -> str:
 def load_data(args: argparse.Namespace) -> Any:
     """Return the data the arguments name: ``--ratings FILE`` (with ``--items``, ``--columns``) or ``--dataset``."""
     if args.ratings is not None:
-        from movierec.data.ratings_file import load_ratings, parse_columns
+        from movierec.data.ratings_file import load_ratings
 
         # default: the rating and timestamp columns when the file has them; --columns is taken as given
-        columns = parse_columns(args.columns) if args.columns else DEFAULT_COLUMNS
-        data = load_ratings(args.ratings, items=args.items, **columns)
+        columns = args.columns or DEFAULT_COLUMNS  # parsed by the parser
+        data = load_ratings(args.ratings, items=args.items, rating_scale=getattr(args, "rating_scale", None),
+                            **columns)
         if data.implicit and args.task == "rating":
             raise ValueError(f"{args.ratings} has no rating column (implicit feedback): use --task ranking")
         return data

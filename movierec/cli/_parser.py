@@ -48,6 +48,28 @@ _port = _number(int, lambda value: 0 < value < 65536, "a port number from 1 to 6
 _fraction = _number(float, lambda value: 0 < value < 1, "a number strictly between 0 and 1")
 
 
+def _columns(text: str) -> dict[str, str]:
+    """``--columns``: the keyword arguments of `load_ratings` it gives; a bad map is a usage error."""
+    from movierec.data.ratings_file import parse_columns
+
+    try:
+        return parse_columns(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _rating_scale(text: str) -> tuple[float, float]:
+    """``--rating-scale LO,HI``: two finite numbers, the lowest first."""
+    parts = text.split(",")
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        low = high = float("nan")
+    if not low < high or high - low == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be LO,HI, two finite numbers with LO < HI such as 1,5, got {text!r}")
+    return low, high
+
+
 def _model_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -126,9 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument("--ratings", type=Path, metavar="FILE",
                      help="your own ratings file (CSV, TSV or Parquet) instead of --dataset; see --columns")
     own.add_argument("--items", type=Path, metavar="FILE", help="with --ratings: a file of movie titles")
-    own.add_argument("--columns", metavar="MAP",
+    own.add_argument("--columns", metavar="MAP", type=_columns,
                      help="with --ratings: which columns hold what, e.g. user=uid,item=sku,rating=stars,"
                      "timestamp=ts (default rating=rating,timestamp=timestamp; no rating: implicit feedback)")
+    own.add_argument("--rating-scale", type=_rating_scale, metavar="LO,HI",
+                     help="with --ratings: the lowest and highest rating, e.g. 1,5; a rating outside is an error "
+                     "(default: none declared, a few ratings off a common scale give a warning)")
     weights_help = ("rating task: inverse_error (default, the 1/RMSE weighting) or stacked (non-negative least "
                     "squares on 5-fold out-of-fold standardized scores, clipped to the rating scale)")
     members = argparse.ArgumentParser(add_help=False)  # what the ensemble is made of, for every command that fits
@@ -224,8 +249,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     a bad combination is a usage error before any data is read.
     """
     if args.command in ("recommend", "evaluate", "fit"):
-        if (args.items or args.columns) and args.ratings is None:
-            parser.error("argument --items/--columns: they go with --ratings FILE")
+        if (args.items or args.columns or args.rating_scale) and args.ratings is None:
+            parser.error("argument --items/--columns/--rating-scale: they go with --ratings FILE")
     if args.command == "evaluate" and (args.model is None) != (args.ratings is None):
         if args.model is not None:
             parser.error("argument --model: evaluate --model DIR needs --ratings TEST_FILE")

@@ -173,7 +173,8 @@ class Result:
     reference : dict
         The ranking task's Popularity reference (``{"popularity": model}``), empty for rating.
     top : dict
-        Each model's ranked lists (``userId, movieId, score, rank``), ``max(n, k)`` deep.
+        Each model's ranked lists (``userId, movieId, score, rank``), ``max(n, k)`` deep (deeper
+        with `run`'s ``depth``).
     metrics : pandas.DataFrame
         One row per model ([`movierec.metrics.evaluate`][movierec.metrics.evaluate]), indexed by name.
     fit_seconds : dict
@@ -311,12 +312,13 @@ def check_something_to_rank(train: pd.DataFrame) -> None:
 
 
 def run(train: pd.DataFrame, test: pd.DataFrame, settings: Settings = Settings(), *,
-        progress: Progress | None = None) -> Result:
+        progress: Progress | None = None, depth: int | None = None) -> Result:
     """Fit the task's ensemble on ``train``, rank every model, and measure them on ``test``.
 
     The main job of ``movierec recommend``. Returns a `Result` with the fitted ensemble,
     each model's lists, the metrics table and the timings. The members are closed (a SparkALS's
-    Spark session stopped) before it returns, on success or failure.
+    Spark session stopped) before it returns, on success or failure. ``depth`` ranks the lists
+    deeper than ``max(n, k)`` (the report's metric@k curves need 20); the metrics stay at ``k``.
 
     Raises
     ------
@@ -349,7 +351,7 @@ def run(train: pd.DataFrame, test: pd.DataFrame, settings: Settings = Settings()
 
             reference = {REFERENCE: Popularity().fit(train)}
         start = time.perf_counter()
-        top = _rank(settings, ensemble, {**reference, **members}, candidates, progress)
+        top = _rank(settings, ensemble, {**reference, **members}, candidates, progress, depth)
         timings["top_n"] = time.perf_counter() - start
         start = time.perf_counter()
         everyone = {**reference, **members, ENSEMBLE: ensemble}
@@ -363,9 +365,9 @@ def run(train: pd.DataFrame, test: pd.DataFrame, settings: Settings = Settings()
 
 
 def _rank(settings: Settings, ensemble: WeightedEnsemble, models: dict[str, Recommender], candidates: int | None,
-          progress: Progress | None) -> dict[str, pd.DataFrame]:
-    """Return every model's and the ensemble's lists, ``max(n, k)`` deep; no member ranks twice."""
-    depth = max(settings.n, settings.k)
+          progress: Progress | None, depth: int | None = None) -> dict[str, pd.DataFrame]:
+    """Return every model's and the ensemble's lists, ``max(n, k, depth)`` deep; no member ranks twice."""
+    depth = max(settings.n, settings.k, depth or 0)
     members = [name for name in models if name != REFERENCE]
     top, proposed = {}, {}  # proposed: each member's top K, which the candidates ensemble re-ranks
     everyone: dict[str, Any] = {**models, ENSEMBLE: ensemble}
@@ -375,7 +377,9 @@ def _rank(settings: Settings, ensemble: WeightedEnsemble, models: dict[str, Reco
             top[name] = ensemble.rank_proposals([proposed[m] for m in members], n=depth)
         else:
             ranked = model.top_n(n=max(depth, candidates or 0) if name in members else depth)
-            proposed[name], top[name] = ranked, ranked[ranked["rank"] <= depth].reset_index(drop=True)
+            # the proposals stay K deep when the lists go deeper, so depth never changes the ensemble's pool
+            proposed[name] = ranked if candidates is None else ranked[ranked["rank"] <= candidates]
+            top[name] = ranked[ranked["rank"] <= depth].reset_index(drop=True)
         logger.info("top %d of %s for %s users (%.1f s)", depth, name, f"{top[name][USER].nunique():,}",
                     time.perf_counter() - start)
         if progress is not None:

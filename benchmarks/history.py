@@ -126,9 +126,9 @@ def run(*, quick: bool = False, dataset: str = DEFAULT_DATASET) -> tuple[dict[st
     for row in results.values():
         if row.get("history_ndcg") is not None and popularity:
             row["history_over_popularity"] = row["history_ndcg"] / popularity
-    figures = {"dataset": dataset, "ease_l2": ease_l2, "left_out_users": int(len(left_out)),
-               "training_users": int(train["userId"].nunique()), "training_ratings": int(len(train)),
-               "history_ratings": int(len(history)), "relevant_ratings": int(len(relevant)),
+    figures = {"dataset": dataset, "ease_l2": ease_l2, "left_out_users": len(left_out),
+               "training_users": int(train["userId"].nunique()), "training_ratings": len(train),
+               "history_ratings": len(history), "relevant_ratings": len(relevant),
                "targets": {"in_fit_ratio_min": IN_FIT_RATIO_MIN, "popularity_ratio_min": POPULARITY_RATIO_MIN}}
     notes = [
         (f"{dataset}: {len(left_out)} of {ratings['userId'].nunique()} users left out of the fit "

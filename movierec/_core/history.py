@@ -108,9 +108,10 @@ def parse_ids(values: Any, name: str) -> np.ndarray:
         array = np.empty(len(values), dtype=object)
         array[:] = list(values)
     else:
+        frame = f" or a DataFrame with a {ITEM!r} column" if name == "history" else ""
         raise DataValidationError(
-            f"{name} must be a sequence of movie ids (list, tuple, array, Series) or a DataFrame with a "
-            f"{ITEM!r} column, got {type(values).__name__} {values!r:.80}"
+            f"{name} must be a sequence of movie ids (list, tuple, array, Series){frame}, "
+            f"got {type(values).__name__} {values!r:.80}"
         )
     for position, value in enumerate(array):
         problem = _id_problem(value)

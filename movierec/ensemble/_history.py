@@ -10,7 +10,6 @@ ones of `movierec._core.history`, on the ensemble's own catalogue and seen matri
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,7 +19,7 @@ import pandas as pd
 from movierec._core.history import HistoryScorer
 from movierec._core.validation import ITEM, RATING
 from movierec.ensemble._blend import weighted_z
-from movierec.exceptions import DataValidationError, MovieRecWarning
+from movierec.exceptions import DataValidationError
 
 __all__ = ["EnsembleHistory", "ensemble_scorer"]
 
@@ -37,8 +36,8 @@ def ensemble_scorer(
 ) -> HistoryScorer:
     """Return the `HistoryScorer` of an ensemble whose fitted ``models`` have these reference stats and weights.
 
-    Members are asked only about movies the ensemble knows; their own warnings about movies they do
-    not know are silenced, since the ensemble has counted its unknown movies once already.
+    Members are asked only about movies the ensemble knows (its warning has counted the others), so
+    a member warns only about movies it alone does not know (a hold-out fit kept with ``refit=False``).
     """
     ids = items.ids
 
@@ -46,9 +45,7 @@ def ensemble_scorer(
         history = _history_frame(ids[item_idx], ratings)
         total = np.zeros(len(ids))  # summed as blend_block sums, so a fitted user's history gives top_n's scores
         for position, model in enumerate(models):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", MovieRecWarning)
-                scores = model.score_history(history, ids)
+            scores = model.score_history(history, ids)
             total += weighted_z(scores, means[position], stds[position], weights[position])
         return total
 
@@ -61,9 +58,7 @@ def ensemble_scorer(
                 continue
             for column, target in enumerate(ids[target_idx]):
                 try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", MovieRecWarning)
-                        parts = model.explain(history, target)
+                    parts = model.explain(history, target)
                 except DataValidationError:  # the member does not know the target (a hold-out fit)
                     continue
                 rows = where.get_indexer(parts[ITEM].to_numpy(dtype=object))

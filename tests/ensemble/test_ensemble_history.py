@@ -92,7 +92,7 @@ def test_similar_items_without_a_member_that_can_compare_movies_says_why():
 def test_unknown_movies_warn_once_empty_history_falls_back_and_exclude_applies():
     with pytest.warns(MovieRecWarning, match="2 of 4 history movie.*WeightedEnsemble") as record:
         noisy = RANKING.top_n_from_history([MOVIES[0], -1, MOVIES[5], "x"], n=5, exclude=[MOVIES[9]])
-    assert len(record) == 1  # the members' own warnings are not repeated
+    assert len(record) == 1  # members are asked only about movies the ensemble knows: no second warning
     clean = RANKING.top_n_from_history([MOVIES[0], MOVIES[5]], n=5, exclude=[MOVIES[9]])
     pd.testing.assert_frame_equal(noisy, clean)
     assert MOVIES[9] not in set(clean.movieId)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from movierec._core.ids import index_ratings
+from movierec._core.random import rng
 from movierec._core.validation import USER, trusted_ratings
 from movierec.ensemble._blend import forward_select
 from movierec.ensemble._state import FittedState
@@ -39,7 +40,8 @@ def holdout_split(
     """
     from movierec.data.split import sample_users, stratified_split
 
-    sampled = sample_users(ratings, max_users, random_state)
+    # Named streams: which users, then which of their ratings (the root stream, as stratified_split alone).
+    sampled = sample_users(ratings, max_users, rng(random_state, "hold-out users"))
     with trusted_ratings(sampled):  # rows of ratings: checked once already when ratings is
         train, holdout = stratified_split(sampled, size, random_state=random_state)
     if sampled is not ratings:

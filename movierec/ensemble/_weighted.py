@@ -15,6 +15,7 @@ import pandas as pd
 from movierec._core.ids import IdIndex, index_ratings, rated_rows, resolve_users, sample_pairs
 from movierec._core.instances import clone
 from movierec._core.params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
+from movierec._core.random import rng
 from movierec._core.ranking import empty_top_n, rank_frame, top_k, top_n_frame
 from movierec._core.validation import ITEM, USER, check_n, check_pairs, check_ratings, trusted_ratings
 from movierec.base import Recommender
@@ -264,7 +265,7 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
             errors = params["errors"]
             scale = rating_scale(ratings)
             if self._out_of_fold():
-                z, y, errors = out_of_fold(len(models), parts_of(ratings, self.stacking_folds, self.random_state),
+                z, y, errors = out_of_fold(len(models), parts_of(ratings, self.stacking_folds, rng(self.random_state, "stacking folds")),
                                            lambda p, data: fit_member(p, data, "validation"), self._member_stats)
             elif errors is None:
                 # One clone per member serves both fits: the hold-out fit, then the fit on all.
@@ -280,7 +281,7 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
                 if self.weights == "stacked":  # the hold-out fits score the hold-out
                     kept = [models[p] for p in chosen]
                     z, y, _ = out_of_fold(len(kept), [(train, holdout)], lambda p, _: kept[p], self._member_stats)
-            stacked = stacked_weights(z, y, self.random_state, scale) if self.weights == "stacked" else None
+            stacked = stacked_weights(z, y, rng(self.random_state, "stacking weights"), scale) if self.weights == "stacked" else None
             for position in chosen if refit else ():
                 fit_member(position, ratings, "final")
             user_ids, item_ids, _, _, seen = index_ratings(ratings)
@@ -319,7 +320,7 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
     def _reference_stats(self, models: list[Recommender], users: Any = None, items: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Return mu and sigma of each member's scores on the reference pairs of ``users`` x ``items``."""
         pairs = sample_pairs(self.users_ if users is None else users, self.items_ if items is None else items,
-                             REFERENCE_PAIRS, self.random_state)
+                             REFERENCE_PAIRS, rng(self.random_state, "reference pairs"))
         return reference_stats(models, pairs)
 
     # -- scoring -------------------------------------------------------------------------------

@@ -106,9 +106,10 @@ def test_score_is_sum_of_standardized_scores_over_errors():
 
 
 def _reference(ensemble: WeightedEnsemble) -> pd.DataFrame:
+    from movierec._core.random import rng as named_stream
     from movierec.ensemble._weighted import REFERENCE_PAIRS
 
-    rng = np.random.default_rng(ensemble.random_state)
+    rng = named_stream(ensemble.random_state, "reference pairs")
     size = min(REFERENCE_PAIRS, len(ensemble.users_) * len(ensemble.items_))
     return pd.DataFrame(
         {
@@ -508,6 +509,7 @@ def test_stacked_weights_are_non_negative_least_squares_on_the_holdout():
 
 
 def test_stacked_out_of_fold_weights_learn_from_every_rating():
+    from movierec._core.random import rng as named_stream
     from movierec.ensemble._stacking import user_folds
 
     ratings = synthetic_ratings(seed=8)
@@ -516,7 +518,7 @@ def test_stacked_out_of_fold_weights_learn_from_every_rating():
     ensemble = WeightedEnsemble(members, weights="stacked", stacking_folds=3, random_state=4)
     ensemble.fit(ratings, callback=events.append)
     # Each member: 3 fits on two parts of every user's ratings, then one on all.
-    folds = user_folds(ratings.userId, 3, 4)
+    folds = user_folds(ratings.userId, 3, named_stream(4, "stacking folds"))
     sizes = [int((folds != k).sum()) for k in range(3)]
     assert [(e.position, e.stage, e.n_ratings) for e in events] == [
         *((p, "validation", n) for n in sizes for p in range(3)), *((p, "final", len(ratings)) for p in range(3))
@@ -667,12 +669,13 @@ def test_stacked_one_member_ensemble_ranks_as_its_member(a, seed, folds):
 
 
 def test_holdout_users_holds_out_ratings_of_a_sample_of_users_only():
+    from movierec._core.random import rng as named_stream
     from movierec.data.split import sample_users
     from movierec.ensemble._holdout import holdout_split
 
     ratings = synthetic_ratings(n_users=60, seed=3)
     train, holdout = holdout_split(ratings, 0.2, 15, random_state=4)
-    sampled = set(sample_users(ratings, 15, 4).userId)
+    sampled = set(sample_users(ratings, 15, named_stream(4, "hold-out users")).userId)
     assert set(holdout.userId) <= sampled and len(set(holdout.userId)) == 15
     # every rating is in exactly one part, and the other users keep all of theirs in train
     both = pd.concat([train, holdout])

@@ -8,13 +8,13 @@ samples are folded into plain numpy arrays (`_sampler`): ``predict`` and the vec
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
 
 from movierec._core.ids import index_ratings
-from movierec._core.params import Bool, Constraint, Int, Real, Seed
+from movierec._core.params import AnyOf, Bool, Constraint, Int, Options, Real, Seed
 from movierec._core.validation import ITEM, RATING, TIMESTAMP, USER, check_pairs, check_ratings
 from movierec.base import ArrayRecommender
 from movierec.data.features import check_side_frames
@@ -48,15 +48,18 @@ class MyFMBayes(ArrayRecommender):
     grouped : bool, default True
         Give each block of features its own hyperprior (users, movies, and each of the blocks
         below) rather than one prior shared by every feature.
-    side_features : bool, default False
+    side_features : bool or "auto", default False
         Add the user attributes of the ``users`` frame given to `fit` (age band, gender,
         occupation, the zip code's first character) and the genres and release year of its
         ``items`` frame. Users and movies of these frames without ratings become known: they are
-        scored from their side features alone (see *Cold start*).
-    time_features : bool, default False
+        scored from their side features alone (see *Cold start*). ``"auto"``: use the frames
+        when `fit` is given any, fit on ids without them (the main job's setting, since your own
+        ratings file may come without them).
+    time_features : bool or "auto", default False
         Add the rating's calendar month as a one-hot (from the ``timestamp`` column, Unix seconds
         or datetimes, which ``fit`` then needs). See `predict` and `top_n` for the
-        month they score at.
+        month they score at. ``"auto"``: when the ratings given to `fit` have a ``timestamp``
+        column.
     implicit : bool, default False
         Add implicit feedback, as SVD++: the movies each user rated and the users who rated each
         movie, each weighted ``1 / sqrt(count)``. Passed to myfm as ``RelationBlock``s, so the
@@ -122,8 +125,8 @@ class MyFMBayes(ArrayRecommender):
         "n_iter": Int(1),
         "n_kept_samples": Int(1, none=True),
         "grouped": Bool(),
-        "side_features": Bool(),
-        "time_features": Bool(),
+        "side_features": AnyOf((Bool(), Options(("auto",)))),
+        "time_features": AnyOf((Bool(), Options(("auto",)))),
         "implicit": Bool(),
         "init_stdev": Real(0, open_low=True),
         "random_state": Seed(),
@@ -138,8 +141,8 @@ class MyFMBayes(ArrayRecommender):
         init_stdev: float = 0.1,
         random_state: int | None = None,
         *,
-        side_features: bool = False,
-        time_features: bool = False,
+        side_features: bool | Literal["auto"] = False,
+        time_features: bool | Literal["auto"] = False,
         implicit: bool = False,
     ) -> None:
         self.rank = rank
@@ -169,13 +172,11 @@ class MyFMBayes(ArrayRecommender):
             return int(self.n_kept_samples)
         return min(max(int(self.n_iter) - 5, 5), int(self.n_iter))
 
-    def _with_features(self) -> bool:
-        return bool(self.side_features or self.time_features or self.implicit)
-
     # -- fit -------------------------------------------------------------------------------------
     def uses_side_data(self) -> bool:
-        """Return ``side_features``: with it, `fit` takes ``users=`` / ``items=`` frames."""
-        return bool(self.side_features)
+        """Return whether `fit` takes ``users=`` / ``items=`` frames: ``side_features`` True or ``"auto"``."""
+        value = self.side_features
+        return value == "auto" if isinstance(value, str) else bool(value)
 
     def fit(
         self, ratings: pd.DataFrame, *, users: pd.DataFrame | None = None, items: pd.DataFrame | None = None
@@ -203,9 +204,11 @@ class MyFMBayes(ArrayRecommender):
             myfm failed, or its samples hold NaN.
         """
         check_ratings(ratings)
-        self._validate_params()
-        check_side_frames(self.side_features, users, items)
-        if self.time_features:
+        params = self._validate_params()
+        if not isinstance(params["side_features"], str):  # "auto" takes the frames it is given, or none
+            check_side_frames(params["side_features"], users, items)
+        time_features = self._time_features_for(ratings)
+        if time_features:
             _features.month_keys(ratings, "ratings")  # fail before the model forgets its last fit
         self._reset()
         user_ids, item_ids = (
@@ -217,7 +220,7 @@ class MyFMBayes(ArrayRecommender):
                 ratings, user_ids, item_ids
             )
             self.highest_rating_ = float(ratings[RATING].max())  # a history without ratings: each movie liked
-            self._learn(user_idx, item_idx, ratings, users, items)
+            self._learn(user_idx, item_idx, ratings, users, items, time_features=time_features)
         except BaseException:
             self._reset()  # a failed fit leaves the model unfitted, not half-fitted
             raise
@@ -225,17 +228,24 @@ class MyFMBayes(ArrayRecommender):
 
     def _fit_indexed(self, user_idx, item_idx, ratings, frame: pd.DataFrame) -> None:
         """Learn from index-coded ratings without side frames (the ``ArrayRecommender`` hook)."""
-        self._learn(user_idx, item_idx, frame, None, None)
+        self._learn(user_idx, item_idx, frame, None, None, time_features=self._time_features_for(frame))
 
-    def _learn(self, user_idx, item_idx, frame: pd.DataFrame, users, items) -> None:
+    def _time_features_for(self, ratings: pd.DataFrame) -> bool:
+        """Return whether a fit on ``ratings`` adds the month: ``time_features``, ``"auto"`` by the column."""
+        if isinstance(self.time_features, str):
+            return TIMESTAMP in ratings.columns
+        return bool(self.time_features)
+
+    def _learn(self, user_idx, item_idx, frame: pd.DataFrame, users, items, *, time_features: bool) -> None:
         n_users, n_items = len(self.users_), len(self.items_)
-        keys = _features.month_keys(frame, "ratings") if self.time_features else np.zeros(0, np.int64)
+        keys = _features.month_keys(frame, "ratings") if time_features else np.zeros(0, np.int64)
         self.periods_ = np.unique(keys)
-        if self._with_features():
+        with_features = users is not None or items is not None or time_features or bool(self.implicit)
+        if with_features:
             implicit = self.implicit
             design = _features.feature_design(
                 _features.month_part(len(self.periods_)),
-                _features.period_index(keys, self.periods_) if self.time_features else None,
+                _features.period_index(keys, self.periods_) if time_features else None,
                 _features.user_part(self.users_, user_idx, item_idx, n_items, users, implicit=implicit),
                 user_idx,
                 _features.item_part(self.items_, item_idx, user_idx, n_users, items, implicit=implicit),
@@ -257,7 +267,7 @@ class MyFMBayes(ArrayRecommender):
         )
         folded = _sampler.fold_samples(samples, design.parts)
         # ids only: the users are prior group 0, grouped or not (_features.ids_design)
-        self.user_prior_ = None if self._with_features() else user_prior(hypers, 0)
+        self.user_prior_ = None if with_features else user_prior(hypers, 0)
         self.global_bias_ = folded.global_bias
         self.period_bias_, self.user_bias_, self.item_bias_ = folded.biases
         self.period_factors_, self.user_factors_, self.item_factors_ = folded.factors
@@ -343,10 +353,11 @@ class MyFMBayes(ArrayRecommender):
     # -- a visitor's history -----------------------------------------------------------------------
     def _fold_in_prior(self) -> UserPrior:
         """Return the user prior fold-in needs, or raise NotImplementedError saying what is missing."""
-        features = [name for name in ("side_features", "time_features", "implicit") if getattr(self, name)]
-        if features:
+        features = [f"{name}={getattr(self, name)!r}" for name in ("side_features", "time_features", "implicit")
+                    if getattr(self, name) is not False]
+        if features and self.user_prior_ is None:  # "auto" that found no features fits ids only
             raise NotImplementedError(
-                f"{type(self).__name__} with {', '.join(f'{name}=True' for name in features)} cannot score a "
+                f"{type(self).__name__} with {', '.join(features)} cannot score a "
                 "history: a visitor's feature row needs what the fit built from its frames (side features "
                 "from the users frame, the rating month, the implicit block of rated movies), and "
                 "fold-in here fits the ids-only user part; fit with ids only to fold visitors in"

@@ -15,6 +15,7 @@ import resource
 import shlex
 import statistics
 import subprocess
+import tempfile
 import sys
 import time
 import traceback
@@ -361,7 +362,27 @@ def command_line(argv: list[str] | None = None) -> str:
     return " ".join(["python -m benchmarks", *map(shlex.quote, args)]).strip()
 
 
+def machine_paths() -> list[tuple[str, str]]:
+    """Return (path, placeholder) pairs for the folders of the machine that ran a suite, longest first.
+
+    Committed results name ``$MOVIEREC_DATA``, ``$TMPDIR``, ``$HOME`` and the repository as ``.``,
+    not where they were on that machine.
+    """
+    pairs = [(str(data_home()), "$MOVIEREC_DATA"), (tempfile.gettempdir(), "$TMPDIR"), (str(ROOT), "."),
+             (str(Path.home()), "$HOME")]
+    return sorted(((p, name) for p, name in pairs if len(p) > 1), key=lambda pair: -len(pair[0]))
+
+
+def scrubbed(text: str) -> str:
+    """Return ``text`` with the machine's folders replaced by their placeholders (:func:`machine_paths`)."""
+    for path, name in machine_paths():
+        text = text.replace(path, name)
+    return text
+
+
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrubbed(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -383,12 +404,12 @@ def write_result(suite: str, results: dict[str, Any], *, quick: bool, command: s
     document = {
         "suite": suite,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": command,
+        "command": scrubbed(command),
         "quick": quick,
         "duration_seconds": round(time.perf_counter() - started, 1),
         "machine": machine_info or machine(),
         "versions": versions(),
-        "notes": notes or [],
+        "notes": [scrubbed(note) for note in notes or []],
         "results": _jsonable(results),
     }
     folder = results_dir(quick)

@@ -353,3 +353,16 @@ def test_speed_compare_ratios_against_members_of_the_same_run():
     assert entry["rss_ratio"] == pytest.approx(700 / 340) and entry["rss_target_met"] is False
     rating = results["WeightedEnsemble rating (ALS+SVD+FM)"]
     assert "time_ratio" not in rating and rating["comparison_error"] == "a member's own measurement failed"
+
+
+def test_committed_results_and_pages_name_no_folder_of_the_machine_that_ran_them():
+    import re
+
+    from benchmarks._common import scrubbed
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"(?<![\w$.])/(?:work|tmp|home|root|Users)/[\w.-]+")
+    files = [*sorted((root / "benchmarks" / "results").rglob("*.json")), *sorted((root / "docs").rglob("*.md"))]
+    found = {str(f.relative_to(root)): pattern.findall(f.read_text()) for f in files}
+    assert {name: hits[:3] for name, hits in found.items() if hits} == {}
+    assert scrubbed(f"{Path.home()}/x and {root}/y") == "$HOME/x and ./y"

@@ -36,7 +36,7 @@ __all__ = [
 
 RECORDIO_CONTENT_TYPE = "application/x-recordio-protobuf"
 
-#: the seed's tuning ranges
+#: the default tuning ranges
 DEFAULT_RANGES: dict[str, tuple[int, int]] = {"mini_batch_size": (50, 3000), "epochs": (50, 500)}
 #: default tuning metric per predictor_type (its direction is in OBJECTIVE_DIRECTIONS)
 OBJECTIVES = {
@@ -58,7 +58,7 @@ def _channels(config: SageMakerConfig, with_test: bool) -> list[dict[str, Any]]:
 
     ``ShardedByS3Key`` gives each of the ``train_instance_count`` instances its share of the
     objects under ``S3Uri`` (one shard each, as the upload writes them); with one instance it is
-    the whole file, as in the seed.
+    the whole file.
     """
     names = ["train"] + (["test"] if with_test else [])
     return [

@@ -17,7 +17,7 @@ every instance sees the same distribution. Not round-robin either: a periodic or
 (``pos, neg, pos, neg``) would line up with it. The original order within a shard means each
 instance reads a subsequence of the one-instance file.
 
-One instance writes exactly what the seed wrote: ``{prefix}/{channel}/{channel}.protobuf``, the
+One instance writes the single-file layout: ``{prefix}/{channel}/{channel}.protobuf``, the
 same bytes, the same calls.
 """
 

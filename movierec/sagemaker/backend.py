@@ -1,7 +1,7 @@
 """``SageMakerBackend``: trains, tunes, deploys and invokes Factorization Machines on SageMaker.
 
 The backend of ``SageMakerFM(backend="sagemaker")``. It gets the one-hot design matrix and the
-labels the model built, and does what the seed report did by hand in the AWS console:
+labels the model built, and does from code what is otherwise done by hand in the AWS console:
 
 1. ``fit``: RecordIO-protobuf train (and test) files to ``s3://{bucket}/{prefix}/train/...``, a
    training job with SageMaker's FM image, wait for it; it returns the job's weights as a
@@ -207,7 +207,7 @@ class SageMakerBackend:
 
         Parameters
         ----------
-        ranges : mapping, default the seed's ``{"mini_batch_size": (50, 3000), "epochs": (50, 500)}``
+        ranges : mapping, default ``{"mini_batch_size": (50, 3000), "epochs": (50, 500)}``
             ``(int, int)`` an integer range, ``(float, float)`` a continuous one, a list of values
             a categorical one. Tuned names are left out of the static hyperparameters.
         objective : str or (metric, "Minimize" | "Maximize"), optional

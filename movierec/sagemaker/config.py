@@ -107,7 +107,7 @@ class SageMakerConfig:
     Parameters
     ----------
     bucket : str
-        An existing S3 bucket in ``region`` (the seed created it in the console, with Block
+        An existing S3 bucket in ``region`` (create it in the console, with Block
         Public Access on). Data goes to ``s3://{bucket}/{prefix}/train/train.protobuf`` and
         ``.../test/test.protobuf`` (one object per instance with several, see
         ``train_instance_count``), models to ``s3://{bucket}/{prefix}/output``.
@@ -224,7 +224,7 @@ class SageMakerConfig:
     # -- S3 locations ---------------------------------------------------------------------------
     @property
     def train_key(self) -> str:
-        """Key of the training channel's RecordIO file (the seed's layout)."""
+        """Key of the training channel's RecordIO file (the single-file layout)."""
         return f"{self.prefix}/train/train.protobuf"
 
     @property
@@ -235,7 +235,7 @@ class SageMakerConfig:
     def channel_keys(self, channel: Literal["train", "test"]) -> list[str]:
         """Return the keys a channel's RecordIO data is written to, in shard order.
 
-        One instance: the seed's single file (``train_key`` or ``test_key``). Several: one shard
+        One instance: a single file (``train_key`` or ``test_key``). Several: one shard
         per instance, ``{prefix}/{channel}/{channel}-{i:05d}-of-{n:05d}.protobuf``; the total in
         the name keeps the shards of runs with different counts apart, and the names sort in
         shard order.
@@ -256,7 +256,7 @@ class SageMakerConfig:
 
         With several instances ``ShardedByS3Key`` shares the objects under the folder among them,
         so the folder must hold this run's shards only (the upload deletes any other key there).
-        With one instance the URI is the file's key, as in the seed: shards left there by an
+        With one instance the URI is the file's key: shards left there by an
         earlier run with several instances do not start with it, so they never reach the job.
         """
         keys = self.channel_keys(channel)

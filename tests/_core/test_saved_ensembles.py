@@ -175,3 +175,35 @@ def test_an_empty_or_bad_frame_is_never_trusted():
         validation.check_ratings(bad)  # the block vouches for it: the trust is the block's, not the frame's
     with pytest.raises(DataValidationError, match="NaN"):
         validation.check_ratings(bad)
+
+
+# -- a member that reads its own files by path ----------------------------------------------------
+@pytest.mark.spark
+@pytest.mark.slow
+def test_an_ensemble_with_a_spark_member_loads_whole_and_rereads_when_replaced(spark, tmp_path, monkeypatch):
+    from movierec.ensemble import _files
+    from movierec.models.spark_als import SparkALS
+
+    members = [SparkALS(rank=3, max_iter=3, random_state=0, spark=spark), BiasedBaseline()]
+    model = WeightedEnsemble(members, errors=[1.0, 2.0], random_state=0).fit(RATINGS)
+    model.save(tmp_path / "e")
+    loaded = WeightedEnsemble.load(tmp_path / "e")
+    try:
+        np.testing.assert_allclose(loaded.predict(RATINGS), model.predict(RATINGS), rtol=1e-6)
+    finally:
+        loaded.close()
+    # A save that lands while the Spark member is read by path makes the load read again.
+    real, calls = SparkALS.load, []
+
+    def load_then_replace(path, spark=None):
+        member = real(path, spark=spark)
+        calls.append(path)
+        if len(calls) == 1:
+            model.save(tmp_path / "e")
+        return member
+
+    monkeypatch.setattr(SparkALS, "load", classmethod(lambda cls, path, spark=None: load_then_replace(path, spark)))
+    again = WeightedEnsemble.load(tmp_path / "e")
+    again.close()
+    assert len(calls) == 2 and _files.generation_at(tmp_path / "e") is not None  # read again once
+    model.close()

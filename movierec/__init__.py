@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from movierec import pipeline
 from movierec._core.instances import clone, load_model
 from movierec._version import __version__
 from movierec.base import ArrayRecommender, Recommender, TuneResult
@@ -47,6 +48,7 @@ __all__ = [  # noqa: PLE0604 - the lazily imported model names are strings too
     "FitEvent",
     "clone",
     "load_model",
+    "pipeline",
     *_LAZY,
     "MovieLens",
     "Fold",

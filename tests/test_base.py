@@ -148,3 +148,15 @@ def test_non_finite_scores_of_known_ids_raise_backend_error_naming_the_model():
     # Unknown ids stay NaN (cold start), not an error.
     cold = model.predict(pd.DataFrame({"userId": [-5], "movieId": [model.items_.ids[1]]}))
     assert np.isnan(cold.iloc[0])
+
+
+# -- bools are bools (moved from the hostile-input tests) ------------------------------------------
+@pytest.mark.parametrize("value", ["False", 0, 1, None, np.array([True])])
+def test_exclude_seen_must_be_a_real_bool(value):
+    from movierec import BiasedBaseline, WeightedEnsemble
+    from movierec.testing import synthetic_ratings
+
+    ratings = synthetic_ratings(n_users=5, n_items=8)
+    for model in (BiasedBaseline().fit(ratings), WeightedEnsemble([BiasedBaseline()], errors=[1.0]).fit(ratings)):
+        with pytest.raises(InvalidParameterError, match="exclude_seen"):
+            model.top_n(n=2, exclude_seen=value)

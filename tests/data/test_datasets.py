@@ -492,3 +492,16 @@ def test_repr_is_short(tmp_path: Path) -> None:
     assert repr(Fold("u1", frame, frame)) == "Fold(name='u1', train=<1 rows>, test=<1 rows>)"
     with pytest.raises(AttributeError):
         Fold("u1", frame, frame).name = "u2"  # type: ignore[misc]
+
+
+@pytest.mark.realdata
+def test_movielens_frames_carry_their_scale_and_refuse_a_stray_rating(data_home):
+    from movierec import BiasedBaseline, official_folds
+    from movierec.exceptions import DataValidationError
+
+    fold = official_folds("ml-100k", which=("u1",), data_home=data_home)[0]
+    assert fold.train.attrs["rating_scale"] == (1.0, 5.0)
+    bad = fold.train.copy()
+    bad.loc[bad.index[0], "rating"] = 6.0
+    with pytest.raises(DataValidationError, match="rating"):
+        BiasedBaseline().fit(bad)

@@ -304,3 +304,21 @@ def test_invalid_refit_input_keeps_the_fitted_model():
     with pytest.raises(InvalidParameterError):
         model.set_params(n_factors=0).fit(ratings)
     pd.testing.assert_series_equal(model.predict(ratings), before)
+
+
+def test_clips_to_the_declared_scale_and_refuses_a_stray_rating():
+    from movierec._core.validation import declare_scale
+
+    def small_ratings() -> pd.DataFrame:  # 3 users x 4 movies, rated 1-5 (and one 3.5)
+        users, movies = np.meshgrid([1, 2, 3], [10, 20, 30, 40], indexing="ij")
+        rating = np.array([5, 4, 1, 2, 3, 3.5, 2, 5, 1, 1, 4, 5], dtype=float)
+        return pd.DataFrame({"userId": users.ravel(), "movieId": movies.ravel(), "rating": rating})
+
+    ratings = declare_scale(small_ratings(), (0.5, 5))
+    model = SurpriseSVD(n_factors=2, n_epochs=3, random_state=0).fit(ratings)
+    assert model.rating_scale_ == (0.5, 5.0)  # the frame's scale, not its range (1, 5)
+    ratings.loc[0, "rating"] = 6.0
+    with pytest.raises(DataValidationError, match="outside"):
+        SurpriseSVD(n_factors=2, n_epochs=3, random_state=0).fit(ratings)
+    with pytest.raises(DataValidationError, match=r"outside rating_scale \(1, 5\)"):
+        SurpriseSVD(rating_scale=(1, 5), n_epochs=3).fit(small_ratings().assign(rating=6.0))

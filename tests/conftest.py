@@ -1,14 +1,35 @@
-"""Shared fixtures: where the MovieLens archive and the outside fixtures are, a seeded rng."""
+"""Shared fixtures and settings for every test.
+
+Where the MovieLens archive and the outside fixtures are, a seeded rng, the Hypothesis profile, and
+Spark: one local SparkSession and one standalone cluster for the whole test session, each started
+the first time a test asks for it and torn down at the end (JVMs ended, temporary folders removed).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+# Timing deadlines fail a correct test on a loaded machine (CI, or 2 cores shared by several jobs),
+# so no deadline; inputs are drawn afresh each run (no derandomize) and a failure prints the blob
+# that replays it (@reproduce_failure); a slow draw under load is no failure either. Tests that set
+# their own settings keep these for what they leave out. --hypothesis-profile=default overrides it.
+settings.register_profile(
+    "movierec", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("movierec")
 
 
 def shared_data_home() -> Path:
@@ -50,3 +71,74 @@ def ml100k(data_home):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+# -- Spark: one local session and one standalone cluster per test session ---------------------------
+def _end_jvm(session) -> None:
+    """Stop ``session`` and end the JVM behind it (pyspark keeps its gateway's Popen as ``proc``)."""
+    from pyspark import SparkContext
+
+    process = getattr(getattr(session.sparkContext, "_gateway", None), "proc", None)
+    with warnings.catch_warnings(), contextlib.suppress(Exception):
+        warnings.simplefilter("ignore")  # "Unable to cleanly shutdown Spark JVM process"
+        session.stop()
+        SparkContext._gateway.shutdown()
+    SparkContext._gateway = SparkContext._jvm = None  # a later session starts a JVM of its own
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """A local[2] SparkSession shared by every Spark test (a process holds one SparkContext).
+
+    Models get it as ``spark=``, so they use it and never stop it; at the end of the test session it
+    stops, its JVM ends and its folder is removed.
+    """
+    pytest.importorskip("pyspark")
+    from movierec.spark.session import local_session_builder, quiet_pyspark_warnings
+
+    workdir = Path(tempfile.mkdtemp(prefix="movierec-test-spark-"))
+    try:
+        builder = local_session_builder(workdir, master="local[2]", shuffle_partitions=2, driver_memory="1g")
+        with quiet_pyspark_warnings():
+            session = builder.appName("movierec-tests").getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+        try:
+            yield session
+        finally:
+            _end_jvm(session)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def spark_cluster() -> Iterator[str]:
+    """Start a standalone Spark cluster on 127.0.0.1 (a master, one 1-core 1 GiB worker); yield its URL.
+
+    Started once for the whole test session by :func:`movierec.testing.spark_cluster.standalone_cluster`
+    from pyspark's own ``bin/spark-class``. Its applications run one at a time: each asks for at most
+    one core and 512m per executor. Both JVMs are stopped and the cluster's folder (logs, executors'
+    work folders) is removed at the end; a cluster that fails to start fails the test with its logs.
+    """
+    pytest.importorskip("pyspark")
+    from movierec.exceptions import BackendError
+    from movierec.testing.spark_cluster import spark_class, standalone_cluster
+
+    if not os.access(spark_class(), os.X_OK):
+        pytest.skip(f"{spark_class()} is missing or not executable")
+    workdir = Path(tempfile.mkdtemp(prefix="movierec-test-cluster-"))
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                url, _ = stack.enter_context(standalone_cluster(workdir, cores=1, memory="1g", timeout=120))
+            except BackendError as err:
+                pytest.fail(str(err))
+            yield url
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

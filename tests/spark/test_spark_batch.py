@@ -21,7 +21,6 @@ import pytest
 
 from movierec import EASE, BiasedBaseline, Popularity, Recommender, SurpriseSVD, WeightedEnsemble
 from movierec.exceptions import (
-    BackendError,
     DataValidationError,
     InvalidParameterError,
     MovieRecWarning,
@@ -143,13 +142,9 @@ def models(u1, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def batch(models, tmp_path_factory):
-    """Run the jobs on a standalone cluster, then on local[2], in one driver; return its results, the jobs."""
-    pytest.importorskip("pyspark")
-    from movierec.testing.spark_cluster import spark_class, standalone_cluster
-
-    if not os.access(spark_class(), os.X_OK):
-        pytest.skip(f"{spark_class()} is missing or not executable")
+def batch(models, spark_cluster, tmp_path_factory):
+    """Run the jobs on the session's standalone cluster, then on local[2], in one driver; return its
+    results, the jobs."""
     tmp = tmp_path_factory.mktemp("batch")
     unknown = 10**9
     cluster_jobs = [job(f"cluster-{m}", models[m][1], tmp, to_path=True) for m in ("ease", "svd", "ensemble")]
@@ -161,15 +156,11 @@ def batch(models, tmp_path_factory):
         job("als", "als", tmp, n=5, exclude_seen=True),
     ]
     cluster_conf = {"spark.executor.memory": "512m", "spark.cores.max": "1"}
-    try:
-        with standalone_cluster(tmp / "cluster", cores=1, memory="1g", timeout=120) as (url, _):
-            plan = [
-                {"master": url, "conf": cluster_conf, "jobs": cluster_jobs},
-                {"master": "local[2]", "conf": {}, "jobs": local_jobs},
-            ]
-            results = run_driver(plan, tmp)
-    except BackendError as err:
-        pytest.fail(str(err))
+    plan = [
+        {"master": spark_cluster, "conf": cluster_conf, "jobs": cluster_jobs},
+        {"master": "local[2]", "conf": {}, "jobs": local_jobs},
+    ]
+    results = run_driver(plan, tmp)
     return results, {j["name"]: j for j in cluster_jobs + local_jobs}
 
 

@@ -7,7 +7,10 @@ surface as [`BackendError`][movierec.exceptions.BackendError] through `backend_e
 
 Interrupts: SIGINT and SIGTERM are held while the local session starts (pyspark keeps the JVM's
 process handle to itself until start-up ends, so a signal then would orphan the JVM) and
-delivered right after. When the process exits, whatever the path (a normal end, an exception, an
+delivered right after. The session starts in a thread of its own, so that pyspark does not
+replace the held SIGINT handler with its own midway; a start that fails (a SIGTERM to the
+process group ends the JVM too) ends its JVM and removes its folder before the signal is
+delivered. When the process exits, whatever the path (a normal end, an exception, an
 interrupt turned into one), `shutdown` stops movierec's own session, ends its JVM and
 removes its ``movierec-spark-*`` folder; the JVM is ended first, since a job still running would
 write into the folder again after it is removed.
@@ -22,12 +25,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from movierec._core.extras import require
 from movierec.exceptions import BackendError, MovieRecWarning
@@ -72,6 +76,9 @@ appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
 logger.spark.name = org.apache.spark
 logger.spark.level = error
 """
+#: What the JVM prints on its stderr at every start (Spark 4 loads jdk.incubator.vector for its BLAS):
+#: Java's notice, not movierec's, and nothing the user can act on. `_jvm_notices_dropped` drops it.
+JVM_NOTICES = (b"WARNING: Using incubator modules",)
 _NETLIB_FLAGS = " ".join(
     f"-Ddev.ludovic.netlib.{lib}.allowNative=false" for lib in ("blas", "lapack", "arpack")
 )
@@ -161,49 +168,172 @@ class _Owned:
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PY4J_LOGGERS = ("py4j", "py4j.java_gateway", "py4j.clientserver")
+_START_THREAD = "movierec-spark-start"
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def _signals_held() -> Iterator[list[int]]:
     """Hold SIGINT and SIGTERM until the block ends, then deliver the first one caught.
 
-    pyspark replaces the SIGINT handler when its context starts (its handler cancels the jobs,
-    then raises KeyboardInterrupt); that one is kept unless the application had installed its
-    own, as the ``movierec`` command does. Signals can only be handled in the main thread.
+    Yields the list of signals caught so far. Until the block ends, the records py4j logs (on its
+    loggers and on the root logger, where it calls `logging.exception`) from the start's thread,
+    and from anywhere once a signal is caught, are dropped: a JVM that the signal ended too makes
+    every call in flight fail, and the user, who asked to stop, gets one line. Signals can only
+    be handled in the main thread.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
 
     def hold(signum: int, frame: object) -> None:
         caught.append(signum)
 
+    def quiet(record: logging.LogRecord) -> bool:
+        # the start's own failures reach the caller as its exception, not as py4j's log
+        return not caught and record.threadName != _START_THREAD
+
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in _PY4J_LOGGERS)]
+    for each in loggers:
+        each.addFilter(quiet)
     previous = {sig: signal.signal(sig, hold) for sig in _STOP_SIGNALS}
     try:
-        yield
+        yield caught
     finally:
         for sig, handler in previous.items():
-            if handler is not None and (signal.getsignal(sig) is hold or handler is not signal.default_int_handler):
+            if handler is not None:
                 signal.signal(sig, handler)
+        for each in loggers:
+            each.removeFilter(quiet)
         if caught:
             signal.raise_signal(caught[0])
 
 
+def _in_thread(function: Callable[[], SparkSession]) -> SparkSession:
+    """Return ``function()`` run in a thread of its own while the main thread waits.
+
+    pyspark installs its own SIGINT handler when a context starts in the main thread, which would
+    replace `_signals_held`'s for the rest of the start-up: a Ctrl-C there raised KeyboardInterrupt
+    inside a py4j call (46 lines of traceback, the JVM and the folder left behind). Started in
+    another thread, the context leaves the handlers alone, and the main thread, which waits in an
+    interruptible join, runs `_signals_held`'s handler whenever a signal comes.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["session"] = function()
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread as it is
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name=_START_THREAD, daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["session"]
+
+
+def _end_failed_start() -> None:
+    """End the JVM a failed start left running and forget its gateway, before its folder is removed."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    with contextlib.suppress(Exception):
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    with contextlib.suppress(Exception):
+        gateway.shutdown()
+    SparkContext._gateway = SparkContext._jvm = None
+
+
+def _cancel_then_interrupt(signum: int, frame: object) -> None:
+    """What pyspark installs on SIGINT when its context starts in the main thread: cancel the jobs."""
+    session = _Owned.session
+    try:
+        if is_alive(session):
+            session.sparkContext.cancelAllJobs()
+    finally:
+        raise KeyboardInterrupt
+
+
+def _forward_lines(source: int, target: int) -> None:
+    """Copy the lines read from fd ``source`` to fd ``target``, less those starting with `JVM_NOTICES`."""
+    with os.fdopen(source, "rb", buffering=0) as reader, os.fdopen(target, "wb", buffering=0) as writer:
+        pending = b""
+        while chunk := reader.read(65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = b"".join(line + b"\n" for line in lines if not line.startswith(JVM_NOTICES))
+            with contextlib.suppress(OSError):
+                writer.write(kept)
+        if pending and not pending.startswith(JVM_NOTICES):
+            with contextlib.suppress(OSError):
+                writer.write(pending)
+
+
+@contextlib.contextmanager
+def _jvm_notices_dropped() -> Iterator[None]:
+    """Give the processes started inside the block a stderr that drops the JVM's start-up notices.
+
+    The JVM inherits file descriptor 2, so for the block fd 2 is a pipe whose lines a daemon thread
+    copies to the real stderr, less `JVM_NOTICES`; after the block this process writes to the real
+    stderr again, while the JVM keeps the pipe (its later errors still reach the terminal) until it
+    exits. Where fd 2 cannot be swapped (no such descriptor), nothing is filtered.
+    """
+    try:
+        sys.stderr.flush()
+        saved, target = os.dup(2), os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    threading.Thread(target=_forward_lines, args=(read_end, target), name="movierec-jvm-stderr", daemon=True).start()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _build_owned(workdir: Path) -> SparkSession:
+    with quiet_pyspark_warnings(), _jvm_notices_dropped():
+        session = local_session_builder(workdir).getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    # ALS checkpoints its factor lineage every checkpointInterval iterations only when a
+    # checkpoint directory is set; without it long runs can overflow the stack.
+    session.sparkContext.setCheckpointDir(str(workdir / "checkpoints"))
+    return session
+
+
 def _start_owned() -> SparkSession:
-    with _signals_held():
+    with _signals_held() as caught:
         workdir = Path(tempfile.mkdtemp(prefix="movierec-spark-"))
         try:
-            with quiet_pyspark_warnings():
-                session = local_session_builder(workdir).getOrCreate()
-            session.sparkContext.setLogLevel("ERROR")
-            # ALS checkpoints its factor lineage every checkpointInterval iterations only when a
-            # checkpoint directory is set; without it long runs can overflow the stack.
-            session.sparkContext.setCheckpointDir(str(workdir / "checkpoints"))
-        except Exception as err:
+            session = _in_thread(lambda: _build_owned(workdir))
+        except BaseException as err:
+            # the JVM first: one still starting (or running its shutdown hooks) writes into the folder
+            _end_failed_start()
             shutil.rmtree(workdir, ignore_errors=True)
+            if caught or not isinstance(err, Exception):
+                raise  # the held signal, delivered as the block ends, says what happened
             raise BackendError(f"could not start a local Spark session (is Java 17+ installed?): {err}") from err
         _Owned.session, _Owned.users, _Owned.workdir = session, 0, workdir
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _cancel_then_interrupt)
     logger.info("started local Spark session %s (files in %s)", session.sparkContext.master, workdir)
     return session
 

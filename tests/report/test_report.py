@@ -1,8 +1,11 @@
-"""The HTML report (rendered in headless Chromium) and the seed-report notebook."""
+"""The HTML report (rendered in headless Chromium), a ranking run's page and the figures behind its
+plots, and the seed-report notebook."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import io
 import os
 import re
 import shutil
@@ -11,13 +14,19 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from movierec import BiasedBaseline, WeightedEnsemble
+from movierec import EASE, BiasedBaseline, Popularity, WeightedEnsemble
 from movierec.exceptions import DataValidationError
-from movierec.metrics import evaluate
-from movierec.report import ReportData, render_report, write_report
+from movierec.metrics import evaluate, ndcg_at_k, per_user_metrics, precision_at_k
+from movierec.report import ReportData, metric_curves, per_user_table, render_report, write_report
+from movierec.report._analysis import by_activity, list_overlap, long_tail
 from movierec.report._history import user_history
+from movierec.report._members import LEFT_OUT
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -79,7 +88,8 @@ def test_user_history_is_the_highest_rated_latest_first(u1):
 def test_report_is_self_contained_and_escaped(run):
     document = render_report(run)
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="[^"]+">', document)
-    assert len(images) == 4  # RMSE/MAE, ranking, score distributions, weights
+    # RMSE/MAE, ranking, curves, activity, long tail, overlap, weights, score distributions
+    assert len(images) == 8
     assert all(base64.b64decode(image).startswith(PNG_MAGIC) for image in images)
     assert not re.search(r'(src|href)="(?!data:)', document)  # nothing loaded from elsewhere
     assert document.count("<script>") == 1  # only the report's own image check
@@ -135,7 +145,7 @@ def test_report_renders_its_images_in_chromium_without_console_errors(run, tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     body = re.search(r"<body[^>]*>", result.stdout)
     assert body, result.stdout[:500]
-    assert 'data-images="4"' in body.group(0), body.group(0)
+    assert 'data-images="8"' in body.group(0), body.group(0)
     assert 'data-images-ok="true"' in body.group(0), body.group(0)
     console = [line for line in result.stderr.splitlines()
                if ":CONSOLE" in line or "Uncaught" in line or "Failed to load resource" in line]
@@ -157,6 +167,176 @@ def test_chromium_check_catches_a_broken_page(tmp_path):
                     "</body></html>")
     result = open_in_chromium(page, tmp_path / "profile2")
     assert 'data-images-ok="false"' in result.stdout
+
+
+# -- a ranking run: the error named right, the views people look for -------------------------
+IMAGE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="[^"]*">')
+RATING_SECTION = re.compile(r'<section class="rating">.*?</section>', re.S)
+
+
+def image_texts(document: str) -> list[str]:
+    """Return the words written into each embedded PNG (its Description chunk)."""
+    from PIL import Image
+
+    return [Image.open(io.BytesIO(base64.b64decode(png))).text.get("Description", "")
+            for png in IMAGE.findall(document)]
+
+
+def words_outside_rating_section(document: str) -> str:
+    """Return the page's text and its figures' words, the rating section left out."""
+    rest = RATING_SECTION.sub("", document)
+    return IMAGE.sub("", rest) + "\n".join(image_texts(rest))
+
+
+@pytest.fixture(scope="module")
+def ranking(u1, ml100k):
+    """A ranking run: Popularity and EASE chosen on an nDCG@10 hold-out (Popularity is left out)."""
+    ensemble = WeightedEnsemble([Popularity(), EASE()], metric="ndcg@10", select="forward",
+                                random_state=0).fit(u1.train)
+    assert list(ensemble.members_) == [1]
+    members = {"ease": ensemble.models_[0]}
+    models = {"popularity": Popularity().fit(u1.train), **members, "ensemble": ensemble}
+    top = {name: model.top_n(n=20) for name, model in models.items()}
+    metrics = evaluate(models, u1.test, top=top, k=10, task="ranking", catalogue=u1.train["movieId"].unique())
+    return ReportData(
+        dataset="ml-100k", split="official fold u1", train=u1.train, test=u1.test,
+        titles=ml100k.items.set_index("movieId")["title"], members=members, ensemble=ensemble, metrics=metrics,
+        top=top, k=10, users=[1, 2], task="ranking", n=10, names=["pop", "ease"],
+        fit_seconds={"pop": 0.1, "ease": 2.0},
+    )
+
+
+@pytest.fixture(scope="module")
+def page(ranking):
+    return render_report(ranking)
+
+
+def test_a_ranking_page_says_rmse_nowhere_outside_the_rating_section(page):
+    words = words_outside_rating_section(page)
+    assert "RMSE" not in words
+    assert "1 \N{MINUS SIGN} nDCG@10" in words  # the error the ensemble used, in the table and the weights chart
+    weights_chart = [text for text in image_texts(page) if "ensemble weights" in text]
+    assert len(weights_chart) == 1 and "1 \N{MINUS SIGN} nDCG@10 0.76" in weights_chart[0]
+
+
+def test_the_rmse_check_sees_the_figures_words(u1):
+    """A rating run's page names RMSE in its figures, which the check above reads from the PNGs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ensemble = WeightedEnsemble([BiasedBaseline(), BiasedBaseline(damping=50.0)], candidates=20,
+                                    random_state=0).fit(u1.train)
+    members = dict(zip(["light", "heavy"], ensemble.models_))
+    models = {**members, "ensemble": ensemble}
+    top = {name: model.top_n(n=10) for name, model in models.items()}
+    data = ReportData(dataset="ml-100k", split="u1", train=u1.train, test=u1.test, titles=pd.Series(dtype=str),
+                      members=members, ensemble=ensemble, metrics=evaluate(models, u1.test, top=top), top=top)
+    document = render_report(data)
+    assert "RMSE" in "".join(image_texts(RATING_SECTION.search(document).group(0)))
+    assert "RMSE 0.9" in "".join(image_texts(document))  # the weights chart, outside the rating section
+
+
+def test_members_left_out_are_listed_with_their_hold_out_error_and_reason(page, ranking):
+    error = ranking.ensemble.candidate_errors_[0]
+    row = re.search(r"<tr><td>pop</td><td>Popularity</td><td class=\"num\">([\d.]+)</td><td>([^<]+)</td>", page)
+    assert row, page[page.find("The ensemble's members"):][:2000]
+    assert float(row.group(1)) == pytest.approx(error, abs=5e-5)
+    assert row.group(2).startswith(LEFT_OUT)
+    assert "left out on the hold-out: pop" in page  # the header says so too
+    assert re.search(r"<tr><td>ease</td><td>EASE</td><td class=\"num\">[\d.]+</td><td>kept: 100% of the weight", page)
+
+
+def test_the_user_panel_shows_n_movies(ranking):
+    for n in (10, 7):
+        document = render_report(dataclasses.replace(ranking, n=n))
+        assert f"<h2>Top {n} for a few users</h2>" in document
+        user = document[document.index("<h3>User 1 "):document.index("<h3>User 2 ")]
+        lists = re.findall(r"<td><ol>(.*?)</ol></td>", user)
+        assert [item.count("<li>") for item in lists] == [5, n, n, n]  # history, then ensemble, ease, popularity
+
+
+def test_the_views_come_in_order_and_the_internals_are_folded_at_the_end(page):
+    headings = ["Ranking quality on the test part", "Quality by list length: k = 1 to 20",
+                "Who is served well: nDCG@10 by user activity", "The long tail", "How alike the lists are",
+                "<h2>The ensemble's members</h2>", "Top 10 for a few users", '<details class="internals">',
+                "Scores before and after standardization"]
+    positions = [page.find(text) for text in headings]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(headings, positions))
+    internals = page[page.index('<details class="internals">'):]
+    assert internals.rstrip().endswith("</details>\n</body>\n</html>") and "<details open" not in page
+    assert len(IMAGE.findall(internals)) == 2 and len(IMAGE.findall(page)) == 7
+
+
+@pytest.mark.browser
+def test_the_ranking_page_renders_every_image_in_chromium(ranking, tmp_path):
+    path = write_report(ranking, tmp_path / "report.html")
+    result = open_in_chromium(path, tmp_path / "profile")
+    body = re.search(r"<body[^>]*>", result.stdout)
+    assert body and 'data-images="7"' in body.group(0) and 'data-images-ok="true"' in body.group(0), result.stderr[-2000:]
+
+
+# -- the figures behind the plots ----------------------------------------------------------------
+def test_the_curves_at_k_are_the_metrics_at_k(ranking):
+    curves = metric_curves(ranking.top, ranking.test)
+    assert sorted(curves["k"].unique()) == list(range(1, 21))
+    for name, ranked in ranking.top.items():
+        for k in (1, 10, 20):
+            row = curves[(curves["model"] == name) & (curves["k"] == k)].iloc[0]
+            assert row["ndcg"] == pytest.approx(ndcg_at_k(ranked, ranking.test, k), abs=1e-12)
+            assert row["precision"] == pytest.approx(precision_at_k(ranked, ranking.test, k), abs=1e-12)
+
+
+@given(st.lists(st.permutations(list(range(12))), min_size=1, max_size=6),
+       st.lists(st.sets(st.integers(0, 14), min_size=1, max_size=6), min_size=1, max_size=6),
+       st.integers(1, 12))
+def test_curves_agree_with_the_metrics_on_any_lists(orders, relevant, depth):
+    top = pd.DataFrame([(u, m, -r, r + 1) for u, order in enumerate(orders) for r, m in enumerate(order)],
+                       columns=["userId", "movieId", "score", "rank"])
+    test = pd.DataFrame([(u, m) for u, movies in enumerate(relevant) for m in sorted(movies)],
+                        columns=["userId", "movieId"])
+    curves = metric_curves({"m": top}, test, depth=depth)
+    for k in range(1, depth + 1):
+        row = curves[curves["k"] == k].iloc[0]
+        assert row["ndcg"] == pytest.approx(ndcg_at_k(top, test, k), abs=1e-12)
+        assert row["precision"] == pytest.approx(precision_at_k(top, test, k), abs=1e-12)
+
+
+def test_quality_by_activity_bins_every_user_once(ranking):
+    per_user = per_user_table(ranking.top, ranking.test, 10)
+    assert set(per_user["model"]) == set(ranking.top)
+    table = by_activity(per_user, ranking.train, "ndcg@10")
+    assert table["users"].sum() == per_user["userId"].nunique() and len(table) == 5
+    assert (table["low"].iloc[1:].to_numpy() > table["high"].iloc[:-1].to_numpy()).all()  # disjoint, in order
+    ease = per_user[per_user["model"] == "ease"]
+    weighted = (table["ease"] * table["users"]).sum() / table["users"].sum()
+    assert weighted == pytest.approx(ease["ndcg@10"].mean()) == pytest.approx(ranking.metrics.loc["ease", "ndcg@10"])
+
+
+def test_long_tail_shares(ranking):
+    tail = long_tail(ranking.train, ranking.test, ranking.top, 10)
+    assert list(tail.index) == list(range(1, 11))
+    assert np.allclose(tail.sum(), 1.0)
+    assert tail["catalogue"].to_numpy() == pytest.approx(np.full(10, 0.1), abs=0.01)
+    assert tail.loc[1, "popularity"] == 1.0  # the most-rated movies are the top decile
+    assert tail.loc[1, "test part"] > 0.3 > tail.loc[10, "test part"]
+
+
+def test_list_overlap_by_hand_and_on_a_run(ranking):
+    a = pd.DataFrame({"userId": [1, 1, 2, 2], "movieId": [1, 2, 1, 2], "rank": [1, 2, 1, 2]})
+    b = pd.DataFrame({"userId": [1, 1, 2, 2, 3], "movieId": [2, 3, 3, 4, 1], "rank": [1, 2, 1, 2, 1]})
+    matrix = list_overlap({"a": a, "b": b}, k=2)
+    assert matrix.loc["a", "b"] == matrix.loc["b", "a"] == pytest.approx((1 / 3 + 0) / 2)
+    assert matrix.loc["a", "a"] == 1.0
+    real = list_overlap(ranking.top, 10)
+    assert real.loc["ease", "ensemble"] == pytest.approx(1.0)  # one member: the ensemble ranks as it does
+    assert 0 < real.loc["popularity", "ease"] < 0.5
+
+
+def test_per_user_table_matches_per_user_metrics(ranking):
+    table = per_user_table(ranking.top, ranking.test, 10)
+    assert list(table.columns[:2]) == ["userId", "model"]
+    own = per_user_metrics(ranking.top["popularity"], ranking.test, 10)
+    mine = table[table["model"] == "popularity"].drop(columns="model").reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, own)
 
 
 # -- the seed-report notebook -----------------------------------------------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_FOLDER_BYTES",
     "MAX_JSON_BYTES",
+    "MAX_JSON_CONTAINERS",
     "VerifiedFolder",
     "check_file_size",
     "folder_identity",
@@ -39,8 +40,11 @@ __all__ = [
 MANIFEST_FILE = "manifest.json"
 _CHUNK = 1 << 20
 # Caps on what a load reads; the reason for each size is in docs/architecture.md, section 6.
-#: Largest ``.json`` file (params, manifest, card): 16 MiB, 3.5x a SageMakerFM's feature names at ml-25m.
-MAX_JSON_BYTES = 16 << 20
+#: Largest ``.json`` file (params, manifest, card): 8 MiB, 1.8x a SageMakerFM's feature names at ml-25m.
+MAX_JSON_BYTES = 8 << 20
+#: Most ``[`` and ``{`` in one ``.json`` file (counted before parsing, strings included): movierec writes
+#: a few hundred; a file of a million empty lists would cost ~60 bytes of memory per two bytes of file.
+MAX_JSON_CONTAINERS = 100_000
 #: Largest other file: 3 GiB, 1.9x EASE's arrays.npz at ml-25m (20,000 x 20,000 float32 B, 25M seen).
 MAX_FILE_BYTES = 3 << 30
 #: Largest folder, members included: 6 GiB, 2.3x the main job's ensemble at ml-25m.
@@ -330,6 +334,8 @@ def parse_json(file: Path, data: bytes) -> dict[str, Any]:
 
     if len(data) > MAX_JSON_BYTES:
         raise ModelFileError(f"{file}: over the {MAX_JSON_BYTES} bytes a movierec JSON file may have")
+    if data.count(b"[") + data.count(b"{") > MAX_JSON_CONTAINERS:
+        raise ModelFileError(f"{file}: more than {MAX_JSON_CONTAINERS:,} lists and objects, more than movierec writes")
     try:
         document = json.loads(data.decode("utf-8"), parse_constant=refuse)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:

@@ -26,6 +26,7 @@ import pytest
 from movierec._core import folder as _folder
 from movierec._core import verify as _verify
 from movierec._core.instances import load_model
+from movierec._core.verify import MAX_JSON_BYTES, MAX_JSON_CONTAINERS
 from movierec.ensemble import WeightedEnsemble
 from movierec.exceptions import ModelFileError
 from movierec.models.baseline import BiasedBaseline
@@ -47,6 +48,7 @@ print(child.stdout.strip()[-2000:] + child.stderr.strip()[-2000:])
 LOADER = """
 import sys
 from movierec._core.instances import load_model
+from movierec._core.verify import MAX_JSON_BYTES, MAX_JSON_CONTAINERS
 from movierec.exceptions import ModelFileError
 try:
     load_model(sys.argv[1])
@@ -91,7 +93,7 @@ def ensemble(ratings=RATINGS) -> WeightedEnsemble:
     [
         ("arrays.npz", 4 * GIB, r"arrays.npz: 4294967296 bytes, over the 3221225472"),
         ("arrays.npz", 2 * GIB, r"arrays.npz: a sparse file"),  # under the cap: its blocks give it away
-        ("params.json", 4 * GIB, r"params.json: 4294967296 bytes, over the 16777216"),
+        ("params.json", 4 * GIB, rf"params.json: 4294967296 bytes, over the {MAX_JSON_BYTES}"),
     ],
 )
 def test_a_file_that_claims_gigabytes_is_refused_in_little_memory_and_time(tmp_path, rel, size, match):
@@ -267,3 +269,12 @@ def test_an_ensemble_and_its_members_share_one_generation(tmp_path):
     ensemble().save(path)
     tokens = {json.loads(p.read_text())["generation"] for p in path.rglob("manifest.json")}
     assert len(tokens) == 1 and len(next(iter(tokens))) == 32
+
+
+def test_a_json_file_of_many_containers_is_refused_before_it_is_parsed(tmp_path):
+    payload = b'{"a": [' + b"[]," * (MAX_JSON_CONTAINERS + 1) + b"1]}"
+    assert len(payload) < MAX_JSON_BYTES
+    with pytest.raises(ModelFileError, match="lists and objects"):
+        _verify.parse_json(tmp_path / "params.json", payload)
+    # as many as movierec writes parse
+    assert _verify.parse_json(tmp_path / "params.json", b'{"a": [' + b"[]," * 1000 + b"1]}")["a"][-1] == 1

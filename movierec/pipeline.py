@@ -272,9 +272,14 @@ def build_ensemble(
 
 
 def fit_ensemble(
-    ensemble: WeightedEnsemble, names: Sequence[str], train: pd.DataFrame, *, progress: Progress | None = None
+    ensemble: WeightedEnsemble, names: Sequence[str], train: pd.DataFrame, *, progress: Progress | None = None,
+    users: pd.DataFrame | None = None, items: pd.DataFrame | None = None,
 ) -> dict[str, float]:
-    """Fit ``ensemble`` (hold-out fits, then fits on all); return each member's fit seconds by name."""
+    """Fit ``ensemble`` (hold-out fits, then fits on all); return each member's fit seconds by name.
+
+    ``users`` and ``items`` (``MovieLens.users`` / ``.items``) go to the members that use side data
+    (the registry's ``bfm``).
+    """
     total = 2 * len(names)
     done = 0
 
@@ -286,7 +291,7 @@ def fit_ensemble(
         if progress is not None:
             progress("fitting", done, total, f"fitted {name} on {event.n_ratings:,} ratings")
 
-    ensemble.fit(train, callback=on_fit)
+    ensemble.fit(train, callback=on_fit, users=users, items=items)
     return dict(zip(names, (float(s) for s in ensemble.fit_seconds_)))
 
 
@@ -312,13 +317,15 @@ def check_something_to_rank(train: pd.DataFrame) -> None:
 
 
 def run(train: pd.DataFrame, test: pd.DataFrame, settings: Settings = Settings(), *,
-        progress: Progress | None = None, depth: int | None = None) -> Result:
+        progress: Progress | None = None, depth: int | None = None,
+        users: pd.DataFrame | None = None, items: pd.DataFrame | None = None) -> Result:
     """Fit the task's ensemble on ``train``, rank every model, and measure them on ``test``.
 
     The main job of ``movierec recommend``. Returns a `Result` with the fitted ensemble,
     each model's lists, the metrics table and the timings. The members are closed (a SparkALS's
     Spark session stopped) before it returns, on success or failure. ``depth`` ranks the lists
     deeper than ``max(n, k)`` (the report's metric@k curves need 20); the metrics stay at ``k``.
+    ``users`` and ``items`` go to the members that use side data (`fit_ensemble`).
 
     Raises
     ------
@@ -338,7 +345,7 @@ def run(train: pd.DataFrame, test: pd.DataFrame, settings: Settings = Settings()
     timings["build"] = time.perf_counter() - start
     try:
         start = time.perf_counter()
-        fit_seconds = fit_ensemble(ensemble, names, train, progress=progress)
+        fit_seconds = fit_ensemble(ensemble, names, train, progress=progress, users=users, items=items)
         timings["fit"] = time.perf_counter() - start
         members = chosen_members(names, ensemble)
         if settings.recommender not in (ENSEMBLE, *members):

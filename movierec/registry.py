@@ -89,6 +89,11 @@ RANKING_FM = {"predictor_type": "binary_classifier", "positive_rating": None, "n
 #: its local fit grows faster than the data (~12x per 10x) and is the slowest member's (about 35 min
 #: at 25M ratings), and forward selection left it out on ml-100k u1 and on the ranking suite.
 RANKING_FM_MAX_RATINGS = 5_000_000
+#: MyFMBayes for ratings: the configuration benchmarks/bfm.py chose on u1.base only (rank 16, one
+#: prior for all features, side, month and implicit features; 0.884 RMSE on u1 alone, and the stacked
+#: ensemble's 0.883 in benchmarks/stacked.py). "auto" takes the side frames and timestamps the data
+#: has (MovieLens users and items, or --items), so a ratings file without them fits on ids.
+RATING_BFM = {"rank": 16, "grouped": False, "implicit": True, "side_features": "auto", "time_features": "auto"}
 
 #: Every model movierec ships, by short name, in the order the command line lists them.
 MODELS: dict[str, ModelSpec] = {
@@ -110,8 +115,9 @@ MODELS: dict[str, ModelSpec] = {
                   {"rating": {}, "ranking": dict(RANKING_FM)},
                   "SageMaker's Factorization Machines (local backend; a binary classifier on sampled "
                   "negatives for ranking)", default_max_ratings={"ranking": RANKING_FM_MAX_RATINGS}),
-        ModelSpec("bfm", "MyFMBayes", "movierec.models.myfm_bayes", "myfm", {"rating": {}},
-                  "Bayesian factorization machine by Gibbs sampling (myfm)"),
+        ModelSpec("bfm", "MyFMBayes", "movierec.models.myfm_bayes", "myfm", {"rating": dict(RATING_BFM)},
+                  "Bayesian factorization machine by Gibbs sampling (myfm), with the side, month and "
+                  "implicit features the data has"),
     )
 }
 

@@ -7,6 +7,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,16 @@ import pandas as pd
 from movierec import pipeline
 from movierec.exceptions import DataValidationError
 
-__all__ = ["DEFAULT_COLUMNS", "REPORT_USERS", "check_out_dir", "check_out_file", "load_data", "load_split",
-           "report_users", "settings_from"]
+__all__ = ["DEFAULT_COLUMNS", "DEFAULT_FOLDS", "REPORT_USERS", "TEST_SIZE", "Split", "check_out_dir",
+           "check_out_file", "load_data", "load_folds", "load_split", "report_users", "settings_from", "side_frames"]
 
 logger = logging.getLogger("movierec.cli")
 
 REPORT_USERS = 3
+#: The test share of --split stratified and temporal when --test-size is not given (every splitter's default).
+TEST_SIZE = 0.2
+#: Folds of evaluate's per-user k-fold when the data has no official folds.
+DEFAULT_FOLDS = 5
 #: ``--ratings`` without ``--columns``: userId, movieId, and rating and timestamp when the file has them.
 DEFAULT_COLUMNS: dict[str, Any] = {"rating": "rating", "timestamp": "timestamp", "if_present": ("rating", "timestamp")}
 
@@ -105,25 +110,108 @@ def load_data(args: argparse.Namespace) -> Any:
     return load_movielens(args.dataset, data_home=args.data_home)
 
 
-def load_split(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, str]:
-    """Return (MovieLens, train, test, description of the split)."""
-    from movierec.data.movielens import official_folds
-    from movierec.data.split import stratified_split
+@dataclass(frozen=True)
+class Split:
+    """One train/test split the command measures on: its name (``u1``, ``2/5``, ``temporal``) and parts."""
 
-    start = time.perf_counter()
-    data = load_data(args)
-    if args.ratings is None and args.test_size is None and args.dataset == "ml-100k":
-        fold = official_folds(args.dataset, which=(args.fold or "u1",), data_home=args.data_home, download=False)[0]
-        train, test, split = fold.train, fold.test, f"official fold {fold.name}"
-    else:
-        size = 0.2 if args.test_size is None else args.test_size
-        train, test = stratified_split(data.ratings, size, random_state=args.seed)
-        split = f"stratified {size:g} of each user's ratings (seed {args.seed})"
-        if args.ratings is not None:
-            split = f"{args.ratings.name}, {split}"
-    logger.info("loaded %s, %s: %d train / %d test ratings (%.1f s)", args.ratings or args.dataset, split,
-                len(train), len(test), time.perf_counter() - start)
+    name: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+
+def side_frames(args: argparse.Namespace, data: Any) -> dict[str, pd.DataFrame | None]:
+    """Return the ``users`` and ``items`` frames the data has, for the members that use side data.
+
+    A MovieLens dataset has its movies (genres, release year) and, where the archive has them, its
+    users; a ratings file has movies only with ``--items`` (without it they are bare ids).
+    """
+    items = data.items if args.ratings is None or args.items is not None else None
+    return {"users": getattr(data, "users", None), "items": items}
+
+
+def _check_timestamps(args: argparse.Namespace, ratings: pd.DataFrame) -> None:
+    from movierec._core.validation import TIMESTAMP
+
+    if TIMESTAMP not in ratings.columns:
+        source = args.ratings or args.dataset
+        raise DataValidationError(
+            f"--split temporal puts each user's latest ratings in test, so it needs a {TIMESTAMP} column; "
+            f"{source} has {', '.join(map(str, ratings.columns))}"
+            + (" (name it with --columns timestamp=COLUMN)" if args.ratings is not None else ""))
+
+
+def _per_user(args: argparse.Namespace, ratings: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Return (train, test, description) of a stratified or temporal split of ``ratings``."""
+    from movierec.data.split import stratified_split, temporal_split
+
+    size = TEST_SIZE if args.test_size is None else args.test_size
+    if kind == "temporal":
+        _check_timestamps(args, ratings)
+        train, test = temporal_split(ratings, size)
+        return train, test, f"temporal: each user's latest {size:g} of ratings in test"
+    train, test = stratified_split(ratings, size, random_state=args.seed)
+    return train, test, f"stratified {size:g} of each user's ratings (seed {args.seed})"
+
+
+def _named(args: argparse.Namespace, split: str) -> str:
+    return f"{args.ratings.name}, {split}" if args.ratings is not None else split
+
+
+def _check_test(split: str, test: pd.DataFrame) -> None:
     if test.empty:
         raise DataValidationError(f"{split}: no rating went to test, since no user has two or more ratings; "
                                   "the evaluation needs users with at least two")
+
+
+def load_split(args: argparse.Namespace) -> tuple[Any, pd.DataFrame, pd.DataFrame, str]:
+    """Return (data, train, test, description of the split) of ``recommend``.
+
+    ml-100k without ``--split`` or ``--test-size``: an official fold (``--fold``, default u1);
+    otherwise ``--split stratified`` (the default) or ``temporal`` at ``--test-size`` (default 0.2).
+    """
+    from movierec.data.movielens import official_folds
+
+    start = time.perf_counter()
+    data = load_data(args)
+    kind = getattr(args, "split", None)
+    if args.ratings is None and args.test_size is None and kind is None and args.dataset == "ml-100k":
+        fold = official_folds(args.dataset, which=(args.fold or "u1",), data_home=args.data_home, download=False)[0]
+        train, test, split = fold.train, fold.test, f"official fold {fold.name}"
+    else:
+        train, test, split = _per_user(args, data.ratings, kind or "stratified")
+        split = _named(args, split)
+    logger.info("loaded %s, %s: %s train / %s test ratings (%.1f s)", args.ratings or args.dataset, split,
+                f"{len(train):,}", f"{len(test):,}", time.perf_counter() - start)
+    _check_test(split, test)
     return data, train, test, split
+
+
+def load_folds(args: argparse.Namespace) -> tuple[Any, list[Split], str]:
+    """Return (data, the splits, their description) of ``evaluate``.
+
+    ``--folds`` names official ml-100k folds (``u1-u5``, the default on ml-100k) or a count k: each
+    user's ratings dealt into k parts (`movierec.data.split.user_kfold`, the default with 5 parts
+    on any other data). ``--split temporal`` is one split instead: each user's latest ratings in test.
+    """
+    from movierec.data.movielens import official_folds
+    from movierec.data.split import user_kfold
+
+    start = time.perf_counter()
+    data = load_data(args)
+    folds = args.folds
+    if getattr(args, "split", None) == "temporal":
+        train, test, split = _per_user(args, data.ratings, "temporal")
+        splits, what = [Split("temporal", train, test)], _named(args, split)
+    elif isinstance(folds, list):  # official folds, checked to be ml-100k's by the parser
+        kept = official_folds(args.dataset, which=tuple(folds), data_home=args.data_home)
+        splits, what = [Split(f.name, f.train, f.test) for f in kept], f"official folds {','.join(folds)}"
+    else:
+        k = DEFAULT_FOLDS if folds is None else folds
+        splits = [Split(f"{i}/{k}", train, test)
+                  for i, (train, test) in enumerate(user_kfold(data.ratings, k, random_state=args.seed), start=1)]
+        what = _named(args, f"per-user {k}-fold (each user's ratings dealt into {k} parts, seed {args.seed})")
+    for split in splits:
+        _check_test(f"{what}, {split.name}", split.test)
+    logger.info("loaded %s, %s: %s ratings (%.1f s)", args.ratings or args.dataset, what,
+                f"{len(data.ratings):,}", time.perf_counter() - start)
+    return data, splits, what

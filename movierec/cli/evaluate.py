@@ -1,19 +1,19 @@
 """``movierec evaluate``: the main job's ensemble, its members and the reference, cross-validated on
-official folds; mean ± sample sd printed and, with ``--out``, written as CSV."""
+official folds, per-user k-fold or a temporal split of any data; one row per fold and model, then
+mean ± sample sd, printed and, with ``--out``, written as CSV."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
 from typing import Any
 
 import pandas as pd
 
 from movierec import pipeline
 from movierec._core.output import write_csv
-from movierec.cli._data import check_out_file
-from movierec.cli._output import markdown_table, progress_bars
+from movierec.cli._data import Split, check_out_file, load_folds, side_frames
+from movierec.cli._output import markdown_table, metric_label, progress_bars
 
 __all__ = ["evaluate_command"]
 
@@ -21,62 +21,69 @@ logger = logging.getLogger("movierec.cli")
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    """Cross-validate on the official folds; return the exit code."""
-    from movierec.data.movielens import official_folds
-
+    """Cross-validate the task's ensemble on the splits the arguments name; return the exit code."""
     if args.out is not None:
         check_out_file(args.out)
     settings = args.settings
-    start = time.perf_counter()
-    folds = official_folds(args.dataset, which=tuple(args.folds), data_home=args.data_home)
-    logger.info("loaded %s folds %s (%.1f s)", args.dataset, ",".join(args.folds), time.perf_counter() - start)
-    per_fold = pd.concat([_evaluate_fold(args, settings, fold) for fold in folds], ignore_index=True)
-    grouped = per_fold.groupby("model", sort=False)
+    data, splits, what = load_folds(args)
+    side = side_frames(args, data)
+    per_fold = pd.concat([_evaluate_split(args, settings, split, side) for split in splits], ignore_index=True)
     k = settings.k
-    columns = ["rmse", "mae"] if settings.task == "rating" else [f"precision@{k}", f"ndcg@{k}", f"map@{k}"]
-    summary = pd.DataFrame(
-        {f"{c}_{stat}": getattr(grouped[c], stat)() for c in columns for stat in ("mean", "std")}
-        | {"folds": grouped.size()}
-    ).rename(columns=lambda c: c.replace("_std", "_sd"))
-    summary.index.name = "model"
+    metrics = ["rmse", "mae"] if settings.task == "rating" else [f"precision@{k}", f"ndcg@{k}", f"map@{k}"]
+    per_fold = per_fold[["fold", "model", *metrics]]
+    summary = _summary(per_fold, metrics)
 
-    def pm(mean: float, sd: float) -> str:
-        return f"{mean:.4f}" if pd.isna(sd) else f"{mean:.4f} ± {sd:.4f}"
-
-    labels = {"rmse": "RMSE", "mae": "MAE", f"precision@{k}": f"precision@{k}", f"ndcg@{k}": f"nDCG@{k}",
-              f"map@{k}": f"MAP@{k}"}
-    shown = pd.DataFrame({labels[c]: [pm(m, sd) for m, sd in zip(summary[f"{c}_mean"], summary[f"{c}_sd"])]
-                          for c in columns}, index=summary.index)
-    print(markdown_table(shown))
-    print(f"\n{args.dataset}, folds {','.join(args.folds)}, task {settings.task}: mean ± sample sd over "
-          f"{len(folds)} folds")
+    shown = per_fold.set_index("fold").rename(columns=metric_label)
+    shown[shown.columns[1:]] = shown[shown.columns[1:]].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+    print(markdown_table(shown, left=2))
+    print()
+    means, sds = summary[summary["fold"] == "mean"], summary[summary["fold"] == "sd"]
+    table = pd.DataFrame({metric_label(m): [_pm(mean, sd) for mean, sd in zip(means[m], sds[m])] for m in metrics},
+                         index=pd.Index(means["model"], name="model"))
+    print(markdown_table(table))
+    print(f"\n{what}, task {settings.task}: mean ± sample sd over {len(splits):,} "
+          f"fold{'s' if len(splits) != 1 else ''}")
     if args.out is not None:
-        write_csv(args.out, summary, index=True, float_format="%.6f")
+        write_csv(args.out, pd.concat([per_fold, summary], ignore_index=True), float_format="%.6f")
         print(f"wrote {args.out}")
     return 0
 
 
-def _evaluate_fold(args: argparse.Namespace, settings: pipeline.Settings, fold: Any) -> pd.DataFrame:
-    """Return the metrics table of one fold: each member, the reference (ranking) and the ensemble."""
+def _pm(mean: float, sd: float) -> str:
+    return f"{mean:.4f}" if pd.isna(sd) else f"{mean:.4f} ± {sd:.4f}"
+
+
+def _summary(per_fold: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Return two rows per model, in the table's order: ``fold`` "mean" and "sd" (sample sd; NaN for one fold)."""
+    grouped = per_fold.groupby("model", sort=False)[metrics]
+    rows = []
+    for model, stats in ((m, (grouped.mean().loc[m], grouped.std().loc[m])) for m in per_fold["model"].unique()):
+        rows += [{"fold": "mean", "model": model, **stats[0]}, {"fold": "sd", "model": model, **stats[1]}]
+    return pd.DataFrame(rows, columns=["fold", "model", *metrics])
+
+
+def _evaluate_split(args: argparse.Namespace, settings: pipeline.Settings, split: Split,
+                    side: dict[str, Any]) -> pd.DataFrame:
+    """Return the metrics of one split: each member, the reference (ranking) and the ensemble."""
     from movierec.metrics import evaluate
 
-    ensemble, names = pipeline.build_ensemble(fold.train, settings)
+    ensemble, names = pipeline.build_ensemble(split.train, settings)
     try:
         with progress_bars(args.quiet) as progress:
-            pipeline.fit_ensemble(ensemble, names, fold.train,
-                                  progress=lambda stage, *rest: progress(f"fold {fold.name}", *rest))
+            pipeline.fit_ensemble(ensemble, names, split.train, **side,
+                                  progress=lambda stage, *rest: progress(f"fold {split.name}", *rest))
         everyone: dict[str, Any] = pipeline.chosen_members(names, ensemble)
         if settings.task == "ranking":
             from movierec.models.popularity import Popularity
 
-            everyone = {pipeline.REFERENCE: Popularity().fit(fold.train), **everyone}
+            everyone = {pipeline.REFERENCE: Popularity().fit(split.train), **everyone}
         everyone[pipeline.ENSEMBLE] = ensemble
         top = ({name: model.top_n(n=settings.k) for name, model in everyone.items()}
                if settings.task == "ranking" else None)
-        table = evaluate(everyone, fold.test, top=top, k=settings.k, task=settings.task)
+        table = evaluate(everyone, split.test, top=top, k=settings.k, task=settings.task)
     finally:
         pipeline.close_quietly(ensemble)
     metric = settings.metric
-    logger.info("fold %s: %s", fold.name, ", ".join(f"{name} {metric} {row[metric]:.4f}"
-                                                     for name, row in table.iterrows()))
-    return table.assign(fold=fold.name).reset_index()
+    logger.info("fold %s: %s", split.name, ", ".join(f"{name} {metric_label(metric)} {row[metric]:.4f}"
+                                                      for name, row in table.iterrows()))
+    return table.assign(fold=split.name).rename_axis("model").reset_index()

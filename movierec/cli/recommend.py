@@ -11,8 +11,8 @@ import pandas as pd
 
 from movierec import pipeline
 from movierec._core.output import write_csv
-from movierec.cli._data import check_out_dir, load_split, report_users
-from movierec.cli._output import markdown_table, progress_bars, with_titles
+from movierec.cli._data import check_out_dir, load_split, report_users, side_frames
+from movierec.cli._output import markdown_table, metric_label, progress_bars, with_titles
 
 __all__ = ["recommend_command"]
 
@@ -29,7 +29,7 @@ def recommend_command(args: argparse.Namespace) -> int:
     data, train, test, split = load_split(args)
     shown_users = report_users(args, train)
     with progress_bars(args.quiet) as progress:
-        result = pipeline.run(train, test, settings, progress=progress)
+        result = pipeline.run(train, test, settings, progress=progress, **side_frames(args, data))
 
     recommendations = with_titles(result.recommendations, data.items)
     csv_path = write_csv(args.out / "recommendations.csv", recommendations, float_format="%.6g")
@@ -62,9 +62,8 @@ def recommend_command(args: argparse.Namespace) -> int:
 
 def _table(result: pipeline.Result) -> pd.DataFrame:
     """Return the printed table: four decimals, fit seconds with one."""
-    k = result.settings.k
-    shown = result.metrics.assign(fit_s=pd.Series(result.fit_seconds)).rename(
-        columns={"rmse": "RMSE", "mae": "MAE", f"ndcg@{k}": f"nDCG@{k}", f"map@{k}": f"MAP@{k}", "fit_s": "fit s"})
+    shown = result.metrics.assign(fit_s=pd.Series(result.fit_seconds)).rename(columns=metric_label).rename(
+        columns={"fit_s": "fit s"})
     table = shown.drop(columns="scored", errors="ignore").map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
     table["fit s"] = shown["fit s"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
     table.index.name = "model"

@@ -173,7 +173,8 @@ def test_recommend_bad_arguments_exit_2_with_usage(args, fragment, tmp_path, dat
 def test_no_command_and_bad_evaluate_arguments_exit_2(data_home):
     assert_usage_error(run_cli(data=data_home), "the following arguments are required: COMMAND")
     assert_usage_error(run_cli("evaluate", "--folds", "u0-u9", data=data_home), "must lie within u1-u5")
-    assert_usage_error(run_cli("evaluate", "--dataset", "ml-1m", data=data_home), "only ml-100k has official folds")
+    assert_usage_error(run_cli("evaluate", "--dataset", "ml-1m", "--folds", "u1-u5", data=data_home),
+                       "only ml-100k has official folds")
     assert_usage_error(run_cli("download", "ml-9k", data=data_home), "argument NAME: invalid choice")
 
 
@@ -223,13 +224,14 @@ def test_evaluate_prints_markdown_and_writes_csv(tmp_path, data_home):
     result = run_cli("evaluate", "--dataset", "ml-100k", "--folds", "u1,u2", "--task", "rating", "--models", "baseline",
                      "--out", str(out), "--quiet", data=data_home)
     assert result.returncode == 0, result.stderr
-    rows = table_rows(result.stdout)
-    assert list(rows) == ["model", "baseline", "ensemble"]
+    rows = table_rows(result.stdout)  # the per-fold table (u1, u2), then the summary
+    assert list(rows) == ["fold", "u1", "u2", "model", "baseline", "ensemble"]
     assert re.fullmatch(r"0\.9\d{3} ± 0\.\d{4}", rows["baseline"][0])
-    table = pd.read_csv(out)
-    assert list(table.columns) == ["model", "rmse_mean", "rmse_sd", "mae_mean", "mae_sd", "folds"]
-    assert table["folds"].tolist() == [2, 2]
-    assert 0.9 < table.loc[0, "rmse_mean"] < 1.0 and table.loc[0, "rmse_sd"] > 0
+    table = pd.read_csv(out)  # a row per fold and model, then each model's mean and sd
+    assert list(table.columns) == ["fold", "model", "rmse", "mae"]
+    assert table["fold"].tolist() == ["u1", "u1", "u2", "u2", "mean", "sd", "mean", "sd"]
+    baseline = table[table["model"] == "baseline"].set_index("fold")
+    assert 0.9 < baseline.loc["mean", "rmse"] < 1.0 and baseline.loc["sd", "rmse"] > 0
 
 
 def test_cli_reference_documents_every_registered_model():
@@ -300,11 +302,11 @@ def test_evaluate_ranking_task_cross_validates_ranking_metrics(tmp_path, data_ho
                      data=data_home)
     assert result.returncode == 0, result.stderr
     assert "nDCG@10" in result.stdout and "popularity" in result.stdout and "task ranking" in result.stdout
-    table = pd.read_csv(tmp_path / "cv.csv", index_col="model")
-    assert list(table.columns) == ["precision@10_mean", "precision@10_sd", "ndcg@10_mean", "ndcg@10_sd",
-                                   "map@10_mean", "map@10_sd", "folds"]
-    assert table.loc["ease", "ndcg@10_mean"] > 1.5 * table.loc["popularity", "ndcg@10_mean"]
-    assert (table["folds"] == 2).all()
+    table = pd.read_csv(tmp_path / "cv.csv")
+    assert list(table.columns) == ["fold", "model", "precision@10", "ndcg@10", "map@10"]
+    means = table[table["fold"] == "mean"].set_index("model")
+    assert means.loc["ease", "ndcg@10"] > 1.5 * means.loc["popularity", "ndcg@10"]
+    assert (table["fold"].isin(["u1", "u2"]).groupby(table["model"]).sum() == 2).all()
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from movierec._core.validation import ITEM, USER
@@ -24,7 +24,6 @@ from movierec.serve._openapi import describe
 from movierec.serve._requests import (
     History,
     RequestError,
-    model_id,
     pairs_frame,
     parse_flag,
     parse_history,
@@ -111,7 +110,10 @@ def create_app(model: Recommender, *, card: dict[str, Any] | None = None, items:
     inline = len(model.items_) <= _INLINE_ITEMS
 
     async def compute(function: Any, *args: Any) -> Any:
-        return function(*args) if inline else await run_in_threadpool(function, *args)
+        try:
+            return function(*args) if inline else await run_in_threadpool(function, *args)
+        except NotImplementedError as err:  # the model cannot score a history, or compare movies
+            raise RequestError(501, f"{type(model).__name__} cannot answer this: {str(err)[:300]}") from None
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "model": type(model).__name__})
@@ -122,26 +124,32 @@ def create_app(model: Recommender, *, card: dict[str, Any] | None = None, items:
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(document)
 
-    async def user_recommendations(request: Request) -> JSONResponse:
+    async def user_recommendations(request: Request) -> Response:
         raw = request.path_params["user"]
-        user_id = model_id(raw, model.users_)
-        if user_id is None:
+        user = scorer.user_in_path(raw)
+        if user is None:
             raise RequestError(404, f"unknown user {raw[:100]!r}: not in the model's data")
         n = parse_n(request.query_params.get("n"), limits.default_n, limits.max_n)
         explain = parse_flag(request.query_params.get("explain"), "explain")
-        user = int(model.users_.lookup([user_id])[0])
-        kept = scorer.kept_list(user, n)
-        found = kept if kept is not None else await compute(scorer.rank_user, user, n)
-        reasons = await compute(scorer.user_reasons, user, found[0]) if explain else None
-        return JSONResponse({USER: user_id, "n": n, "recommendations": scorer.user_rows(user, *found, reasons)})
+        key = (user, n, explain)
+        answer = scorer.answers.get(key)
+        if answer is None:
+            kept = scorer.kept_list(user, n)
+            found = kept if kept is not None else await compute(scorer.rank_user, user, n)
+            reasons = await compute(scorer.user_reasons, user, found[0]) if explain else None
+            rows = scorer.user_rows(user, *found, reasons)
+            answer = JSONResponse({USER: scorer.user_ids[user], "n": n, "recommendations": rows}).body
+            if n <= scorer.kept_n:  # the answers of larger n are not kept: they are rare and large
+                scorer.answers.put(key, answer)
+        return Response(answer, media_type="application/json")
 
     async def visitor_recommendations(request: Request) -> JSONResponse:
         explain = parse_flag(request.query_params.get("explain"), "explain")
         body = parse_history(await _body(request, limits.max_body), largest=limits.max_history,
                              default_n=limits.default_n, max_n=limits.max_n)
-        history, unknown, exclude = _known_history(scorer, body)
-        items, scores = await compute(scorer.visitor, history, body.n, exclude)
-        reasons = await compute(lambda: [scorer.reasons(history, item) for item in items]) if explain else None
+        history, ratings, unknown, excluded = _known_history(scorer, body)
+        items, scores = await compute(scorer.visitor, history, ratings, body.n, excluded)
+        reasons = await compute(scorer.reasons, history, ratings, items) if explain else None
         rows = [scorer.movie(item, score=score, rank=rank) for rank, (item, score) in enumerate(zip(items, scores), 1)]
         for row, why in zip(rows, reasons or []):
             row["reasons"] = why
@@ -149,15 +157,11 @@ def create_app(model: Recommender, *, card: dict[str, Any] | None = None, items:
 
     async def similar(request: Request) -> JSONResponse:
         raw = request.path_params["movie"]
-        movie_id = model_id(raw, model.items_)
-        if movie_id is None:
+        item = scorer.movie_in_path(raw)
+        if item is None:
             raise RequestError(404, f"unknown movie {raw[:100]!r}: not in the model's data")
         n = parse_n(request.query_params.get("n"), limits.default_n, limits.max_n)
-        item = int(model.items_.lookup([movie_id])[0])
-        try:
-            rows = await compute(scorer.similar, item, n)
-        except NotImplementedError:
-            raise RequestError(501, f"{type(model).__name__} gives no similar movies (it has no item similarity)") from None
+        rows = await compute(scorer.similar, item, n)
         return JSONResponse({**scorer.movie(item), "n": n, "similar": rows})
 
     async def predict(request: Request) -> JSONResponse:
@@ -198,9 +202,9 @@ def create_app(model: Recommender, *, card: dict[str, Any] | None = None, items:
     return app
 
 
-def _known_history(scorer: Scorer, body: History) -> tuple[Any, list[Any], list[Any]]:
-    """Return the visitor's history as the model takes it (known movies only), the unknown ids, and
-    the known ids of ``exclude``."""
+def _known_history(scorer: Scorer, body: History) -> tuple[np.ndarray, np.ndarray | None, list[Any], np.ndarray]:
+    """Return the item indexes of the visitor's known movies and their ratings (or None), the unknown
+    ids, and the item indexes of the known movies of ``exclude``."""
     where = scorer.movie_index(body.movies)
     known = where >= 0
     if not known.any():
@@ -208,12 +212,10 @@ def _known_history(scorer: Scorer, body: History) -> tuple[Any, list[Any], list[
         raise RequestError(422, f"none of the history's movies is known to the model ({shown[:200]})")
     if len(np.unique(where[known])) != int(known.sum()):
         raise RequestError(422, "history: a movie is given twice (as a number and as text)")
-    ids = [scorer.item_ids[i] for i in where[known]]
-    history: Any = ids
-    if body.ratings is not None:
-        history = pd.DataFrame({ITEM: ids, "rating": np.asarray(body.ratings)[known]})
+    ratings = None if body.ratings is None else np.asarray(body.ratings, dtype=np.float64)[known]
     excluded = scorer.movie_index(body.exclude)
-    return history, [m for m, k in zip(body.movies, known) if not k], [scorer.item_ids[i] for i in excluded if i >= 0]
+    unknown = [movie for movie, good in zip(body.movies, known) if not good]
+    return where[known], ratings, unknown, excluded[excluded >= 0]
 
 
 def _public_card(card: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import pandas as pd
 
 from movierec._core.validation import ITEM, USER
 from movierec.base import Recommender
-from movierec.serve._requests import typed_ids
+from movierec.serve._fast import index_path
+from movierec.serve._requests import _DIGITS, typed_ids
 
 __all__ = ["Scorer"]
 
@@ -31,6 +32,14 @@ logger = logging.getLogger(__name__)
 # Ranking every user at load is done when users x movies stays under this many scores (ml-1m's
 # 6,040 x 3,706 = 22 M takes about 2 s with the ranking ensemble); above it lists fill per request.
 _RANK_AT_LOAD_CELLS = 50_000_000
+
+
+def _in_path(raw: str, at: dict[Any, int]) -> int | None:
+    if _DIGITS.fullmatch(raw):
+        found = at.get(int(raw))
+        if found is not None:
+            return found
+    return at.get(raw)
 
 
 class _Lru:
@@ -82,10 +91,19 @@ class Scorer:
         self.reasons_n = reasons
         self.item_ids: list[Any] = self.items.ids.tolist()
         self.user_ids: list[Any] = self.users.ids.tolist()
+        # id -> index as plain dicts: a lookup per request costs a hash, not a pandas Index
+        self._user_at = {uid: position for position, uid in enumerate(self.user_ids)}
+        self._item_at = {iid: position for position, iid in enumerate(self.item_ids)}
+        self._int_items = self.items.ids.dtype.kind in "iu"
         self.titles = self._titles(items)
+        self.answers = _Lru(10_000)  # encoded answers of known users' GET requests: (user, n, explain) -> bytes
         self._lists = _Lru(max(1, cells // max(1, self.kept_n)))
         self._explained = _Lru(20_000)
         self._similar = _Lru(20_000)
+        try:
+            self.path = index_path(model)
+        except (NotImplementedError, AttributeError):  # no array hooks: the public methods answer
+            self.path = None
         self.ranked_at_load = 0
         if len(self.users) * self.kept_n <= cells and len(self.users) * len(self.items) <= _RANK_AT_LOAD_CELLS:
             self._rank_all()
@@ -111,12 +129,27 @@ class Scorer:
         return row
 
     def movie_index(self, values: Sequence[Any]) -> np.ndarray:
-        """Return the item index of each raw id in ``values`` (ints or strings), -1 where unknown."""
-        typed, ok = typed_ids(values, self.items)
-        found = np.full(len(values), -1, dtype=np.int64)
-        if ok.any():
-            found[ok] = self.items.lookup(typed[ok])
+        """Return the item index of each raw id in ``values`` (ints or strings), -1 where unknown.
+
+        A model with integer ids knows ``"7"`` as 7; one with string ids knows 7 as ``"7"``.
+        """
+        at, found = self._item_at, np.full(len(values), -1, dtype=np.int64)
+        for position, value in enumerate(values):
+            if self._int_items:
+                key = value if isinstance(value, int) else int(value) if _DIGITS.fullmatch(value) else None
+            else:
+                key = str(value)
+            found[position] = at.get(key, -1)
         return found
+
+    def user_in_path(self, raw: str) -> int | None:
+        """Return the user index a URL's ``raw`` id names (as an int if the model knows that int, else as
+        the string, as :func:`~movierec.serve._requests.model_id`), or None."""
+        return _in_path(raw, self._user_at)
+
+    def movie_in_path(self, raw: str) -> int | None:
+        """Return the item index a URL's ``raw`` id names, or None (see :meth:`user_in_path`)."""
+        return _in_path(raw, self._item_at)
 
     # -- a known user's list -------------------------------------------------------------------
     def _rank_all(self) -> None:
@@ -168,27 +201,48 @@ class Scorer:
 
     # -- reasons, visitors, similar movies -----------------------------------------------------
     def user_reasons(self, user: int, items: list[int]) -> list[list[dict[str, Any]]]:
-        """Return each movie's reasons for the user index ``user``, kept per (user, movie)."""
-        history, out = None, []
+        """Return each movie's reasons for the user index ``user`` (their fit's movies), kept per (user, movie)."""
+        found = {item: self._explained.get((user, item)) for item in items}
+        missing = [item for item, why in found.items() if why is None]
+        if missing:
+            seen = self.model.seen_
+            history = np.asarray(seen.indices[seen.indptr[user] : seen.indptr[user + 1]], dtype=np.int64)
+            for item, why in zip(missing, self.reasons(history, None, missing)):
+                self._explained.put((user, item), why)
+                found[item] = why
+        return [found[item] for item in items]
+
+    def reasons(self, history: np.ndarray, ratings: np.ndarray | None,
+                items: list[int]) -> list[list[dict[str, Any]]]:
+        """Return, for each item index of ``items``, the top history movies behind it: ``movieId, title?, share``.
+
+        ``history`` holds item indexes (known movies, each once), ``ratings`` their ratings or None.
+        """
+        fast = self.path.reasons(history, ratings, items, self.reasons_n) if self.path is not None else None
+        if fast is not None:
+            return [[self.movie(where, share=share) for where, share in why] for why in fast]
+        frame = self._history(history, ratings)
+        out = []
         for item in items:
-            found = self._explained.get((user, item))
-            if found is None:
-                history = self.user_history(user) if history is None else history
-                found = self.reasons(history, item)
-                self._explained.put((user, item), found)
-            out.append(found)
+            parts = self.model.explain(frame, self.item_ids[item], n=self.reasons_n)
+            where = self.movie_index(parts[ITEM].tolist())
+            out.append([self.movie(int(w), share=float(s)) for w, s in zip(where, parts["share"].tolist()) if w >= 0])
         return out
 
-    def reasons(self, history: Any, item: int) -> list[dict[str, Any]]:
-        """Return the top history movies behind the item index ``item``: ``movieId, title?, share``."""
-        frame = self.model.explain(history, self.item_ids[item], n=self.reasons_n)
-        where = self.movie_index(frame[ITEM].tolist())
-        return [self.movie(int(w), share=float(s)) for w, s in zip(where, frame["share"].tolist()) if w >= 0]
-
-    def visitor(self, history: Any, n: int, exclude: list[Any]) -> tuple[list[int], list[float]]:
-        """Return the top ``n`` (item indexes, scores) for a visitor's ``history``."""
-        top = self.model.top_n_from_history(history, n=n, exclude=exclude or None)
+    def visitor(self, history: np.ndarray, ratings: np.ndarray | None, n: int,
+                excluded: np.ndarray) -> tuple[list[int], list[float]]:
+        """Return the top ``n`` (item indexes, scores) for a visitor's ``history`` (item indexes, each
+        once) and ``ratings`` (or None), ``excluded`` item indexes left out."""
+        fast = self.path.top(history, ratings, n, excluded) if self.path is not None else None
+        if fast is not None:
+            return fast
+        exclude = [self.item_ids[i] for i in excluded.tolist()] or None
+        top = self.model.top_n_from_history(self._history(history, ratings), n=n, exclude=exclude)
         return self.items.lookup(top[ITEM].to_numpy()).tolist(), top["score"].to_numpy(dtype=np.float64).tolist()
+
+    def _history(self, history: np.ndarray, ratings: np.ndarray | None) -> Any:
+        ids = [self.item_ids[i] for i in history.tolist()]
+        return ids if ratings is None else pd.DataFrame({ITEM: ids, "rating": ratings})
 
     def similar(self, item: int, n: int) -> list[dict[str, Any]]:
         """Return the ``n`` movies most like the item index ``item``: ``movieId, title?, similarity, rank``.

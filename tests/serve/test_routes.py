@@ -169,7 +169,7 @@ def test_a_model_without_item_similarity_says_so(tmp_path):
     _, folder = keep(tmp_path, ratings_frame(), [BiasedBaseline(), Popularity()], items=False)
     with serving(make_server(folder, port=0, api_key="", limits=LIMITS, log_level="warning")) as base:
         code, body = call(base, "/movies/5/similar")
-        assert code == 501 and "similar" in body["error"]
+        assert code == 501 and "similar movies" in body["error"]
         code, body = call(base, "/users/4/recommendations?n=2")
         assert code == 200 and "title" not in body["recommendations"][0]  # no items kept: no titles
 

@@ -34,7 +34,7 @@ from movierec._core.persist import (
     write_arrays,
     write_params,
 )
-from movierec._core.ranking import joined_parts, top_k, top_n_frame
+from movierec._core.ranking import joined_parts, top_k, top_n_frame, user_block
 from movierec._core.validation import ITEM, RATING, USER, check_n, check_pairs, check_ratings
 from movierec.exceptions import (
     BackendError,
@@ -48,8 +48,6 @@ __all__ = ["ArrayRecommender", "Recommender", "TuneResult"]
 
 logger = logging.getLogger(__name__)
 
-# Users scored per block in top_n: keeps one block's score matrix near 32 MB.
-_BLOCK_CELLS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -272,7 +270,7 @@ class ArrayRecommender(HistoryHooks, Recommender):
         n = check_n(n)
         exclude_seen = check_value(type(self).__name__, "exclude_seen", exclude_seen, Bool())
         user_idx = resolve_users(users, self.users_)
-        block = max(1, _BLOCK_CELLS // max(1, len(self.items_)))
+        block = user_block(len(self.items_))
         parts = []
         for start in range(0, len(user_idx), block):
             chunk = user_idx[start : start + block]

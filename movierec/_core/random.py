@@ -40,8 +40,8 @@ def check_random_state(value: Any, owner: str, *, generator: bool = False) -> An
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and 0 <= value <= MAX_SEED:
         return int(value)
-    kinds = f"None, an int in [0, {MAX_SEED}] or a numpy Generator" if generator else f"None or an int in [0, {MAX_SEED}]"
-    raise InvalidParameterError(f"{owner}: random_state must be {kinds}, got {value!r}")
+    # One message everywhere; the functions that also take a Generator say so in their docstrings.
+    raise InvalidParameterError(f"{owner}: random_state must be None or an int in [0, {MAX_SEED}], got {value!r}")
 
 
 def _key(purpose: str) -> int:

@@ -12,9 +12,27 @@ import pandas as pd
 
 from movierec._core.validation import ITEM, USER
 
-__all__ = ["TOP_N_COLUMNS", "empty_top_n", "first_unseen", "joined_parts", "rank_frame", "top_k", "top_n_frame"]
+__all__ = [
+    "BLOCK_CELLS",
+    "TOP_N_COLUMNS",
+    "empty_top_n",
+    "first_unseen",
+    "joined_parts",
+    "rank_frame",
+    "top_k",
+    "top_n_frame",
+    "user_block",
+]
 
 TOP_N_COLUMNS = [USER, ITEM, "score", "rank"]
+#: Cells (users x movies) of one block of scores: a 32 MB float64 matrix. Whatever scores every movie
+#: for many users (top_n, the ensemble, batch scoring on Spark) takes its users in blocks this size.
+BLOCK_CELLS = 4_000_000
+
+
+def user_block(n_items: int) -> int:
+    """Return how many users to score at once against ``n_items`` movies: at least one."""
+    return max(1, BLOCK_CELLS // max(1, n_items))
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from movierec._core.ids import IdIndex, index_ratings, rated_rows, resolve_users
 from movierec._core.instances import clone
 from movierec._core.params import Bool, Constraint, Instance, Int, Options, Real, Seed, check_value
 from movierec._core.random import rng
-from movierec._core.ranking import empty_top_n, rank_frame, top_k, top_n_frame
+from movierec._core.ranking import empty_top_n, rank_frame, top_k, top_n_frame, user_block
 from movierec._core.validation import ITEM, USER, check_n, check_pairs, check_ratings, trusted_ratings
 from movierec.base import Recommender
 from movierec.ensemble._blend import blend_block, candidate_scores, reference_stats, weighted_z
@@ -33,8 +33,6 @@ __all__ = ["FitEvent", "WeightedEnsemble"]
 
 # Size of the fixed random sample of (user, movie) pairs whose member scores give mu_m, sigma_m.
 REFERENCE_PAIRS = 50_000
-# Cells (users x movies) of one user block when every unseen movie is scored: 32 MB per member.
-_BLOCK_CELLS = 4_000_000
 
 
 class WeightedEnsemble(EnsembleHistory, Recommender):
@@ -381,7 +379,7 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
 
     def _score_all(self, user_idx: np.ndarray, n: int, exclude_seen: bool) -> pd.DataFrame:
         """Score user blocks from each member's score matrix, keeping each block's top ``n`` only."""
-        block = max(1, _BLOCK_CELLS // max(1, len(self.items_)))
+        block = user_block(len(self.items_))
         parts = []
         for start in range(0, len(user_idx), block):
             chunk = user_idx[start : start + block]

@@ -13,7 +13,7 @@ from scipy import sparse
 
 from movierec._core.ids import index_ratings, resolve_users
 from movierec._core.params import Bool, Constraint, Int, Real, Seed, check_grid, check_value
-from movierec._core.ranking import first_unseen, joined_parts, top_k
+from movierec._core.ranking import first_unseen, joined_parts, top_k, user_block
 from movierec._core.validation import USER, check_n, check_ratings
 from movierec.base import ArrayRecommender, TuneResult
 from movierec.exceptions import DataValidationError
@@ -22,8 +22,6 @@ __all__ = ["EASE"]
 
 logger = logging.getLogger(__name__)
 
-# Users per block when scoring pairs: one block's score matrix stays near 32 MB.
-_BLOCK_CELLS = 4_000_000
 # Cells of one column block of the Gram matrix while it is built from sparse products (~120 MB).
 _GRAM_BLOCK_CELLS = 10_000_000
 # Most l2 values the default grid of tune tries when it goes on doubling past 6400.
@@ -193,7 +191,7 @@ class EASE(ArrayRecommender):
         exclude_seen = check_value(type(self).__name__, "exclude_seen", exclude_seen, Bool())
         user_idx = resolve_users(users, self.users_)
         others = np.setdiff1d(np.arange(len(self.items_)), self.kept_)
-        block = max(1, _BLOCK_CELLS // len(self.kept_))
+        block = user_block(len(self.kept_))
         parts = []
         for start in range(0, len(user_idx), block):
             chunk = user_idx[start : start + block]
@@ -218,7 +216,7 @@ class EASE(ArrayRecommender):
     def _score_pairs(self, user_idx, item_idx):
         out = np.empty(len(user_idx))
         users, inverse = np.unique(user_idx, return_inverse=True)
-        block = max(1, _BLOCK_CELLS // max(1, len(self.items_)))
+        block = user_block(len(self.items_))
         for start in range(0, len(users), block):
             scores = self._score_users(users[start : start + block])
             rows = (inverse >= start) & (inverse < start + block)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from movierec._core.ids import IdIndex, resolve_users
 from movierec._core.params import Bool, Instance, check_value
+from movierec._core.ranking import user_block
 from movierec._core.validation import ITEM, USER, check_n
 from movierec.base import ArrayRecommender, Recommender
 from movierec.ensemble import WeightedEnsemble
@@ -42,8 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["batch_top_n"]
 
 _OWNER = "batch_top_n"
-# Users x movies scored at once on an executor: one 32 MB float64 block, as the local top_n does.
-_BLOCK_CELLS = 4_000_000
 # Users x movies per partition (25 such blocks): a large catalogue's users are spread over more
 # partitions than the cluster has cores, so a slow task holds up little; a small one gets the
 # default parallelism (ml-20m: 138,493 users x 26,744 movies = 38 partitions at least).
@@ -202,7 +201,7 @@ def _score_batches(
     import pyarrow as pa
 
     model = scorer.value  # unpickled once per Python worker, which Spark reuses
-    block = max(1, _BLOCK_CELLS // max(1, len(model.items)))
+    block = user_block(len(model.items))
     for batch in batches:
         user_idx = np.sort(batch.column(0).to_numpy())
         for start in range(0, len(user_idx), block):

@@ -29,12 +29,13 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from movierec._core.extras import require
 from movierec.exceptions import BackendError, MovieRecWarning
+from movierec.spark._start import end_failed_start, in_thread, signals_held
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -167,105 +168,6 @@ class _Owned:
     workdir: Path | None = None
 
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_PY4J_LOGGERS = ("py4j", "py4j.java_gateway", "py4j.clientserver")
-_START_THREAD = "movierec-spark-start"
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[list[int]]:
-    """Hold SIGINT and SIGTERM until the block ends, then deliver the first one caught.
-
-    Yields the list of signals caught so far. Until the block ends, the records py4j logs (on its
-    loggers and on the root logger, where it calls `logging.exception`) from the start's thread,
-    and from anywhere once a signal is caught, are dropped: a JVM that the signal ended too makes
-    every call in flight fail, and the user, who asked to stop, gets one line. Signals can only
-    be handled in the main thread.
-    """
-    caught: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-
-    def hold(signum: int, frame: object) -> None:
-        caught.append(signum)
-
-    def quiet(record: logging.LogRecord) -> bool:
-        # the start's own failures reach the caller as its exception, not as py4j's log
-        return not caught and record.threadName != _START_THREAD
-
-    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in _PY4J_LOGGERS)]
-    for each in loggers:
-        each.addFilter(quiet)
-    previous = {sig: signal.signal(sig, hold) for sig in _STOP_SIGNALS}
-    try:
-        yield caught
-    finally:
-        for sig, handler in previous.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-        for each in loggers:
-            each.removeFilter(quiet)
-        if caught:
-            signal.raise_signal(caught[0])
-
-
-def _in_thread(function: Callable[[], SparkSession]) -> SparkSession:
-    """Return ``function()`` run in a thread of its own while the main thread waits.
-
-    pyspark installs its own SIGINT handler when a context starts in the main thread, which would
-    replace `_signals_held`'s for the rest of the start-up: a Ctrl-C there raised KeyboardInterrupt
-    inside a py4j call (46 lines of traceback, the JVM and the folder left behind). Started in
-    another thread, the context leaves the handlers alone, and the main thread, which waits in an
-    interruptible join, runs `_signals_held`'s handler whenever a signal comes.
-    """
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["session"] = function()
-        except BaseException as err:  # noqa: BLE001 - handed to the main thread as it is
-            outcome["error"] = err
-
-    thread = threading.Thread(target=run, name=_START_THREAD, daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["session"]
-
-
-def _end_failed_start() -> None:
-    """End the JVM a failed start left running and forget its gateway, before its folder is removed."""
-    from pyspark import SparkContext
-
-    gateway = SparkContext._gateway
-    process = getattr(gateway, "proc", None)
-    with contextlib.suppress(Exception):
-        if SparkContext._active_spark_context is not None:
-            SparkContext._active_spark_context.stop()
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-    with contextlib.suppress(Exception):
-        gateway.shutdown()
-    SparkContext._gateway = SparkContext._jvm = None
-
-
-def _cancel_then_interrupt(signum: int, frame: object) -> None:
-    """What pyspark installs on SIGINT when its context starts in the main thread: cancel the jobs."""
-    session = _Owned.session
-    try:
-        if is_alive(session):
-            session.sparkContext.cancelAllJobs()
-    finally:
-        raise KeyboardInterrupt
-
-
 def _forward_lines(source: int, target: int) -> None:
     """Copy the lines read from fd ``source`` to fd ``target``, less those starting with `JVM_NOTICES`."""
     with os.fdopen(source, "rb", buffering=0) as reader, os.fdopen(target, "wb", buffering=0) as writer:
@@ -308,6 +210,16 @@ def _jvm_notices_dropped() -> Iterator[None]:
         os.close(saved)
 
 
+def _cancel_then_interrupt(signum: int, frame: object) -> None:
+    """What pyspark installs on SIGINT when its context starts in the main thread: cancel the jobs."""
+    session = _Owned.session
+    try:
+        if is_alive(session):
+            session.sparkContext.cancelAllJobs()
+    finally:
+        raise KeyboardInterrupt
+
+
 def _build_owned(workdir: Path) -> SparkSession:
     with quiet_pyspark_warnings(), _jvm_notices_dropped():
         session = local_session_builder(workdir).getOrCreate()
@@ -319,13 +231,13 @@ def _build_owned(workdir: Path) -> SparkSession:
 
 
 def _start_owned() -> SparkSession:
-    with _signals_held() as caught:
+    with signals_held() as caught:
         workdir = Path(tempfile.mkdtemp(prefix="movierec-spark-"))
         try:
-            session = _in_thread(lambda: _build_owned(workdir))
+            session = in_thread(lambda: _build_owned(workdir))
         except BaseException as err:
             # the JVM first: one still starting (or running its shutdown hooks) writes into the folder
-            _end_failed_start()
+            end_failed_start()
             shutil.rmtree(workdir, ignore_errors=True)
             if caught or not isinstance(err, Exception):
                 raise  # the held signal, delivered as the block ends, says what happened

@@ -250,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", type=Path, default=Path("movierec-out"), metavar="DIR",
                      help="output folder, created if needed (default ./movierec-out)")
     _add_output(groups)
+    out.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                     help="parquet: write recommendations.parquet too (needs pyarrow); recommendations.csv, "
+                     "report.html, metrics.json and per_user.csv are always written")
+    out.add_argument("--mlflow", action="store_true",
+                     help="log the run to MLflow (pip install 'movierec[mlflow]'): to $MLFLOW_TRACKING_URI when "
+                     "set, else to the folder ./mlruns")
     groups["kept model"].add_argument(
         "--model", type=Path, metavar="DIR",
         help="write recommendations.csv from this kept model instead of fitting (--users, --n, --out apply)")
@@ -303,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     groups["kept model"].add_argument("--save", type=Path, required=True, metavar="DIR",
                                       help="folder to keep the model in")
     fit.set_defaults(func=fit_command)
+    groups["output"].add_argument(
+        "--mlflow", action="store_true",
+        help="log the run to MLflow (pip install 'movierec[mlflow]'): to $MLFLOW_TRACKING_URI when set, else to "
+        "the folder ./mlruns; the kept folder too, and as an MLflow pyfunc model")
 
     srv = commands.add_parser(
         "serve", help="serve a kept model as a JSON HTTP API",

@@ -55,6 +55,10 @@ def fit_command(args: argparse.Namespace) -> int:
           + ("RMSE" if ensemble.metric == "rmse" else f"1 - {ensemble.metric}") + ": "
           + ", ".join(f"{name} {e:.4f}" for name, e in holdout.items()))
     print(f"wrote {args.save} (model and model-card.json) in {time.perf_counter() - started:.0f} s")
+    if args.mlflow:
+        from movierec.tracking import log_kept_model
+
+        print(f"logged MLflow run {log_kept_model(args.save, card, run_name=args.save.name)}")
     return 0
 
 

@@ -24,8 +24,10 @@ from movierec.base import Recommender
 from movierec.ensemble import WeightedEnsemble
 
 from movierec.report._analysis import CURVE_DEPTH, metric_curves, per_user_table
+from movierec.report._summary import frame_sha256, run_summary, summary_table
 
-__all__ = ["CURVE_DEPTH", "ReportData", "metric_curves", "per_user_table", "render_report", "write_report"]
+__all__ = ["CURVE_DEPTH", "ReportData", "frame_sha256", "metric_curves", "per_user_table", "render_report",
+           "run_summary", "summary_table", "write_report"]
 
 logger = logging.getLogger(__name__)
 

@@ -375,7 +375,20 @@ def targets(docs: dict[str, dict[str, Any]]) -> list[list[str]]:
                          _status(r["rss_ratio"] <= RSS_RATIO_MAX), f"{RSS_RATIO_MAX - r['rss_ratio']:+.2f}×"])
     rows += _scale_targets(docs.get("scale", {}).get("results", {}))
     rows += _history_targets(docs.get("history", {}).get("results", {}))
+    rows += _serve_targets(docs.get("serve", {}).get("results", {}))
     return rows
+
+
+def _serve_targets(res: dict[str, Any]) -> list[list[str]]:
+    from benchmarks.serve import serve_targets
+
+    return serve_targets(res)
+
+
+def _serve_section(doc: dict[str, Any]) -> list[str]:
+    from benchmarks.serve import serve_section
+
+    return serve_section(doc)
 
 
 def _history_targets(res: dict[str, Any]) -> list[list[str]]:
@@ -479,7 +492,7 @@ def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
     else:
         lines += ["No suite results yet."]
     sections = {"accuracy": accuracy_section, "ranking": ranking_section, "speed": speed_section,
-                "scale": scale_section, "history": history_section}
+                "scale": scale_section, "history": history_section, "serve": _serve_section}
     for suite, section in sections.items():
         lines.append("")
         if suite in docs:

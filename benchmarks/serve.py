@@ -200,6 +200,58 @@ def run(quick: bool = False) -> tuple[dict[str, Any], list[str]]:
                     "recommend_model_seconds": RECOMMEND_TARGET_S},
         "before": BEFORE,
     }
-    notes = [f"{CLIENTS} keep-alive clients in one asyncio process on the same machine as the server (closed loop); "
-             f"{WARMUP:g} s warm-up, then {seconds:g} s measured per load."]
+    notes = [(f"{CLIENTS} keep-alive clients in one asyncio process on the same machine as the server (closed loop); "
+             f"{WARMUP:g} s warm-up, then {seconds:g} s measured per load.")]
     return results, notes
+
+
+# -- rendering (benchmarks/render.py calls these) ---------------------------------------------------
+def _mark(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def serve_targets(res: dict[str, Any]) -> list[list[str]]:
+    """Return the serve suite's rows of the targets table: each load's p99, startup, memory, recommend --model."""
+    if not res:
+        return []
+    rows = []
+    for name, load in res.get("loads", {}).items():
+        ok = load["p99_ms"] <= P99_TARGET_MS and load["errors"] == 0
+        rows.append([f"serve: {name}, p99 <= {P99_TARGET_MS:g} ms with {load['clients']} clients, no errors",
+                     f"{load['p99_ms']:.1f} ms, {load['errors']} errors", _mark(ok),
+                     f"{P99_TARGET_MS - load['p99_ms']:+.1f} ms"])
+    start = res.get("startup", {})
+    for label, key, target, unit in (("serve answers /health", "health_seconds", STARTUP_TARGET_S, "s"),
+                                     ("serve's resident memory", "rss_mb", RSS_TARGET_MB, "MB"),
+                                     ("recommend --model", "recommend_model_seconds", RECOMMEND_TARGET_S, "s")):
+        if start.get(key) is not None:
+            rows.append([f"{label} <= {target:g} {unit}", f"{start[key]:.1f} {unit}", _mark(start[key] <= target),
+                         f"{target - start[key]:+.1f} {unit}"])
+    return rows
+
+
+def serve_section(doc: dict[str, Any]) -> list[str]:
+    """Return the serve suite's section of docs/benchmarks.md."""
+    res = doc["results"]
+    model, start = res["model"], res["startup"]
+    lines = ["## The service under load (benchmarks/serve.py)", "",
+             f"Command: `{doc['command']}`. `movierec serve` of the default {model['dataset']} {model['task']} model "
+             f"(members {', '.join(model.get('members') or []) or 'as chosen'}); {CLIENTS} keep-alive HTTP/1.1 "
+             "clients on 127.0.0.1 in one asyncio process on the same machine, each sending its next request "
+             "when its answer is in. " + " ".join(doc.get("notes", [])), ""]
+    rows = [[name, f"{load['requests']:,}", f"{load['requests_per_s']:.0f}", f"{load['p50_ms']:.1f}",
+             f"{load['p90_ms']:.1f}", f"{load['p99_ms']:.1f}", f"{load['max_ms']:.1f}", str(load["errors"])]
+            for name, load in res["loads"].items()]
+    before = res.get("before")
+    if before:
+        rows.append(["before: GET /users/{id}/recommendations?n=10", "–", f"{before['requests_per_s']:.0f}",
+                     f"{before['p50_ms']:.0f}", "–", f"{before['p99_ms']:.0f}", "–", "–"])
+    lines += _table(["load", "requests", "per s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"], rows)
+    lines += ["", (f"Startup: `/health` answered {start['health_seconds']:.1f} s after `movierec serve` started, "
+              f"{start['rss_mb']:.0f} MB resident then (with any JVM child); `recommend --model` took "
+              f"{start['recommend_model_seconds']:.1f} s as a fresh process.")]
+    return lines
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]

@@ -190,20 +190,30 @@ def logistic_fold_in(
 ) -> np.ndarray:
     """Return ``theta`` minimizing ``sum_j w_j logloss(labels_j, offsets_j + X_j.theta) + 0.5 theta' diag(penalty) theta``.
 
-    Newton's method from zero (IRLS); ``penalty`` has one entry per column of ``X``. The loss is
-    strictly convex when every penalty is positive, so the steps converge without a line search
-    in practice; `NEWTON_STEPS` bounds them.
+    Newton's method from zero (IRLS) with backtracking: a step is halved until the loss does not
+    grow, so it converges from any start (the loss is strictly convex when every penalty is
+    positive). ``penalty`` has one entry per column of ``X``; :data:`NEWTON_STEPS` bounds the steps.
     """
     X = np.asarray(X, dtype=np.float64)
     w = np.ones(len(X)) if weights is None else np.asarray(weights, dtype=np.float64)
-    theta = np.zeros(X.shape[1])
-    for _ in range(NEWTON_STEPS):
+
+    def loss(theta: np.ndarray) -> float:
         margin = offsets + X @ theta
-        prob = 0.5 * (1.0 + np.tanh(0.5 * margin))
+        return float(w @ (np.logaddexp(0.0, margin) - labels * margin) + 0.5 * theta @ (penalty * theta))
+
+    theta = np.zeros(X.shape[1])
+    current = loss(theta)
+    for _ in range(NEWTON_STEPS):
+        prob = 0.5 * (1.0 + np.tanh(0.5 * (offsets + X @ theta)))
         gradient = X.T @ (w * (prob - labels)) + penalty * theta
-        hessian = (X.T * (w * prob * (1.0 - prob))) @ X + np.diag(penalty)
+        hessian = X.T @ (X * (w * prob * (1.0 - prob))[:, None]) + np.diag(penalty)
         step = _solve_spd(hessian, gradient)
-        theta -= step
-        if np.max(np.abs(step)) < _NEWTON_TOL:
+        size = 1.0
+        while (trial := loss(theta - size * step)) > current and size > 1e-6:
+            size *= 0.5
+        if trial > current:
+            break  # no decrease along the Newton direction: at the minimum up to rounding
+        theta, current = theta - size * step, trial
+        if np.max(np.abs(size * step)) < _NEWTON_TOL:
             break
     return theta

@@ -212,10 +212,12 @@ class SparkALS(ArrayRecommender):
         """Stop the local session this model started (if no other model uses it); idempotent.
 
         A session given as ``spark=`` is never stopped. ``predict`` and in-memory ``top_n`` keep
-        working after close; Spark-side ``top_n`` and ``save`` need a new ``fit`` or ``load``.
+        working after close; Spark-side ``top_n`` and ``save`` of a fitted model need a new ``fit``.
         """
         session, owned = self._session, self._owns_session
         self._session, self._owns_session = None, False
+        if self._saved_at is not None:  # a loaded model reads its ALSModel again when next needed
+            self._als_model = None
         if session is not None and owned:
             release(session)
 
@@ -422,15 +424,12 @@ class SparkALS(ArrayRecommender):
     # -- a visitor's history ---------------------------------------------------------------------
     def _step(self) -> ALSStep:
         if self._fold_in is None:
-            params = self._plain_params()
-            Y = np.asarray(self.item_factors_, dtype=np.float64)
-            self._fold_in = ALSStep(
-                Y, Y.T @ Y, params["reg_param"], params["implicit_prefs"], params["alpha"], params["nonnegative"]
-            )
+            p, Y = self._plain_params(), np.asarray(self.item_factors_, dtype=np.float64)
+            self._fold_in = ALSStep(Y, Y.T @ Y, p["reg_param"], p["implicit_prefs"], p["alpha"], p["nonnegative"])
         return self._fold_in
 
     def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
-        """Return every movie's score for a visitor: Spark's user step on the item factors (`_fold_in`)."""
+        """Return every movie's score for a visitor: Spark's user step on the item factors (:mod:`._fold_in`)."""
         step = self._step()
         return step.Y @ step.factors(item_idx, self._history_ratings(ratings, len(item_idx)))
 

@@ -20,7 +20,7 @@ models' ``_score_history`` hooks (`movierec.base`):
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import linalg
 
 __all__ = [
     "als_contributions",
@@ -134,6 +134,8 @@ def nonnegative_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     With ``A = L L'`` the objective is ``0.5 |L'x - L^-1 b|^2`` plus a constant, which is a
     non-negative least-squares problem scipy solves exactly.
     """
+    from scipy import optimize  # only non-negative ALS needs it
+
     L = linalg.cholesky(A, lower=True)
     return optimize.nnls(L.T, linalg.solve_triangular(L, b, lower=True))[0]
 

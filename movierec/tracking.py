@@ -31,7 +31,8 @@ import pandas as pd
 from movierec._core.extras import require
 from movierec.exceptions import InvalidParameterError
 
-__all__ = ["DEFAULT_STORE", "EXPERIMENT", "KeptModel", "log_kept_model", "log_run", "metric_key", "tracking_uri"]
+__all__ = [  # noqa: F822 - KeptModel is made on first use, by the module's __getattr__
+    "DEFAULT_STORE", "EXPERIMENT", "KeptModel", "log_kept_model", "log_run", "metric_key", "tracking_uri"]
 
 logger = logging.getLogger(__name__)
 

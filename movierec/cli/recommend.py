@@ -24,7 +24,14 @@ logger = logging.getLogger("movierec.cli")
 
 def recommend_command(args: argparse.Namespace) -> int:
     """Run the main job and write its files; return the exit code."""
-    from movierec.report import CURVE_DEPTH, ReportData, metric_curves, per_user_table, run_summary, write_report
+    from movierec.report import (
+        CURVE_DEPTH,
+        ReportData,
+        metric_curves,
+        per_user_table,
+        run_summary,
+        write_report,
+    )
 
     started = time.perf_counter()
     check_out_dir(args.out)

@@ -22,7 +22,6 @@ import pandas as pd
 from movierec._core.output import write_text
 from movierec.base import Recommender
 from movierec.ensemble import WeightedEnsemble
-
 from movierec.report._analysis import CURVE_DEPTH, metric_curves, per_user_table
 from movierec.report._summary import frame_sha256, run_summary, summary_table
 

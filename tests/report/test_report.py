@@ -171,7 +171,7 @@ def test_chromium_check_catches_a_broken_page(tmp_path):
 
 # -- a ranking run: the error named right, the views people look for -------------------------
 IMAGE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="[^"]*">')
-RATING_SECTION = re.compile(r'<section class="rating">.*?</section>', re.S)
+RATING_SECTION = re.compile(r'<section class="rating">.*?</section>', re.DOTALL)
 
 
 def image_texts(document: str) -> list[str]:

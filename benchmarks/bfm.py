@@ -1,4 +1,4 @@
-"""Benchmark MyFMBayes with features on ml-100k u1-u5; writes benchmarks/results/bfm.json (issue 14).
+"""Benchmark MyFMBayes with features on ml-100k u1-u5; writes benchmarks/results/bfm.json.
 
 The model comes from the registry (``bfm``, ``random_state=0``) with side features (``users`` and
 ``items`` of ``load_movielens("ml-100k")``), the rating's month and implicit-feedback groups. Its

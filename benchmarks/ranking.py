@@ -213,7 +213,7 @@ def _run(quick: bool, spark: Any) -> tuple[dict[str, Any], list[str]]:
         f"by every member, and candidates={MAIN_JOB_CANDIDATES} (the main job's default)."),
         ("Explicit models use their defaults (random_state=0): the accuracy suite's tuned values were chosen "
         "on u1-u5 training folds, which overlap this split's test set. Their ensembles are weighted by "
-        f"hold-out RMSE (the seed's), candidates=None and candidates={CANDIDATES}."),
+        f"hold-out RMSE (1/RMSE weights), candidates=None and candidates={CANDIDATES}."),
     ]
     return {"k": K, "models": results, "n_train": len(train), "n_test": len(test)}, notes
 

@@ -15,15 +15,15 @@ from typing import Any
 from benchmarks import SUITES
 from benchmarks._common import ENSEMBLE3, ENSEMBLE4, RANKING_ENSEMBLE, RESULTS_DIR, ROOT, SCALE_MAIN_JOB
 
-# Targets (goals to report against, not test thresholds). Issue 8: rating accuracy and top_n speed.
+# Targets (goals to report against, not test thresholds): rating accuracy and top_n speed.
 ENSEMBLE_MEAN_MAX = 0.905
 ENSEMBLE_U1_MAX = 0.915
 SPEEDUP_MIN = 50.0
-# Issue 13: the main job's ranking ensemble on the Recommenders protocol, and the ensembles' full top_n.
+# Ranking: the main job's ranking ensemble on the Recommenders protocol, and the ensembles' full top_n.
 NDCG_MIN = 0.50
 TIME_RATIO_MAX = 3.0
 RSS_RATIO_MAX = 2.0
-# Issue 17, on this machine at 25M ratings: the main job's time and memory, every model's top_n time.
+# Scale, on this machine at 25M ratings: the main job's time and memory, every model's top_n time.
 SCALE_TARGET_SIZE = "25000000"
 MAIN_JOB_MINUTES_MAX = 60.0
 MAIN_JOB_GB_MAX = 16.0
@@ -356,21 +356,21 @@ def targets(docs: dict[str, dict[str, Any]]) -> list[list[str]]:
     ranking = docs.get("ranking", {}).get("results", {}).get("models", {})
     for name, r in ranking.items():
         if name.startswith(RANKING_ENSEMBLE) and "ndcg" in r:
-            rows.append([f"{name}: nDCG@10 >= {NDCG_MIN:.2f} (issue 13)", fmt(r["ndcg"]), _status(r["ndcg"] >= NDCG_MIN),
+            rows.append([f"{name}: nDCG@10 >= {NDCG_MIN:.2f}", fmt(r["ndcg"]), _status(r["ndcg"] >= NDCG_MIN),
                          f"{r['ndcg'] - NDCG_MIN:+.4f}"])
     speed_models = docs.get("speed", {}).get("results", {}).get("models", {})
     speed = speed_models.get("SurpriseSVD", {})
     if speed.get("speedup_vs_recipe"):
         value = speed["speedup_vs_recipe"]
-        rows.append([f"top_n for all users >= {SPEEDUP_MIN:.0f}× faster than Surprise's recipe (SurpriseSVD, issue 8)",
+        rows.append([f"top_n for all users >= {SPEEDUP_MIN:.0f}× faster than Surprise's recipe (SurpriseSVD)",
                      f"{value:.0f}×", _status(value >= SPEEDUP_MIN), f"{value / SPEEDUP_MIN:.1f}× the target"])
     for name, r in speed_models.items():
         if "time_ratio" in r:
-            rows.append([f"{name}: top_n <= {TIME_RATIO_MAX:g}× its members' top_n sum (issue 13)",
+            rows.append([f"{name}: top_n <= {TIME_RATIO_MAX:g}× its members' top_n sum",
                          f"{_times(r['time_ratio'], 2)} ({r['top_n_seconds']:.3f} s / {r['members_top_n_seconds_sum']:.3f} s)",
                          _status(r["time_ratio"] <= TIME_RATIO_MAX), f"{TIME_RATIO_MAX - r['time_ratio']:+.2f}×"])
         if "rss_ratio" in r:
-            rows.append([f"{name}: peak RSS <= {RSS_RATIO_MAX:g}× its largest member's (issue 13)",
+            rows.append([f"{name}: peak RSS <= {RSS_RATIO_MAX:g}× its largest member's",
                          f"{_times(r['rss_ratio'], 2)} ({r['peak_rss_mb']:.0f} / {r['largest_member_peak_rss_mb']:.0f} MiB)",
                          _status(r["rss_ratio"] <= RSS_RATIO_MAX), f"{RSS_RATIO_MAX - r['rss_ratio']:+.2f}×"])
     rows += _scale_targets(docs.get("scale", {}).get("results", {}))
@@ -438,7 +438,7 @@ def history_section(doc: dict[str, Any]) -> list[str]:
 
 
 def _scale_targets(res: dict[str, Any]) -> list[list[str]]:
-    """Return the issue 17 rows: the main job at 25M (time, memory) and the slowest top_n at 25M."""
+    """Return the scale rows: the main job at 25M (time, memory) and the slowest top_n at 25M."""
     rows: list[list[str]] = []
     models = res.get("models", {})
     main = models.get(SCALE_MAIN_JOB, {}).get(SCALE_TARGET_SIZE)
@@ -446,12 +446,12 @@ def _scale_targets(res: dict[str, Any]) -> list[list[str]]:
     if main and main.get("wall_seconds") is not None:
         minutes = main["wall_seconds"] / 60
         done = "error" not in main
-        rows.append([f"main job at {label}: <= {MAIN_JOB_MINUTES_MAX:g} min (issue 17)",
+        rows.append([f"main job at {label}: <= {MAIN_JOB_MINUTES_MAX:g} min",
                      f"{minutes:.1f} min" + ("" if done else f" ({main['error'][:40]})"),
                      _status(done and minutes <= MAIN_JOB_MINUTES_MAX), f"{MAIN_JOB_MINUTES_MAX - minutes:+.1f} min"])
         if main.get("tree_peak_rss_mb") is not None:
             gb = main["tree_peak_rss_mb"] / 1024
-            rows.append([f"main job at {label}: peak RSS <= {MAIN_JOB_GB_MAX:g} GB (issue 17)", f"{gb:.1f} GiB",
+            rows.append([f"main job at {label}: peak RSS <= {MAIN_JOB_GB_MAX:g} GB", f"{gb:.1f} GiB",
                          _status(gb <= MAIN_JOB_GB_MAX), f"{MAIN_JOB_GB_MAX - gb:+.1f} GiB"])
     top = {name: entries[SCALE_TARGET_SIZE] for name, entries in models.items()
            if name != SCALE_MAIN_JOB and isinstance(entries.get(SCALE_TARGET_SIZE), dict)}
@@ -460,7 +460,7 @@ def _scale_targets(res: dict[str, Any]) -> list[list[str]]:
         slowest = max(timed, key=timed.get)
         minutes = timed[slowest] / 60
         failed = sorted(name for name, r in top.items() if "error" in r)
-        rows.append([f"every model's top_n for all users at {label} <= {TOP_N_MINUTES_MAX:g} min (issue 17)",
+        rows.append([f"every model's top_n for all users at {label} <= {TOP_N_MINUTES_MAX:g} min",
                      f"slowest {slowest} {minutes:.1f} min" + (f"; failed: {', '.join(failed)}" if failed else ""),
                      _status(minutes <= TOP_N_MINUTES_MAX and not failed), f"{TOP_N_MINUTES_MAX - minutes:+.1f} min"])
     return rows
@@ -488,7 +488,7 @@ def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
     ]
     rows = targets(docs)
     if rows:
-        lines += table(["target (issue)", "measured", "status", "margin"], rows)
+        lines += table(["target", "measured", "status", "margin"], rows)
     else:
         lines += ["No suite results yet."]
     sections = {"accuracy": accuracy_section, "ranking": ranking_section, "speed": speed_section,
@@ -503,7 +503,7 @@ def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
         else:
             lines += [f"## {suite}", "", f"Not run yet: `python -m benchmarks --suite {suite}`."]
     if folder is not None:
-        lines += [""] + issue14_section(folder) + ranking_search_section(folder)
+        lines += [""] + rating_record_section(folder) + ranking_search_section(folder)
         for path in sorted(folder.glob("history-*.json")):  # --suite history --dataset <other archive>
             lines += [""] + history_section(json.loads(path.read_text()))
         others = sorted(p.name for p in folder.glob("*.json") if p.stem not in SUITES and not p.stem.startswith("history-"))
@@ -515,7 +515,7 @@ def render(docs: dict[str, dict[str, Any]], folder: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def issue14_section(folder: Path) -> list[str]:
+def rating_record_section(folder: Path) -> list[str]:
     """Return MyFMBayes with features (bfm.json) and the stacked ensemble (stacked.json), when present."""
     import json
 
@@ -539,7 +539,7 @@ def issue14_section(folder: Path) -> list[str]:
         mean = doc["mean"]
         rows.append(["mean", fmt(mean["stacked"]), "bfm", fmt(mean["member_bfm"]), fmt(mean["inverse_error"]),
                      f"{mean['stacked_below_best_member_folds']} of {len(doc['folds'])}"])
-        lines += table(["fold", "stacked RMSE", "best member", "its RMSE", "seed's 1/RMSE weights", "stacked below it"],
+        lines += table(["fold", "stacked RMSE", "best member", "its RMSE", "1/RMSE weights", "stacked below it"],
                        rows)
         lines += ["", f"Targets {doc['targets']}.", ""]
     return lines

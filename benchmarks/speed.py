@@ -14,7 +14,7 @@ unseen movie (``candidates=None``):
 An ensemble's top_n is compared with the sum of its (chosen) members' top_n times, each member
 measured in its own process, and with the same members' top_n timed inside the ensemble's process
 right after (same load at the same moment); its process's peak RSS with its largest member's.
-Targets (issue 13): time <= 3x the members' sum, peak RSS <= 2x the largest member's.
+Targets: time <= 3x the members' sum, peak RSS <= 2x the largest member's.
 
 In the same processes the reference recipes run against the same fitted model:
 
@@ -212,7 +212,7 @@ def run(*, quick: bool = False) -> tuple[dict[str, Any], list[str]]:
         "the training fold (its tuning is in its fit time). Ensembles score every unseen movie "
         "(candidates=None); their fit fits each member twice (90 % to measure its error, then all), and the "
         "ranking ensemble keeps the members its forward selection chose."),
-        (f"Ensemble targets (issue 13): top_n <= {TIME_RATIO_MAX:g}x the sum of its members' top_n medians "
+        (f"Ensemble targets: top_n <= {TIME_RATIO_MAX:g}x the sum of its members' top_n medians "
         f"(each member measured in its own process); peak RSS <= {RSS_RATIO_MAX:g}x its largest member's "
         "process peak. Also shown: the ratio against the same members timed inside the ensemble's process."),
         ("Spark's driver JVM is another process: its peak RSS (VmHWM from /proc) is jvm_peak_rss_mb, not in "

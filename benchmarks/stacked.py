@@ -1,10 +1,10 @@
-"""Benchmark the rating ensembles of issue 14 on ml-100k u1-u5; writes benchmarks/results/stacked.json.
+"""Benchmark the stacked and 1/RMSE rating ensembles on ml-100k u1-u5; writes benchmarks/results/stacked.json.
 
 Members (``MEMBERS``, ``random_state=0``): SparkALS, SurpriseSVD, SageMakerFM and MyFMBayes with
 side, time and implicit features (the configuration ``benchmarks/bfm.py`` chose on u1.base only,
 ``CHOSEN`` there). Two ensembles of the same four members on every fold:
 
-- ``inverse_error``: the seed's weights, ``1 / RMSE`` on a 10 % hold-out of the training fold;
+- ``inverse_error``: the default weights, ``1 / RMSE`` on a 10 % hold-out of the training fold;
 - ``stacked``: ``WeightedEnsemble(weights="stacked", stacking_folds=5)``: non-negative least
   squares on out-of-fold standardized scores of the whole training fold (each member fitted 5
   times on 4/5 of every user's ratings), predictions clipped to the rating scale.

@@ -182,16 +182,16 @@ def test_render_writes_tables_provenance_and_targets(fake_results, tmp_path):
     # ensemble beats its best member on u1 (+0.01) but not on u2 (-0.005): missed, worst fold u2
     assert "1/2 folds | **missed** | worst fold u2: -0.0050" in page
     assert "u1 RMSE <= 0.915 | 0.9100 | **met** | +0.0050" in page
-    # issue 13: each row of the main job's ranking ensemble against nDCG@10 >= 0.50
-    assert f"{render.RANKING_ENSEMBLE} (all unseen): nDCG@10 >= 0.50 (issue 13) | 0.5100 | **met** | +0.0100" in page
-    assert f"{render.RANKING_ENSEMBLE} (candidates=20): nDCG@10 >= 0.50 (issue 13) | 0.4900 | **missed** | -0.0100" in page
+    # each row of the main job's ranking ensemble against nDCG@10 >= 0.50
+    assert f"{render.RANKING_ENSEMBLE} (all unseen): nDCG@10 >= 0.50 | 0.5100 | **met** | +0.0100" in page
+    assert f"{render.RANKING_ENSEMBLE} (candidates=20): nDCG@10 >= 0.50 | 0.4900 | **missed** | -0.0100" in page
     # a tuned model's fit time is its search; its chosen point and every point tried are listed
     assert "| EASE | 0.4000 | 0.2000 | 0.4800 | 0.3000 | 0.2000 | 23.5 | 0.50 |" in page
     assert "- EASE: l2=400 (validation 0.1700; tried l2=200: 0.1600; l2=400: 0.1700)" in page
     assert "members kept EASE + ALS" in page and "subsets tried: EASE 0.1700, EASE+ALS 0.1800" in page
     # speed: the ensemble against its members: time 2.67x (met, <= 3x), RSS 2.65x (missed, <= 2x)
-    assert "Ens: top_n <= 3× its members' top_n sum (issue 13) | 2.67× (1.200 s / 0.450 s) | **met** | +0.33×" in page
-    assert "Ens: peak RSS <= 2× its largest member's (issue 13) | 2.65× (900 / 340 MiB) | **missed** | -0.65×" in page
+    assert "Ens: top_n <= 3× its members' top_n sum | 2.67× (1.200 s / 0.450 s) | **met** | +0.33×" in page
+    assert "Ens: peak RSS <= 2× its largest member's | 2.65× (900 / 340 MiB) | **missed** | -0.65×" in page
     assert ("| Ens | EASE (tuned) + SurpriseSVD | 1.200 | 0.450 | 2.67× | 0.500 | 2.40× | 900 | 340 (EASE (tuned)) "
             "| 2.65× |") in page
     assert "120× | **met**" in page
@@ -259,9 +259,9 @@ def test_render_scale_tables_growth_and_targets():
     assert "failed: timed out after 1800 s" in page and "| SurpriseSVD | – |" not in page
     assert "| 25M | 3000 | 10240 | 8000 | 3000 | 11000 | – |" in page
     assert "EASE's weights cover 20,000 of 59,046 movies at 25M (float32)" in page
-    assert "| main job at 25M: <= 60 min (issue 17) | 50.0 min | **met** | +10.0 min |" in page
-    assert "| main job at 25M: peak RSS <= 16 GB (issue 17) | 10.0 GiB | **met** | +6.0 GiB |" in page
-    assert ("| every model's top_n for all users at 25M <= 10 min (issue 17) | slowest BiasedBaseline 11.7 min "
+    assert "| main job at 25M: <= 60 min | 50.0 min | **met** | +10.0 min |" in page
+    assert "| main job at 25M: peak RSS <= 16 GB | 10.0 GiB | **met** | +6.0 GiB |" in page
+    assert ("| every model's top_n for all users at 25M <= 10 min | slowest BiasedBaseline 11.7 min "
             "| **missed** | -1.7 min |") in page
 
 

@@ -55,12 +55,12 @@ class WeightedEnsemble(EnsembleHistory, Recommender):
         user's ratings, fits every member on the rest, measures its error on the hold-out (see
         ``metric``), then refits every member on all the data.
     metric : str, default "rmse"
-        The error that weights the members: ``"rmse"`` (the seed's, ``member.rmse(holdout)``) or
+        The error that weights the members: ``"rmse"`` (``member.rmse(holdout)``, the default) or
         ``1 -`` a ranking metric at ``k`` such as ``"ndcg@10"``, ``"precision@10"``, ``"map@20"``
         ([`movierec.metrics.model_error`][movierec.metrics.model_error]: each hold-out user's top ``k`` unseen movies, every
         hold-out movie relevant). The formula stays ``z_m / e_m`` summed.
     weights : {"inverse_error", "stacked"}, default "inverse_error"
-        ``"inverse_error"``: ``w_m = 1 / e_m`` (the seed). ``"stacked"`` (``metric="rmse"`` only):
+        ``"inverse_error"``: ``w_m = 1 / e_m`` (the default). ``"stacked"`` (``metric="rmse"`` only):
         ``w_m >= 0`` and an intercept ``b`` learned by non-negative least squares of held-out
         ratings on the members' standardized held-out scores (see ``stacking_folds``);
         [`predict`][movierec.WeightedEnsemble.predict] is then ``b + sum_m w_m z_m`` clipped to the rating scale. The stacked

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench docs clean
+.PHONY: run test test-fast bench docs clean
 
 # Without MOVIEREC_DATA, take the MovieLens archives from ../shared/data when that folder holds
 # ml-100k.zip (as CI's machines do), instead of downloading them.
@@ -27,6 +27,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Tests marked slow (over ~3 s each: Spark clusters, whole command runs, real-data fits) are left
+# out; the rest still reach every module (tests/test_fast_loop.py checks it). Stops at the first
+# failure and runs the last run's failures first.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -x --ff -q
 
 # The site (mkdocs-material, API pages from docstrings) goes to site/; --strict fails on any warning.
 $(VENV)/.docs-stamp: $(STAMP)

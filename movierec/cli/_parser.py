@@ -131,7 +131,8 @@ GROUPS = {
     "data": "which ratings, and how they are split into a training and a test part",
     "ensemble": "the members and how the WeightedEnsemble combines them",
     "output": "what is printed and written",
-    "kept model": "a model saved by 'movierec fit --save DIR', used without fitting",
+    "kept model": "a model kept in a folder: 'movierec fit --save DIR' writes it; recommend, evaluate and serve "
+                  "use it without fitting",
 }
 
 

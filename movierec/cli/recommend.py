@@ -124,8 +124,13 @@ def _print_weights(result: pipeline.Result, split: str, train: pd.DataFrame, tes
         unscored = len(test) - int(result.metrics["scored"].min())
         print(f"\n{split}: {len(train):,} train / {len(test):,} test ratings"
               + (f"; {unscored:,} test pairs with a user or movie unseen in train are left out" if unscored else ""))
-        print("ensemble weights 1/RMSE(hold-out): "
-              + ", ".join(f"{name} {w:.3f}" for name, w in zip(names, ensemble.weights_)))
+        if result.settings.weights == "stacked":
+            scores = (f"{ensemble.stacking_folds}-fold out-of-fold" if ensemble.stacking_folds else "hold-out")
+            print(f"ensemble weights stacked (non-negative least squares on {scores} standardized scores, intercept "
+                  f"{ensemble.intercept_:.3f}): " + ", ".join(f"{name} {w:.3f}" for name, w in zip(names, ensemble.weights_)))
+        else:
+            print("ensemble weights 1/RMSE(hold-out): "
+                  + ", ".join(f"{name} {w:.3f}" for name, w in zip(names, ensemble.weights_)))
         return
     print(f"\n{split}: {len(train):,} train / {len(test):,} test ratings; relevant = the user's test movies")
     print(f"hold-out nDCG@{k} of each member: " + ", ".join(

@@ -236,9 +236,9 @@ def serve_section(doc: dict[str, Any]) -> list[str]:
     model, start = res["model"], res["startup"]
     lines = ["## The service under load (benchmarks/serve.py)", "",
              f"Command: `{doc['command']}`. `movierec serve` of the default {model['dataset']} {model['task']} model "
-             f"(members {', '.join(model.get('members') or []) or 'as chosen'}); {CLIENTS} keep-alive HTTP/1.1 "
-             "clients on 127.0.0.1 in one asyncio process on the same machine, each sending its next request "
-             "when its answer is in. " + " ".join(doc.get("notes", [])), ""]
+             f"(members {', '.join(model.get('members') or []) or 'as chosen'}) on 127.0.0.1. "
+             + " ".join(doc.get("notes", []))
+             + _load_average(doc.get("machine", {}).get("load_average_at_start")), ""]
     rows = [[name, f"{load['requests']:,}", f"{load['requests_per_s']:.0f}", f"{load['p50_ms']:.1f}",
              f"{load['p90_ms']:.1f}", f"{load['p99_ms']:.1f}", f"{load['max_ms']:.1f}", str(load["errors"])]
             for name, load in res["loads"].items()]
@@ -251,6 +251,13 @@ def serve_section(doc: dict[str, Any]) -> list[str]:
               f"{start['rss_mb']:.0f} MB resident then (with any JVM child); `recommend --model` took "
               f"{start['recommend_model_seconds']:.1f} s as a fresh process.")]
     return lines
+
+
+def _load_average(values: Any) -> str:
+    if not values:
+        return ""
+    return (f" The machine's load average was {values[0]:.1f} when the suite started (2 cores shared with other "
+            "jobs): the tails (p99, max) include time spent waiting for a core.")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

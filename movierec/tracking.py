@@ -6,7 +6,7 @@ metric named ``<model>.<metric>`` (``ensemble.ndcg_at_10``: MLflow's names take 
 report and ``metrics.json`` its artifacts. ``movierec fit --save DIR --mlflow`` calls
 [`log_kept_model`][movierec.tracking.log_kept_model]: the model card's settings and hold-out
 figures, the kept folder under the artifact path ``model/``, and the folder as an MLflow pyfunc
-model ([`KeptModel`][movierec.tracking.KeptModel]) that ``mlflow.pyfunc.load_model`` loads and
+model (`movierec.tracking.KeptModel`) that ``mlflow.pyfunc.load_model`` loads and
 that answers a frame of user ids or of visitors' histories.
 
 Where runs go: the ``MLFLOW_TRACKING_URI`` environment variable when set (a server, a database),
@@ -138,7 +138,7 @@ def log_kept_model(folder: str | os.PathLike[str], card: Mapping[str, Any], *,
     The run holds the card's model parameters and extra settings (parameters), its hold-out errors
     and weights (metrics ``<member>.holdout_error``, ``<member>.weight``), and the kept folder
     (artifacts under ``model/``, ``model-card.json`` among them). With ``pyfunc``, the folder is
-    also logged as an MLflow pyfunc model named ``movierec`` ([`KeptModel`][movierec.tracking.KeptModel]).
+    also logged as an MLflow pyfunc model named ``movierec`` (`movierec.tracking.KeptModel`).
     """
     mlflow = _mlflow()
     folder = Path(folder)

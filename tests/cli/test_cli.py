@@ -94,7 +94,7 @@ def test_recommend_writes_csv_and_report(baseline_run, u1):
     assert result.stderr.count("movierec: warning: ensemble hold-out: 17 of 8004 test pairs") == 1, result.stderr
     check_recommendations(read_recommendations(out / "recommendations.csv"), u1.train)
     report = (out / "report.html").read_text(encoding="utf-8")
-    assert report.count('src="data:image/png;base64,') == 4
+    assert report.count('src="data:image/png;base64,') == 8  # rating task: 6 views, 2 folded internals
     assert "recommendations.csv" in result.stdout and "report.html" in result.stdout
 
 
@@ -267,7 +267,7 @@ def test_recommend_with_spark_surprise_fm_and_the_ensemble(tmp_path, u1, data_ho
     assert rmse["ensemble"] <= sum(rmse[m] for m in ("als", "svd", "fm")) / 3 + 1e-4, rmse
     check_recommendations(read_recommendations(tmp_path / "recommendations.csv"), u1.train)
     report = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert report.count('src="data:image/png;base64,') == 4
+    assert report.count('src="data:image/png;base64,') == 8  # rating task: 6 views, 2 folded internals
     for name in ("SparkALS", "SurpriseSVD", "SageMakerFM"):
         assert name in report
 

@@ -135,7 +135,7 @@ def _first_long_line(data: bytes, sep: str, columns: int) -> int | None:
 
 
 def header_line(path: Path, data: bytes) -> str:
-    """Return the first line of a text file, read alone and bounded to :data:`MAX_HEADER_BYTES`."""
+    """Return the first line of a text file, read alone and bounded to `MAX_HEADER_BYTES`."""
     end = _LINE_END.search(data, 0, MAX_HEADER_BYTES + 1)
     if end is None and len(data) > MAX_HEADER_BYTES:
         raise DatasetError(f"{path}, line 1 (the header): longer than {MAX_HEADER_BYTES:,} bytes, the cap for a header")

@@ -194,7 +194,7 @@ def logistic_fold_in(
 
     Newton's method from zero (IRLS) with backtracking: a step is halved until the loss does not
     grow, so it converges from any start (the loss is strictly convex when every penalty is
-    positive). ``penalty`` has one entry per column of ``X``; :data:`NEWTON_STEPS` bounds the steps.
+    positive). ``penalty`` has one entry per column of ``X``; `NEWTON_STEPS` bounds the steps.
     """
     X = np.asarray(X, dtype=np.float64)
     w = np.ones(len(X)) if weights is None else np.asarray(weights, dtype=np.float64)

@@ -5,7 +5,7 @@ each member through those public methods again, once per movie explained: about 
 50-movie history on ml-100k and 5 ms per explained movie, most of it parsing ids the service has
 already checked. The service calls the same hooks directly instead (``_history_scorer()`` of each
 array model: ``score(item_idx, ratings)`` and ``contributions(item_idx, ratings, target_idx)``),
-blended as :mod:`movierec.ensemble._history` blends them (``weighted_z`` with the ensemble's
+blended as `movierec.ensemble._history` blends them (``weighted_z`` with the ensemble's
 reference statistics and weights), and all of a list's movies explained in one call. The tests of
 the service compare its answers with the public methods'.
 
@@ -65,7 +65,7 @@ class IndexPath:
 
 
 def index_path(model: Any) -> IndexPath | None:
-    """Return the :class:`IndexPath` of ``model``, or None when the service must use its public methods."""
+    """Return the `IndexPath` of ``model``, or None when the service must use its public methods."""
     from movierec.base import ArrayRecommender
     from movierec.ensemble import WeightedEnsemble
     from movierec.ensemble._blend import weighted_z

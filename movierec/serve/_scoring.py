@@ -144,11 +144,11 @@ class Scorer:
 
     def user_in_path(self, raw: str) -> int | None:
         """Return the user index a URL's ``raw`` id names (as an int if the model knows that int, else as
-        the string, as :func:`~movierec.serve._requests.model_id`), or None."""
+        the string, as `model_id`), or None."""
         return _in_path(raw, self._user_at)
 
     def movie_in_path(self, raw: str) -> int | None:
-        """Return the item index a URL's ``raw`` id names, or None (see :meth:`user_in_path`)."""
+        """Return the item index a URL's ``raw`` id names, or None (see `user_in_path`)."""
         return _in_path(raw, self._item_at)
 
     # -- a known user's list -------------------------------------------------------------------

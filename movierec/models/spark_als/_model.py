@@ -429,7 +429,7 @@ class SparkALS(ArrayRecommender):
         return self._fold_in
 
     def _score_history(self, item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
-        """Return every movie's score for a visitor: Spark's user step on the item factors (:mod:`._fold_in`)."""
+        """Return every movie's score for a visitor: Spark's user step on the item factors (`_fold_in`)."""
         step = self._step()
         return step.Y @ step.factors(item_idx, self._history_ratings(ratings, len(item_idx)))
 

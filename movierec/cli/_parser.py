@@ -317,8 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = commands.add_parser(
         "serve", help="serve a kept model as a JSON HTTP API",
-        description="Load a model kept by 'movierec fit --save DIR' once, then answer GET /users/{id}/recommendations, "
-        "POST /predict, GET /health and GET /model until interrupted.",
+        description="Load a model kept by 'movierec fit --save DIR' once, then answer until interrupted: "
+        "GET /users/{id}/recommendations (a known user's list), POST /recommendations (a visitor's list from "
+        "a history), ?explain=true on both (each movie's reasons), GET /movies/{id}/similar, POST /predict, "
+        "GET /health, GET /model and GET /openapi.json (every route described).",
     )
     groups = _Groups(srv)
     groups["kept model"].add_argument("--model", type=Path, required=True, metavar="DIR", help="the kept model's folder")

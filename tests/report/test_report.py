@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movierec import EASE, BiasedBaseline, Popularity, WeightedEnsemble
@@ -285,6 +285,7 @@ def test_the_curves_at_k_are_the_metrics_at_k(ranking):
             assert row["precision"] == pytest.approx(precision_at_k(ranked, ranking.test, k), abs=1e-12)
 
 
+@settings(max_examples=30)  # each example checks every k against the metrics: 30 draws cover the cases
 @given(st.lists(st.permutations(list(range(12))), min_size=1, max_size=6),
        st.lists(st.sets(st.integers(0, 14), min_size=1, max_size=6), min_size=1, max_size=6),
        st.integers(1, 12))

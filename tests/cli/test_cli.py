@@ -155,7 +155,7 @@ def test_python_m_and_console_script_agree(data_home):
         (["--dataset", "ml-9k"], "argument --dataset: invalid choice: 'ml-9k'"),
         (["--fold", "u9"], "argument --fold: invalid choice"),
         (["--test-size", "1.5"], "argument --test-size"),
-        (["--fold", "u2", "--test-size", "0.2"], "not allowed with argument"),
+        (["--fold", "u2", "--test-size", "0.2"], "--split and --test-size choose another split"),
         (["--dataset", "ml-1m", "--fold", "u1"], "only ml-100k has official folds"),
         (["--task", "rating", "--models", "baseline", "--recommender", "svd"], "argument --recommender"),
         (["--task", "rating", "--candidates", "3"], "argument --candidates"),

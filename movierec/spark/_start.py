@@ -94,13 +94,18 @@ def end_failed_start() -> None:
     with contextlib.suppress(Exception):
         if SparkContext._active_spark_context is not None:
             SparkContext._active_spark_context.stop()
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    if process is not None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:  # else garbage collection warns of an unclosed file
+                with contextlib.suppress(OSError):
+                    pipe.close()
     with contextlib.suppress(Exception):
         gateway.shutdown()
     SparkContext._gateway = SparkContext._jvm = None

@@ -9,13 +9,16 @@ child process: ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` after it ends.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -293,3 +296,95 @@ def test_a_bad_unix_timestamp_names_its_own_line(tmp_path):
     with pytest.raises(DatasetError, match=r"line 4, column 'timestamp': 'soon' is not Unix seconds \(an integer, "
                                            r"as on line 2\)"):
         load_ratings(path, timestamp="timestamp")
+
+
+# -- the command: own files in, output files out ------------------------------------------------
+TITLES = {1: '=HYPERLINK("http://example.com/x","click")', 2: "+1 (2010)", 3: "@home", 4: "-Heat", 5: "\tTab"}
+
+
+def own_files(folder: Path, users: int = 80, items: int = 30) -> tuple[Path, Path]:
+    """Write a ratings file (each user rates 12 of ``items`` movies, or all but two; 1 to 5) and an items file."""
+    rng = np.random.default_rng(0)
+    rows = [(u, int(i), int(rng.integers(1, 6))) for u in range(1, users + 1)
+            for i in rng.choice(np.arange(1, items + 1), size=min(12, items - 2), replace=False)]
+    ratings = folder / "ratings.csv"
+    pd.DataFrame(rows, columns=["userId", "movieId", "rating"]).to_csv(ratings, index=False)
+    movies = folder / "movies.csv"
+    pd.DataFrame({"movieId": range(1, items + 1),
+                  "title": [TITLES.get(i, f"Movie {i}") for i in range(1, items + 1)]}).to_csv(movies, index=False)
+    return ratings, movies
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "movierec", *args], check=False, capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: int) -> Iterator[Path]:
+    """Mount a tmpfs of ``size`` bytes on ``folder`` for the block; skip the test where that is refused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs the tests as root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                             check=False, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("users", "failing"), [(400, "recommendations.csv"), (80, "report.html")])
+def test_recommend_on_a_full_disk_keeps_the_earlier_output_whole(tmp_path, users, failing):
+    # 400 users' lists (60 kB) do not fit a 32 KiB disk; 80 users' (12 kB) do, and the report then does not
+    ratings, movies = own_files(tmp_path, users=users)
+    with small_disk(tmp_path / "out", 32 << 10) as out:
+        earlier = "userId,movieId,title,score,rank\r\n1,2,Movie 2,0.5,1\r\n" if failing.endswith(".csv") else "<p>old"
+        (out / failing).write_text(earlier, newline="")
+        result = run_cli("recommend", "--ratings", str(ratings), "--items", str(movies), "--models", "pop",
+                         "--quiet", "--out", str(out))
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.splitlines() == [
+            f"movierec: error: {out / failing}: cannot write (No space left on device); any earlier file there is unchanged"]
+        assert (out / failing).read_bytes() == earlier.encode()
+        assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
+        if failing == "report.html":  # the lists before it were written whole
+            assert len(pd.read_csv(out / "recommendations.csv")) == 80 * 5
+
+
+@pytest.mark.slow
+def test_recommendations_csv_quotes_formula_titles_and_keeps_ids(tmp_path):
+    ratings, movies = own_files(tmp_path, items=5)
+    result = run_cli("recommend", "--ratings", str(ratings), "--items", str(movies), "--models", "pop", "--quiet",
+                     "--n", "3", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    written = pd.read_csv(tmp_path / "out" / "recommendations.csv", keep_default_na=False)
+    assert len(written) > 0 and written["movieId"].between(1, 5).all()
+    assert set(written["title"]) <= {"'" + title for title in TITLES.values()}
+    assert not written["title"].str.startswith(("=", "+", "-", "@", "\t")).any()
+
+
+def test_columns_naming_one_column_twice_is_a_usage_error(tmp_path):
+    ratings, _ = own_files(tmp_path)
+    result = run_cli("recommend", "--ratings", str(ratings), "--columns", "user=userId,item=userId",
+                     "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: movierec recommend")
+    assert result.stderr.splitlines()[-1] == ("movierec recommend: error: argument --columns: the column 'userId' is "
+                                              "given to both user and item; each column holds one thing")
+
+
+def test_rating_scale_on_the_command_line_refuses_a_stray_rating_with_its_line(tmp_path):
+    ratings, _ = own_files(tmp_path)
+    with open(ratings, "a") as handle:
+        handle.write("999,1,55\n")
+    result = run_cli("recommend", "--ratings", str(ratings), "--rating-scale", "1,5", "--models", "pop",
+                     "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"movierec: error: {ratings}, line 962, column 'rating': 55.0 is outside the rating scale 1 to 5 (1 such rows)"]
+    bad = run_cli("recommend", "--ratings", str(ratings), "--rating-scale", "5", "--out", str(tmp_path / "out"))
+    assert bad.returncode == 2 and "argument --rating-scale: must be LO,HI" in bad.stderr

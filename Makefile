@@ -28,11 +28,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Tests marked slow (over ~3 s each: Spark clusters, whole command runs, real-data fits) are left
-# out; the rest still reach every module (tests/test_fast_loop.py checks it). Stops at the first
-# failure and runs the last run's failures first.
+# Tests marked slow (over ~3 s each: whole command runs on MovieLens, long fuzz runs) or spark (the
+# JVM alone takes ~10 s to start) are left out; the rest still reach every module of movierec
+# (tests/test_fast_loop.py checks it). Stops at the first failure, runs the last failures first.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -x --ff -q
+	$(BIN)/python -m pytest -m "not slow and not spark" -x --ff -q
 
 # The site (mkdocs-material, API pages from docstrings) goes to site/; --strict fails on any warning.
 $(VENV)/.docs-stamp: $(STAMP)

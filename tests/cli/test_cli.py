@@ -114,6 +114,7 @@ def test_recommend_other_model_lists_and_test_size(tmp_path, data_home):
     assert "fitted baseline" in result.stderr  # info messages without --quiet
 
 
+@pytest.mark.slow
 def test_recommender_left_out_by_forward_selection_is_a_clear_error(tmp_path, data_home):
     # Popularity adds nothing to EASE on the hold-out, so the ranking ensemble leaves it out.
     result = run_cli("recommend", "--models", "ease,pop", "--recommender", "pop", "--out", str(tmp_path / "out"),
@@ -273,6 +274,7 @@ def test_recommend_with_spark_surprise_fm_and_the_ensemble(tmp_path, u1, data_ho
 
 
 # -- the ranking task ------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_recommend_ranking_task_beats_the_popularity_row(tmp_path, data_home, u1):
     out = tmp_path / "out"
@@ -296,6 +298,7 @@ def test_recommend_ranking_task_beats_the_popularity_row(tmp_path, data_home, u1
     assert "ranking: members trained for top-N" in report and "Ranking quality on the test part" in report
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_evaluate_ranking_task_cross_validates_ranking_metrics(tmp_path, data_home):
     result = run_cli("evaluate", "--models", "ease", "--folds", "u1,u2", "--out", str(tmp_path / "cv.csv"), "-q",
@@ -341,6 +344,7 @@ def own_files(tmp_path_factory, u1):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_own_ratings_fit_save_recommend_and_evaluate_a_kept_model(own_files, tmp_path, data_home, u1):
     columns = ("--columns", "user=uid,item=sku,rating=stars,timestamp=ts")
@@ -385,6 +389,7 @@ def test_serve_answers_over_real_http(own_files, tmp_path, data_home):
         assert missing.value.code == 404
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_rating_task_with_stacked_weights(tmp_path, data_home):
     result = run_cli("recommend", "--task", "rating", "--models", "baseline,svd", "--weights", "stacked", "--n", "3",
@@ -409,6 +414,7 @@ def test_kept_model_arguments_exit_2_with_usage(args, fragment, data_home):
     assert_usage_error(run_cli(*args, data=data_home), fragment)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_latest_layout_csv_to_fit_recommend_and_serve_gives_the_same_top_10(tmp_path, data_home, u1):
     """Issue 16's end to end: a MovieLens "latest" CSV (header, half stars, movies.csv) -> fit --save ->
@@ -453,6 +459,7 @@ def test_latest_layout_csv_to_fit_recommend_and_serve_gives_the_same_top_10(tmp_
             assert json.loads(response.read())["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_own_ratings_without_columns_take_rating_and_timestamp_when_present(tmp_path, data_home):
     from movierec.testing import synthetic_ratings
 

@@ -121,6 +121,7 @@ def test_parquet_text_that_decompresses_past_the_cap_is_refused_from_the_metadat
         load_ratings(path, max_bytes=5_000_000)
 
 
+@pytest.mark.slow
 def test_parquet_reads_only_the_mapped_columns_and_keeps_text_ids_as_one_string_each(tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq

@@ -211,6 +211,7 @@ def page(ranking):
     return render_report(ranking)
 
 
+@pytest.mark.slow
 def test_a_ranking_page_says_rmse_nowhere_outside_the_rating_section(page):
     words = words_outside_rating_section(page)
     assert "RMSE" not in words

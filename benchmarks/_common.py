@@ -15,8 +15,8 @@ import resource
 import shlex
 import statistics
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import traceback
 import warnings

@@ -30,9 +30,9 @@ import pandas as pd
 
 from benchmarks._common import RANKING_ENSEMBLE, SEED, TUNED_ENSEMBLE, build, data_home, quiet
 from movierec import EASE, Popularity, WeightedEnsemble, load_movielens, pipeline, stratified_split
-from movierec.pipeline import Settings
 from movierec.base import Recommender
 from movierec.metrics import coverage, ranking_metrics
+from movierec.pipeline import Settings
 
 logger = logging.getLogger("benchmarks.ranking")
 

@@ -180,9 +180,9 @@ def make_model(name: str, task: str | None = None, *, seed: int | None = None, *
 
 def registered_name(cls: type) -> str:
     """Return the class name under which ``cls`` is saved; raise if it is not registered."""
-    if cls.__name__ in _builtin_names() or _EXTRA_CLASSES.get(cls.__name__) is cls:
-        if model_class(cls.__name__) is cls:  # its module is imported already: cls exists
-            return cls.__name__
+    known = cls.__name__ in _builtin_names() or _EXTRA_CLASSES.get(cls.__name__) is cls
+    if known and model_class(cls.__name__) is cls:  # its module is imported already: cls exists
+        return cls.__name__
     # Only entry points naming a class of this name are loaded, to compare them with cls.
     for entry in _entry_points():
         if entry.attr == cls.__qualname__ and entry.name not in _builtin_names() and entry.load() is cls:

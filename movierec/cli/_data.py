@@ -17,7 +17,8 @@ from movierec import pipeline
 from movierec.exceptions import DataValidationError
 
 __all__ = ["DEFAULT_COLUMNS", "DEFAULT_FOLDS", "REPORT_USERS", "TEST_SIZE", "Split", "check_out_dir",
-           "check_out_file", "load_data", "load_folds", "load_split", "report_users", "settings_from", "side_frames"]
+           "check_out_file", "load_data", "load_folds", "load_split", "report_users", "settings_from", "side_frames",
+           "typed_ids"]
 
 logger = logging.getLogger("movierec.cli")
 
@@ -72,20 +73,29 @@ def settings_from(args: argparse.Namespace) -> pipeline.Settings:
     return pipeline.Settings(**given)
 
 
+def typed_ids(texts: Sequence[str], known: Any) -> list[Any]:
+    """Return the ids typed on the command line as the data's own: ints where the data's ids are
+    integers (``7`` and ``007`` are user 7), the text itself where they are strings."""
+    if not pd.api.types.is_integer_dtype(pd.Index(known)):
+        return list(texts)
+    return [int(text) if text.lstrip("+-").isdigit() else text for text in texts]
+
+
 def report_users(args: argparse.Namespace, train: pd.DataFrame) -> list[Any]:
     """Return the report's users: ``--users`` known to ``train`` (a warning names the others), else
     the first few user ids. None known is an error, raised before any fitting."""
     known = pd.Index(train["userId"].unique())
     if not args.users:
         return sorted(known)[:REPORT_USERS]
-    unknown = [user for user in args.users if user not in known]
-    if len(unknown) == len(args.users):
+    users = typed_ids(args.users, known)
+    unknown = [user for user in users if user not in known]
+    if len(unknown) == len(users):
         raise DataValidationError(f"--users: none of {_ids(unknown)} is in the training part, so the report "
                          "would show nobody; user ids there run from "
                          f"{known.min()} to {known.max()}")
     if unknown:
         logger.warning("warning: --users: %s not in the training part, left out of the report", _ids(unknown))
-    return [user for user in dict.fromkeys(args.users) if user in known]
+    return [user for user in dict.fromkeys(users) if user in known]
 
 
 def _ids(values: Sequence[Any], shown: int = 10) -> str:

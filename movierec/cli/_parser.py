@@ -108,11 +108,12 @@ def _fold_list(text: str) -> list[str]:
     return folds
 
 
-def _user_list(text: str) -> list[int]:
-    try:
-        return [int(u) for u in text.split(",") if u.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated user ids, got {text!r}") from None
+def _user_list(text: str) -> list[str]:
+    """``--users``: comma-separated ids as typed; matched against the data's own ids once it is read."""
+    users = [u.strip() for u in text.split(",") if u.strip()]
+    if not users:
+        raise argparse.ArgumentTypeError(f"must be comma-separated user ids, got {text!r}")
+    return users
 
 
 def _folds(text: str) -> list[str] | int:
@@ -145,9 +146,9 @@ class _Groups:
 
     def __getitem__(self, title: str) -> Any:
         if title not in self.made:
-            for name in GROUPS:  # the earlier sections first, so the help keeps GROUPS' order
+            for name, description in GROUPS.items():  # the earlier sections first, so the help keeps GROUPS' order
                 if name not in self.made:
-                    self.made[name] = self.parser.add_argument_group(name, GROUPS[name])
+                    self.made[name] = self.parser.add_argument_group(name, description)
                 if name == title:
                     break
             if title not in self.made:
@@ -354,20 +355,20 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     The options of the main job become ``args.settings`` (`movierec.pipeline.Settings`), so
     a bad combination is a usage error before any data is read.
     """
-    if args.command in ("recommend", "evaluate", "fit"):
-        if (args.items or args.columns or args.rating_scale) and args.ratings is None:
-            parser.error("argument --items/--columns/--rating-scale: they go with --ratings FILE")
+    own_options = args.command in ("recommend", "evaluate", "fit") and (args.items or args.columns or args.rating_scale)
+    if own_options and args.ratings is None:
+        parser.error("argument --items/--columns/--rating-scale: they go with --ratings FILE")
     if args.command == "evaluate" and args.model is not None and args.ratings is None:
         parser.error("argument --model: evaluate --model DIR needs --ratings TEST_FILE")
     if args.command in ("recommend", "evaluate") and args.model is not None:
         args.func = recommend_saved if args.command == "recommend" else evaluate_saved  # a kept model: no fit
         return
     own = f"--ratings {args.ratings}" if getattr(args, "ratings", None) is not None else None
-    if args.command == "recommend":
-        if args.fold is not None and (args.dataset != "ml-100k" or own or args.split or args.test_size):
-            reason = ("--split and --test-size choose another split" if args.split or args.test_size
-                      else f"only ml-100k has official folds, not {own or args.dataset}")
-            parser.error(f"argument --fold: {reason}; use --split")
+    other_split = args.command == "recommend" and (args.dataset != "ml-100k" or own or args.split or args.test_size)
+    if other_split and args.fold is not None:
+        reason = ("--split and --test-size choose another split" if args.split or args.test_size
+                  else f"only ml-100k has official folds, not {own or args.dataset}")
+        parser.error(f"argument --fold: {reason}; use --split")
     if args.command == "evaluate":
         official = isinstance(args.folds, list)
         if args.split == "temporal" and args.folds is not None:

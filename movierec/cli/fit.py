@@ -17,8 +17,8 @@ import pandas as pd
 from movierec import pipeline
 from movierec._core.output import write_csv
 from movierec._core.persist import check_save_target
-from movierec.cli._data import check_out_dir, load_data
-from movierec.cli._output import markdown_table, progress_bars, with_titles
+from movierec.cli._data import check_out_dir, load_data, typed_ids
+from movierec.cli._output import markdown_table, metric_label, progress_bars, with_titles
 from movierec.pipeline import ENSEMBLE
 
 __all__ = ["evaluate_saved", "fit_command", "recommend_saved"]
@@ -52,7 +52,7 @@ def fit_command(args: argparse.Namespace) -> int:
     finally:
         pipeline.close_quietly(ensemble)
     print(f"fitted {', '.join(chosen)} on {len(ratings):,} ratings ({args.task} task); hold-out "
-          + ("RMSE" if ensemble.metric == "rmse" else f"1 - {ensemble.metric}") + ": "
+          + ("RMSE" if ensemble.metric == "rmse" else f"1 - {metric_label(ensemble.metric)}") + ": "
           + ", ".join(f"{name} {e:.4f}" for name, e in holdout.items()))
     print(f"wrote {args.save} (model and model-card.json) in {time.perf_counter() - started:.0f} s")
     if args.mlflow:
@@ -75,11 +75,12 @@ def recommend_saved(args: argparse.Namespace) -> int:
     """Write ``recommendations.csv`` (with titles) from a kept model, without refitting."""
     check_out_dir(args.out)
     model = _load_kept(args)
+    users = None if args.users is None else typed_ids(args.users, model.users_.ids)
     try:
-        known = model.top_n(users=args.users, n=args.n)
+        known = model.top_n(users=users, n=args.n)
     finally:
         model.close()
-    if args.users is not None and known.empty:
+    if users is not None and known.empty:
         raise ValueError(f"none of the --users {args.users[:10]} is known to the model in {args.model}")
     items = _titles(args)
     if items is None:  # no titles known: the id stands in

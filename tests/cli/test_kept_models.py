@@ -144,3 +144,17 @@ def test_a_kept_model_fits_recommends_and_serves(case, tmp_path):
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
     assert process.returncode == 143, err[-2000:]
+
+
+def test_users_given_as_text_match_the_data_s_own_ids(tmp_path):
+    from movierec.cli._data import typed_ids
+
+    assert typed_ids(["7", "007", "x"], [1, 7]) == [7, 7, "x"]  # integer ids: digits are read as ints
+    assert typed_ids(["007", "cust-1"], ["007", "cust-1"]) == ["007", "cust-1"]  # text ids stay text
+    clicks = frame(lambda u: f"cust-{u:04d}", lambda i: f"sku-{i}", ratings=None)
+    clicks.to_csv(tmp_path / "clicks.csv", index=False)
+    movierec("fit", "--ratings", str(tmp_path / "clicks.csv"), *FAST, "--save", str(tmp_path / "m"), "-q")
+    movierec("recommend", "--model", str(tmp_path / "m"), "--users", "cust-0002,cust-0005", "--n", "3",
+             "--out", str(tmp_path / "out"), "-q")
+    top = pd.read_csv(tmp_path / "out" / "recommendations.csv")
+    assert sorted(top.userId.unique()) == ["cust-0002", "cust-0005"] and len(top) == 6

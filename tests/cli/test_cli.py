@@ -104,6 +104,7 @@ def test_recommend_quiet_prints_no_info(baseline_run):
     assert "\r" not in result.stderr  # no progress bar
 
 
+@pytest.mark.slow
 def test_recommend_other_model_lists_and_test_size(tmp_path, data_home):
     result = run_cli("recommend", "--task", "rating", "--models", "baseline", "--test-size", "0.2", "--seed", "3", "--n", "3",
                      "--recommender", "baseline", "--ensemble", "full", "--out", str(tmp_path), data=data_home)

@@ -267,6 +267,7 @@ def test_the_views_come_in_order_and_the_internals_are_folded_at_the_end(page):
     assert len(IMAGE.findall(internals)) == 2 and len(IMAGE.findall(page)) == 7
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_the_ranking_page_renders_every_image_in_chromium(ranking, tmp_path):
     path = write_report(ranking, tmp_path / "report.html")

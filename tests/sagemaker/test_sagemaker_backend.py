@@ -54,6 +54,7 @@ def fm_scores(X, w0, w, V):
 
 
 # -- the whole flow ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_fit_artifact_deploy_predict_close(target, ratings_matrix):
     X, y = ratings_matrix
     X_test, y_test = X[:5], y[:5]

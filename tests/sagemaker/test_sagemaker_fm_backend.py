@@ -66,6 +66,7 @@ def clients(monkeypatch):
     return built
 
 
+@pytest.mark.slow
 def test_fit_predict_from_the_artifact_then_the_endpoint(target, ratings, clients):
     config = target.config(invoke_batch_size=25)
     with SageMakerFM(backend="sagemaker", sagemaker=config, **FAST) as fm:

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from movierec import SageMakerFM
 from movierec.sagemaker.recordio import read_sparse
@@ -26,6 +27,7 @@ def _ratings() -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_train_recordio_holds_the_positives_and_the_sampled_negatives(moto):
     ratings = _ratings()
     fm = SageMakerFM(

@@ -123,6 +123,7 @@ def under_uri(moto, uri: str) -> set[str]:
 
 
 # -- several instances ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_three_instances_write_three_shards_per_channel_and_point_the_channels_at_the_folders(moto):
     X, y = matrix(30)
     config = moto.config(train_instance_count=3)
@@ -210,6 +211,7 @@ def test_one_instance_writes_the_single_train_protobuf(moto):
 
 
 # -- stale data from earlier runs under the same prefix ------------------------------------------
+@pytest.mark.slow
 def test_no_stale_object_reaches_a_channel_whatever_ran_before(moto):
     X, y = matrix(30)
     for count in (5, 3, 1, 3, 2):

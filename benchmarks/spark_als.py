@@ -11,7 +11,7 @@ Measures, in one run on one machine:
 * RMSE on u1..u5 with the defaults, and the mean;
 * ``tune()`` over rank x reg_param (max_iter 50, enough for ALS to converge) with 5-fold
   cross-validation on u1.base only, then the tuned model's RMSE on u1.test, and that RMSE again for
-  the tuned parameters under seeds 0-4 (how much it owes to the seed).
+  the tuned parameters under random_state 0-4 (how much it owes to the draw).
 
 Run from the repository root::
 

@@ -12,16 +12,16 @@
 # ---
 
 # %% [markdown]
-# # The seed report, replayed with movierec
+# # Three recommenders and their ensemble, step by step
 #
-# The project started from a report that trained three recommenders on MovieLens 100K — Spark's ALS,
-# Surprise's SVD and SageMaker's Factorization Machines — printed each one's RMSE and top 5 movies per
-# user, then combined them: each model's scores standardized and divided by its RMSE, summed.
-# This notebook replays it end to end with the library.
+# Three recommenders trained on MovieLens 100K — Spark's ALS, Surprise's SVD and SageMaker's
+# Factorization Machines — each one's RMSE and top 5 movies per user, then their ensemble: each
+# model's scores standardized and divided by its RMSE, summed. This notebook walks through it end to
+# end with the library.
 #
 # It is a [jupytext](https://jupytext.readthedocs.io) "percent" script: run it as
-# `python examples/seed_report.py` (CI does), or open it as a notebook with
-# `jupytext --to ipynb examples/seed_report.py`. The data comes from `$MOVIEREC_DATA`
+# `python examples/three_models.py` (CI does), or open it as a notebook with
+# `jupytext --to ipynb examples/three_models.py`. The data comes from `$MOVIEREC_DATA`
 # (default `~/.cache/movierec`) and is downloaded from GroupLens when absent.
 
 # %%
@@ -38,7 +38,7 @@ pd.set_option("display.width", 120)
 
 # %% [markdown]
 # ## The data: MovieLens 100K, official fold u1
-# 80,000 ratings to train on and 20,000 to test on, as the seed used. Titles come from `u.item`.
+# 80,000 ratings to train on and 20,000 to test on. Titles come from `u.item`.
 
 # %%
 data = movierec.load_movielens("ml-100k")
@@ -98,7 +98,7 @@ show_top("SageMakerFM", fm)
 # `WeightedEnsemble` standardizes each member's scores, `z = (s - mu) / sigma`, and sums `z / e` where
 # `e` is the member's RMSE. The ensemble measures `e` itself, on a 10 % hold-out of the training part
 # (then refits every member on all of it), so the test part is never used to build the model.
-# `candidates=20` is the seed's method: each model proposes its own top 20 and the ensemble re-ranks
+# `candidates=20` is the candidates method: each model proposes its own top 20 and the ensemble re-ranks
 # their union. The ensemble fits its own copies of `als`, `svd` and `fm` (`ensemble.models_`): the
 # models fitted above are left as they are.
 

@@ -1,5 +1,5 @@
 """The HTML report (rendered in headless Chromium), a ranking run's page and the figures behind its
-plots, and the seed-report notebook."""
+plots, and the three-models notebook."""
 
 from __future__ import annotations
 
@@ -342,12 +342,12 @@ def test_per_user_table_matches_per_user_metrics(ranking):
     pd.testing.assert_frame_equal(mine, own)
 
 
-# -- the seed-report notebook -----------------------------------------------------------------
+# -- the three-models notebook -----------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.spark
-def test_seed_report_notebook_runs_as_a_script(data_home):
-    """examples/seed_report.py (jupytext percent format) runs top to bottom, as CI executes it."""
-    script = ROOT / "examples" / "seed_report.py"
+def test_the_three_models_notebook_runs_as_a_script(data_home):
+    """examples/three_models.py (jupytext percent format) runs top to bottom, as CI executes it."""
+    script = ROOT / "examples" / "three_models.py"
     assert script.read_text(encoding="utf-8").startswith("# ---\n# jupyter:")  # a jupytext header
     result = subprocess.run(
         [sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=900, cwd=ROOT,

@@ -73,7 +73,7 @@ def test_fit_artifact_deploy_predict_close(target, ratings_matrix):
             "sagemaker:DescribeTrainingJob",
         ]
         s3 = target.client("s3")
-        # the seed's layout, RecordIO-protobuf bytes, encrypted
+        # the single-file layout, RecordIO-protobuf bytes, encrypted
         train = s3.get_object(Bucket=config.bucket, Key=f"{config.prefix}/train/train.protobuf")
         test = s3.get_object(Bucket=config.bucket, Key=f"{config.prefix}/test/test.protobuf")
         assert train["ServerSideEncryption"] == test["ServerSideEncryption"] == "AES256"

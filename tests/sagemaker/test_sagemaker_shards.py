@@ -2,7 +2,7 @@
 
 With ``ShardedByS3Key`` each instance gets its share of the *objects* under a channel's ``S3Uri``,
 so ``train_instance_count = n > 1`` must write ``n`` objects there and nothing else; one instance
-keeps the seed's single ``train.protobuf``.
+keeps the single ``train.protobuf`` layout.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def test_tuning_jobs_train_on_the_shards_with_every_instance(moto):
     assert sorted(objects(moto, "fm/test/")) == [f"fm/test/test-0000{i}-of-00002.protobuf" for i in range(2)]
 
 
-# -- one instance: the seed, unchanged -------------------------------------------------------------
+# -- one instance: one file, unchanged --------------------------------------------------------------
 def test_one_instance_writes_the_single_train_protobuf(moto):
     X, y = matrix(30)
     backend = SageMakerBackend(moto.config(), random_state=0)

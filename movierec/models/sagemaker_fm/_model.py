@@ -52,7 +52,7 @@ class SageMakerFM(FittedFM):
         Dimension of the factor vectors (SageMaker: required; 64 is its suggested start).
     predictor_type : {"regressor", "binary_classifier"}, default "regressor"
         ``regressor`` learns the ratings (squared loss). ``binary_classifier`` learns the label
-        ``rating >= positive_rating`` (logistic loss), as the seed report and the AWS blog did;
+        ``rating >= positive_rating`` (logistic loss), as AWS's own walkthrough does;
         ``predict`` and ``top_n`` then give probabilities and `rmse` is measured against the
         0/1 labels of the rated pairs.
     positive_rating : float or None, default 4.0
@@ -390,7 +390,7 @@ class SageMakerFM(FittedFM):
         ----------
         ranges : mapping
             Hyperparameter name -> ``(low, high)`` or a list of values. ``num_factors``, ``epochs``
-            and ``mini_batch_size`` draw integers uniformly in ``[low, high]`` (the seed searched
+            and ``mini_batch_size`` draw integers uniformly in ``[low, high]`` (for example
             ``mini_batch_size`` 50-3000 and ``epochs`` 50-500); floats draw log-uniformly when
             ``low > 0``, else uniformly; a list draws one of its values.
         objective : str, optional

@@ -28,8 +28,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Tests marked slow (over ~3 s each: whole command runs on MovieLens, long fuzz runs) or spark (the
-# JVM alone takes ~10 s to start) are left out; the rest still reach every module of movierec
+# Tests marked slow (over about 2-3 s each: whole command runs on MovieLens, SageMaker flows) or
+# spark (a JVM to start) are left out; the rest still reach every module of movierec
 # (tests/test_fast_loop.py checks it). Stops at the first failure, runs the last failures first.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not spark" -x --ff -q

@@ -1,9 +1,9 @@
 """The fast loop (``make test-fast``: ``pytest -m "not slow and not spark"``) reaches every module of movierec.
 
-A test file counts when it holds at least one test marked neither slow nor spark (Spark's JVM takes
-10 s to start: Spark runs in ``make test``); the modules it imports (at its
-top or inside its tests), and everything those import when they load, are reached. Read with ``ast``,
-as tools/module_map.py reads the package: nothing is run, so the check takes well under a second.
+A test file counts when it holds at least one test marked neither slow nor spark (a JVM to start:
+Spark runs in ``make test``); the modules it imports (at its top or inside its tests), and everything
+those import when they load, are reached. Read with ``ast``, as tools/module_map.py reads the
+package: nothing is run, so the check takes about a second.
 A module no fast test file reaches is only tested by slow tests, or not at all.
 """
 

@@ -38,7 +38,7 @@ def site(tmp_path_factory) -> Path:
     if not mkdocs.is_file():
         pytest.skip("site/ is absent or older than the docs, and mkdocs is not installed: run make docs")
     out = tmp_path_factory.mktemp("site")
-    run = subprocess.run([str(mkdocs), "build", "--strict", "--quiet", "-d", str(out)], cwd=ROOT,
+    run = subprocess.run(check=False, args=[str(mkdocs), "build", "--strict", "--quiet", "-d", str(out)], cwd=ROOT,
                          capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=600)
     assert run.returncode == 0, f"mkdocs build --strict failed:\n{run.stderr[-4000:]}"
     return out

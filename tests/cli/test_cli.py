@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec import EASE, registry
+from movierec import registry
 from movierec.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]

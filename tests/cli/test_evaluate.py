@@ -91,7 +91,7 @@ def test_a_movielens_style_csv_is_cross_validated_for_ranking(ratings_files, tmp
     result = run_cli("evaluate", "--ratings", str(ratings_files["latest"]), "--folds", "3", "--models", "pop",
                      "--out", str(tmp_path / "cv.csv"), "-q", data=data_home)
     assert result.returncode == 0, result.stderr
-    per_fold, summary = _tables(result.stdout)
+    per_fold, _summary = _tables(result.stdout)
     assert per_fold[0] == ["fold", "model", "precision@10", "nDCG@10", "MAP@10"]
     assert {row[1] for row in per_fold[1:]} == {"popularity", "pop", "ensemble"}
     assert len(per_fold) == 1 + 3 * 3

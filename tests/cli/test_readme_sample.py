@@ -40,7 +40,7 @@ def _opening(line: str) -> str:
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory, data_home) -> list[str]:
     out = tmp_path_factory.mktemp("run") / "out"
-    run = subprocess.run([sys.executable, "-m", "movierec", "recommend", "--dataset", "ml-100k", "--n", "10",
+    run = subprocess.run(check=False, args=[sys.executable, "-m", "movierec", "recommend", "--dataset", "ml-100k", "--n", "10",
                           "--models", "pop", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
                          timeout=600, env={**os.environ, "MOVIEREC_DATA": str(data_home)})
     assert run.returncode == 0, run.stderr

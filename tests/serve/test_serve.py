@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +18,8 @@ import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
+
+from _serve_http import serving
 
 from movierec import EASE, BiasedBaseline, Popularity, WeightedEnsemble
 from movierec.exceptions import ModelFileError
@@ -52,24 +51,6 @@ def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve") / "model"
     save_with_card(model, folder, build_card(model, None, ratings, {"ndcg@10": 0.25}))
     return model, folder
-
-
-@contextlib.contextmanager
-def serving(server) -> Iterator[str]:
-    """Run a uvicorn server in a thread until the block ends; yield its base URL."""
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the server did not start")
-        time.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ __all__ = ["render"]
 
 #: The user's own highest-rated movies shown beside their lists.
 SHOWN_HISTORY = 5
+#: Rated movies named as the reason for each of the ensemble's recommendations.
+SHOWN_REASONS = 2
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330;
@@ -41,6 +43,7 @@ img { max-width: 100%; height: auto; display: block; margin: .6em 0; }
        padding: .5em .8em; display: inline-block; } ol { margin: 0; padding-left: 1.4em; }
 details.internals { margin-top: 2em; border-top: 1px solid #dde; padding-top: .6em; }
 details.internals summary { font-size: 1.25em; font-weight: 600; cursor: pointer; }
+li.hit { font-weight: 600; } .why { display: block; color: #5a6272; font-size: .85em; }
 """
 
 # Marks <body data-images-ok="true"> once every image has decoded; tests read it from the DOM.
@@ -60,6 +63,17 @@ def _titled(movies: Iterable[Any], titles: pd.Series) -> list[str]:
     return [str(titles.get(movie, f"movie {movie}")) for movie in movies]
 
 
+def _reasons(model: Any, history: pd.DataFrame, movie: Any, titles: pd.Series) -> str:
+    """Return "because of A (60%), B (25%)": the rated movies that contribute most to ``movie``'s score."""
+    try:
+        why = model.explain(history, movie, n=SHOWN_REASONS)
+    except (NotImplementedError, ValueError):  # a model that cannot explain, or nothing to explain with
+        return ""
+    why = why[why["contribution"] > 0]
+    named = [f"{title} ({share:.0%})" for title, share in zip(_titled(why[ITEM], titles), why["share"])]
+    return "because of " + ", ".join(named) if named else ""
+
+
 def _users_section(data: ReportData) -> str:
     from movierec.report._history import user_history
 
@@ -67,7 +81,9 @@ def _users_section(data: ReportData) -> str:
         f"<h2>Top {data.n} for a few users</h2>",
         (
             f"<p>Left, the {SHOWN_HISTORY} movies the user rated highest in the training part; then each "
-            f"model's top {data.n} among the movies the user has not rated there.</p>"
+            f"model's top {data.n} among the movies the user has not rated there. <b>Bold ✓</b> marks a movie "
+            "the user rated in the test part (a hit). Under each of the ensemble's movies, the rated movies "
+            "that add most to its score (<code>explain</code>), with their share of it.</p>"
         ),
     ]
     others = [name for name in data.top if name != "ensemble" and name not in data.members]  # the reference
@@ -76,17 +92,27 @@ def _users_section(data: ReportData) -> str:
         history = user_history(data.train, user, SHOWN_HISTORY)
         if history.empty:
             continue
-        columns = [[f"{title} ({rating:g}★)" for title, rating in
+        rated = data.train.loc[data.train[USER] == user, [ITEM, RATING]]
+        hits = set(data.test.loc[data.test[USER] == user, ITEM])
+        columns = [[(f"{title} ({rating:g}★)", False, "") for title, rating in
                     zip(_titled(history[ITEM], data.titles), history[RATING])]]
         for name in names:
             top = data.top[name]
             top = top[(top[USER] == user) & (top["rank"] <= data.n)].sort_values("rank")
-            columns.append(_titled(top[ITEM], data.titles))
-        cells = [Raw("<ol>" + "".join(f"<li>{e(t)}</li>" for t in column) + "</ol>") for column in columns]
-        parts.append(f"<h3>User {e(user)} <span class=\"meta\">({int((data.train[USER] == user).sum())} "
-                     "ratings in train)</span></h3>")
+            explained = data.ensemble if name == "ensemble" else None
+            columns.append([(title, movie in hits, _reasons(explained, rated, movie, data.titles) if explained else "")
+                            for movie, title in zip(top[ITEM], _titled(top[ITEM], data.titles))])
+        cells = [Raw("<ol>" + "".join(_item(*entry) for entry in column) + "</ol>") for column in columns]
+        parts.append(f"<h3>User {e(user)} <span class=\"meta\">({len(rated)} ratings in train, "
+                     f"{len(hits)} in test)</span></h3>")
         parts.append(table(["rated highest", *names], [cells]))
     return "\n".join(parts)
+
+
+def _item(title: str, hit: bool, why: str) -> str:
+    """Return one list item: the title, ✓ when it is a hit, and its reasons."""
+    text = e(title) + (" ✓" if hit else "") + (f'<span class="why">{e(why)}</span>' if why else "")
+    return f'<li class="hit">{text}</li>' if hit else f"<li>{text}</li>"
 
 
 def render(data: ReportData) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import io
 import os
 import re
@@ -252,7 +253,28 @@ def test_the_user_panel_shows_n_movies(ranking):
         assert f"<h2>Top {n} for a few users</h2>" in document
         user = document[document.index("<h3>User 1 "):document.index("<h3>User 2 ")]
         lists = re.findall(r"<td><ol>(.*?)</ol></td>", user)
-        assert [item.count("<li>") for item in lists] == [5, n, n, n]  # history, then ensemble, ease, popularity
+        assert [item.count("<li") for item in lists] == [5, n, n, n]  # history, then ensemble, ease, popularity
+
+
+def test_the_user_panel_marks_test_hits_and_gives_the_ensembles_reasons(ranking):
+    document = render_report(ranking)
+    user = document[document.index("<h3>User 1 "):document.index("<h3>User 2 ")]
+    lists = re.findall(r"<td><ol>(.*?)</ol></td>", user)
+    titles = ranking.titles
+    test_titles = {titles[m] for m in ranking.test.loc[ranking.test.userId == 1, "movieId"]}
+    train_titles = {titles[m] for m in ranking.train.loc[ranking.train.userId == 1, "movieId"]}
+    for column in lists[1:]:  # each model's list: an item is marked exactly when it is in the test part
+        for item in re.findall(r"<li( class=\"hit\")?>(.*?)(?:<span class=\"why\">.*?</span>)?</li>", column):
+            hit, text = item
+            title = html.unescape(text.removesuffix(" ✓"))
+            assert bool(hit) == text.endswith(" ✓") == (title in test_titles), text
+    reasons = re.findall(r'<span class="why">because of (.*?)</span>', lists[1])
+    assert len(reasons) == ranking.n  # every ensemble movie has its reasons
+    for reason in reasons:  # named after movies the user rated in train, with their shares
+        for named in html.unescape(reason).split("), "):
+            title, share = named.rsplit(" (", 1)
+            assert title in train_titles and share.rstrip(")").endswith("%")
+    assert "because of" not in "".join(lists[2:])  # reasons are the ensemble's
 
 
 def test_the_views_come_in_order_and_the_internals_are_folded_at_the_end(page):

@@ -5,14 +5,15 @@ work (stripping, matching, parsing) runs on each column's distinct values, not o
 column of 32 M ratings from 200 K users costs 200 K checks.
 
 The id rule, one for every id column read from a file: a column holds integers or text, never
-both. Integers are written as digits (at most 18, so they fit int64) or as a whole decimal
-(``377.0``, what a spreadsheet writes), and both spellings are the same id; a Parquet column of
-floats holding whole numbers is integers too. A number with a fraction (``3.5``) is neither an
-integer nor text and is refused, and so is a column where integers and text meet (``377`` and
-``m377``), with the row of the first id whose kind differs from the first row's. Ids are stripped
-of surrounding spaces, and an id holding a control character (a newline inside quotes, a tab, NUL)
-is refused. The same rule holds for frames passed to ``fit`` (``check_pairs``: integer or string
-ids, one type per column).
+both. A column whose every id is an integer -- written as digits (at most 18, so they fit int64) or
+as a whole decimal (``377.0``, what a spreadsheet writes), both spellings the same id -- is integers;
+a Parquet column of floats holding whole numbers is integers too. A column with any other id is
+text, every id of it a string (SKUs such as ``A1`` beside ``123``), where a whole decimal is written
+as its integer (``377.0`` is ``"377"``, as ``377`` is) and digits stay as typed (``007`` is not
+``7``). A column of numbers where one has a fraction (``3.5``) is refused: it is a column of numbers,
+not of ids. Ids are stripped of surrounding spaces, and an id holding a control character (a newline
+inside quotes, a tab, NUL) is refused. Frames passed to ``fit`` follow the same rule
+(``check_pairs``: integer or string ids, one type per column).
 """
 
 from __future__ import annotations
@@ -108,21 +109,16 @@ def ids(path: Path, values: pd.Series, column: str, parquet: bool) -> pd.Series:
         raise DatasetError(f"{where(path, first(empty), column, parquet)}: the id is missing")
     integer = text.map(lambda v: _INT_ID.fullmatch(v) is not None).to_numpy(dtype=bool)
     fraction = ~integer & text.map(lambda v: _FRACTION.fullmatch(v) is not None).to_numpy(dtype=bool)
-    if fraction.any():
+    if fraction.any() and (integer | fraction).all():  # numbers, one with a fraction: not ids
         line = first(fraction)
         raise DatasetError(f"{where(path, line, column, parquet)}: {str(values[line]).strip()!r} is a number with a "
                            "fraction; ids are integers or text")
     if integer.all():
         return pd.Series(text.map(lambda v: int(v.partition(".")[0])).to_numpy(dtype=np.int64)[codes],
                          index=values.index)
-    if integer.any():
-        first_is_int = bool(integer[codes[0]])
-        line = first(integer != first_is_int)
-        this = str(values[line]).strip()
-        unit = "row" if parquet else "line"
-        raise DatasetError(f"{where(path, line, column, parquet)}: ids must be all integers or all text; those from "
-                           f"{unit} {int(values.index[0])} on are {'integers' if first_is_int else 'text'}, this one "
-                           f"is {this!r}")
+    if integer.any():  # text ids, some of them digits: a whole decimal is the same id as its integer
+        text = text.where(~(integer & text.str.contains(".", regex=False).to_numpy()),
+                          text.str.partition(".")[0])
     return pd.Series(text.to_numpy(dtype=object)[codes], index=values.index, dtype=object)
 
 

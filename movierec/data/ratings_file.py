@@ -228,7 +228,8 @@ def _items_frame(path: Path, max_bytes: int, max_rows: int, item: str, rated: pd
         raise DatasetError(f"{path}: the file has a header but no rows")
     keys = ids(path, table[id_column], id_column, parquet)
     if pd.api.types.is_integer_dtype(rated.dtype) and not pd.api.types.is_integer_dtype(keys.dtype):
-        line = int(keys.index[0])
+        textual = ~keys.map(lambda v: str(v).lstrip("+-").isdigit()).to_numpy(dtype=bool)
+        line = int(keys.index[textual][0] if textual.any() else keys.index[0])
         raise DatasetError(f"{where(path, line, id_column, parquet)}: the ratings' item ids are integers, "
                            f"this one is {keys[line]!r}")
     if not pd.api.types.is_integer_dtype(rated.dtype):

@@ -215,7 +215,8 @@ def test_an_items_file_with_a_repeated_item_names_its_line(tmp_path):
 def test_items_with_text_ids_for_integer_ratings_are_refused(tmp_path):
     ratings = write(tmp_path, "ratings.csv", LATEST)
     items = write(tmp_path, "movies.csv", "movieId,title\n1,One\nx2,Two\n")
-    with pytest.raises(DatasetError, match=r"line 3, column 'movieId': .*integers, this one is 'x2'"):
+    with pytest.raises(DatasetError, match=r"line 3, column 'movieId': the ratings' item ids are integers, this one "
+                                           r"is 'x2'"):
         load_ratings(ratings, rating="rating", items=items)
 
 

@@ -70,7 +70,7 @@ class HistoryMethods:
         --------
         >>> model.top_n_from_history([50, 181, 172], n=5)  # doctest: +SKIP
         """
-        return _history.top_n_from_history(self._history_scorer(), history, n, exclude, user)
+        return _history.top_n_from_history(self.history_scorer(), history, n, exclude, user)
 
     def explain(self, history: Any, movie: Any, *, n: int | None = None) -> pd.DataFrame:
         """Return ``movieId, contribution, share``: what each history movie adds to ``movie``'s score.
@@ -100,7 +100,7 @@ class HistoryMethods:
         NotImplementedError
             The model cannot score a history.
         """
-        return _history.explain(self._history_scorer(), history, movie, n)
+        return _history.explain(self.history_scorer(), history, movie, n)
 
     def similar_items(self, movie: Any, n: int = 10) -> pd.DataFrame:
         """Return ``movieId, similarity, rank``: the ``n`` movies most similar to ``movie``, itself left out.
@@ -116,7 +116,7 @@ class HistoryMethods:
         DataValidationError
             ``movie`` is unknown to the model (the message names it), or ``n`` is bad.
         """
-        return _history.similar_items(self._history_scorer(), movie, n)
+        return _history.similar_items(self.history_scorer(), movie, n)
 
     def score_history(self, history: Any, movies: Any) -> np.ndarray:
         """Return the model's raw scores of ``movies`` for a visitor with ``history``, one float each.
@@ -125,10 +125,14 @@ class HistoryMethods:
         history movies: it cannot score that visitor (no popularity fallback here). History movies
         are not masked. An ensemble blends its members' scores of a history with it.
         """
-        return _history.score_history(self._history_scorer(), history, movies)
+        return _history.score_history(self.history_scorer(), history, movies)
 
-    def _history_scorer(self) -> _history.HistoryScorer:
-        """Return the catalogue and hooks the history methods use (raises for a model that has none)."""
+    def history_scorer(self) -> _history.HistoryScorer:
+        """Return the catalogue and the scoring hooks the history methods use, on item indices.
+
+        For callers that have checked and indexed a history themselves (the HTTP service scores
+        every request through it); raises NotImplementedError for a model that has none.
+        """
         raise NotImplementedError(
             f"{type(self).__name__} cannot score a history: it keeps no movie index and no history hooks"
         )
@@ -142,7 +146,8 @@ class HistoryHooks:
     scores. Hooks may be called with an empty history (the leave-one-out default does).
     """
 
-    def _history_scorer(self) -> _history.HistoryScorer:
+    def history_scorer(self) -> _history.HistoryScorer:
+        """Return the catalogue and this model's hooks, on item indices (see `HistoryMethods.history_scorer`)."""
         self._check_fitted()  # type: ignore[attr-defined]
         return _history.HistoryScorer(
             type(self).__name__, self.items_, self.seen_,  # type: ignore[attr-defined]

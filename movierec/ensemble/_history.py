@@ -92,7 +92,7 @@ def ensemble_scorer(
 class EnsembleHistory:
     """The history methods of ``WeightedEnsemble`` (docs/architecture.md, sections 3 and 4), mixed into it."""
 
-    def _history_scorer(self) -> HistoryScorer:
+    def history_scorer(self) -> HistoryScorer:
         self._check_fitted()  # type: ignore[attr-defined]
         return ensemble_scorer(
             type(self).__name__, self.items_, self.seen_, self.models_,  # type: ignore[attr-defined]

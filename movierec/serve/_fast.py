@@ -3,7 +3,7 @@
 ``top_n_from_history`` and ``explain`` check every id of a history, and a ``WeightedEnsemble`` asks
 each member through those public methods again, once per movie explained: about 10 ms for a
 50-movie history on ml-100k and 5 ms per explained movie, most of it parsing ids the service has
-already checked. The service calls the same hooks directly instead (``_history_scorer()`` of each
+already checked. The service calls the same hooks directly instead (the public ``history_scorer()`` of each
 array model: ``score(item_idx, ratings)`` and ``contributions(item_idx, ratings, target_idx)``),
 blended as `movierec.ensemble._history` blends them (``weighted_z`` with the ensemble's
 reference statistics and weights), and all of a list's movies explained in one call. The tests of
@@ -71,7 +71,7 @@ def index_path(model: Any) -> IndexPath | None:
     from movierec.ensemble._blend import weighted_z
 
     if isinstance(model, ArrayRecommender):
-        hooks = model._history_scorer()
+        hooks = model.history_scorer()
         return IndexPath(hooks.score, hooks.contributions)
     if not isinstance(model, WeightedEnsemble):
         return None
@@ -79,7 +79,7 @@ def index_path(model: Any) -> IndexPath | None:
     members = list(model.models_)
     if not all(isinstance(m, ArrayRecommender) and np.array_equal(m.items_.ids, ids) for m in members):
         return None
-    hooks = [m._history_scorer() for m in members]
+    hooks = [m.history_scorer() for m in members]
     means, stds, weights = model.score_mean_, model.score_std_, model.weights_
 
     def score(item_idx: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:

@@ -43,7 +43,7 @@ img { max-width: 100%; height: auto; display: block; margin: .6em 0; }
        padding: .5em .8em; display: inline-block; } ol { margin: 0; padding-left: 1.4em; }
 details.internals { margin-top: 2em; border-top: 1px solid #dde; padding-top: .6em; }
 details.internals summary { font-size: 1.25em; font-weight: 600; cursor: pointer; }
-li.hit { font-weight: 600; } .why { display: block; color: #5a6272; font-size: .85em; }
+li.hit { font-weight: 600; } .why { display: block; color: #5a6272; font-size: .85em; font-weight: normal; }
 """
 
 # Marks <body data-images-ok="true"> once every image has decoded; tests read it from the DOM.

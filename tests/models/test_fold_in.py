@@ -26,7 +26,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import optimize
-from scipy.stats import spearmanr
 
 from movierec.models._fold_in import (
     als_contributions,
@@ -146,22 +145,11 @@ def test_myfm_fold_in_of_one_sample_is_ridge_toward_the_prior_mean():
 # -- agreement with the fit on ml-100k ---------------------------------------------------------
 def agreement(model, train: pd.DataFrame) -> tuple[float, float, float]:
     """Return (mean top-10 overlap, mean and min Spearman) of fold-in against the fit, every 4th user."""
-    groups = dict(tuple(train.groupby("userId")))
-    overlaps, correlations = [], []
-    for user in model.users_.ids[::4]:
-        rows = groups[user]
-        idx = model.items_.lookup(rows.movieId)
-        folded = model._score_history(idx, rows.rating.to_numpy(np.float64))
-        fitted = model._score_users(model.users_.lookup(np.array([user])))[0]
-        unseen = np.ones(len(folded), bool)
-        unseen[idx] = False
-        top = [set(np.argsort(-np.where(unseen, s, -np.inf), kind="stable")[:10]) for s in (folded, fitted)]
-        overlaps.append(len(top[0] & top[1]) / 10)
-        correlations.append(spearmanr(folded[unseen], fitted[unseen]).statistic)
-    return float(np.mean(overlaps)), float(np.mean(correlations)), float(np.min(correlations))
+    from benchmarks.fold_in import agreement as measured
 
+    found = measured(model, train)
+    return found["top10_overlap"], found["spearman_mean"], found["spearman_min"]
 
-@pytest.mark.slow
 def test_surprise_svd_fold_in_ranks_as_the_fit(u1):
     from movierec.models.surprise_svd import SurpriseSVD
 

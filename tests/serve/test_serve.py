@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from _serve_http import serving
+from _serve_http import call, serving
 
 from movierec import EASE, BiasedBaseline, Popularity, WeightedEnsemble
 from movierec.exceptions import ModelFileError
@@ -57,19 +56,6 @@ def saved(tmp_path_factory):
 def url(saved):
     with serving(make_server(saved[1], port=0, api_key="", limits=LIMITS, log_level="warning")) as base:
         yield base
-
-
-def call(url: str, path: str, body: Any = None, *, method: str | None = None, raw: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(url + path, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def expected_rows(model: WeightedEnsemble, user: Any, n: int) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +142,25 @@ def spark_cluster() -> Iterator[str]:
             yield url
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _small_disk(folder: Path, size: int) -> Iterator[Path]:
+    """Mount a tmpfs of ``size`` bytes on ``folder`` for the block; skip the test where that is refused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs the tests as root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                             check=False, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
+
+
+@pytest.fixture
+def small_disk() -> Callable[[Path, int], contextlib.AbstractContextManager[Path]]:
+    """Return ``small_disk(folder, size)``: a real full-able disk (tmpfs) for the tests of full disks."""
+    return _small_disk

@@ -7,7 +7,6 @@ they are skipped with the reason.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -35,25 +34,9 @@ from movierec._core.output import (
 DISK_BYTES = 64 << 10
 
 
-@contextlib.contextmanager
-def small_disk(folder: Path, size: int = DISK_BYTES) -> Iterator[Path]:
-    """Mount a tmpfs of ``size`` bytes on ``folder`` for the block; skip the test where that is refused."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs the tests as root)")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                             check=False, capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
-
-
 @pytest.fixture
-def disk(tmp_path) -> Iterator[Path]:
-    with small_disk(tmp_path / "disk") as folder:
+def disk(tmp_path, small_disk) -> Iterator[Path]:
+    with small_disk(tmp_path / "disk", DISK_BYTES) as folder:
         yield folder
 
 

@@ -9,16 +9,13 @@ child process: ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` after it ends.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -326,25 +323,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300, cwd=ROOT)
 
 
-@contextlib.contextmanager
-def small_disk(folder: Path, size: int) -> Iterator[Path]:
-    """Mount a tmpfs of ``size`` bytes on ``folder`` for the block; skip the test where that is refused."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs the tests as root)")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                             check=False, capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("users", "failing"), [(400, "recommendations.csv"), (80, "report.html")])
-def test_recommend_on_a_full_disk_keeps_the_earlier_output_whole(tmp_path, users, failing):
+def test_recommend_on_a_full_disk_keeps_the_earlier_output_whole(tmp_path, small_disk, users, failing):
     # 400 users' lists (60 kB) do not fit a 32 KiB disk; 80 users' (12 kB) do, and the report then does not
     ratings, movies = own_files(tmp_path, users=users)
     with small_disk(tmp_path / "out", 32 << 10) as out:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -68,3 +70,42 @@ class KeepAlive:
 def rows(frame: Any) -> list[dict[str, Any]]:
     """Return a frame's rows as dicts of plain Python values."""
     return [dict(zip(frame.columns, row)) for row in zip(*(frame[c].tolist() for c in frame.columns))]
+
+
+def free_port() -> int:
+    """Return a port of 127.0.0.1 that is free now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_healthy(base: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    """Wait until the server ``process`` answers ``base + /health``; fail with its stderr if it ends first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if call(base, "/health")[0] == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            err = process.stderr.read() if process.stderr else ""
+            raise AssertionError((err.decode() if isinstance(err, bytes) else err)[-2000:])
+        time.sleep(0.1)
+
+
+def kept_clicks_model(folder: Any, *, seed: int, movies: int, size: int) -> Any:
+    """Save an EASE + Popularity ensemble fitted on random clicks of 40 users to ``folder``; return it."""
+    import numpy as np
+    import pandas as pd
+
+    from movierec import EASE, Popularity, WeightedEnsemble
+    from movierec.model_card import build_card, save_with_card
+
+    rng = np.random.default_rng(seed)
+    pairs = sorted({(int(u), int(i)) for u, i in zip(rng.integers(0, 40, size), rng.integers(0, movies, size))})
+    ratings = pd.DataFrame(pairs, columns=["userId", "movieId"]).assign(rating=1.0)
+    model = WeightedEnsemble([EASE(l2=5.0), Popularity()], metric="ndcg@10", random_state=0).fit(ratings)
+    save_with_card(model, folder, build_card(model, None, ratings))
+    return folder

@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 import urllib.parse
 
-import numpy as np
-import pandas as pd
 import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
-from _serve_http import KeepAlive, serving
+from _serve_http import KeepAlive, kept_clicks_model, serving
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from movierec import EASE, Popularity, WeightedEnsemble
-from movierec.model_card import build_card, save_with_card
 from movierec.serve import Limits, make_server
 
 LIMITS = Limits(max_batch=20, max_body=50_000, max_n=50, max_history=20)
@@ -39,12 +35,7 @@ queries = st.dictionaries(st.sampled_from(["n", "explain", "other"]), st.one_of(
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    rng = np.random.default_rng(2)
-    pairs_ = sorted({(int(u), int(i)) for u, i in zip(rng.integers(0, 40, 900), rng.integers(0, 60, 900))})
-    ratings = pd.DataFrame(pairs_, columns=["userId", "movieId"]).assign(rating=1.0)
-    model = WeightedEnsemble([EASE(l2=5.0), Popularity()], metric="ndcg@10", random_state=0).fit(ratings)
-    folder = tmp_path_factory.mktemp("bodies") / "model"
-    save_with_card(model, folder, build_card(model, None, ratings))
+    folder = kept_clicks_model(tmp_path_factory.mktemp("bodies") / "model", seed=2, movies=60, size=900)
     with serving(make_server(folder, port=0, api_key="", limits=LIMITS, log_level="critical")) as base:
         connection = KeepAlive(base)
         yield connection

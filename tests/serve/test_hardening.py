@@ -12,17 +12,13 @@ import time
 import urllib.error
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from _serve_http import call, serving
+from _serve_http import call, free_port, kept_clicks_model, serving, wait_healthy
 
-from movierec import EASE, Popularity, WeightedEnsemble
-from movierec.model_card import build_card, save_with_card
 from movierec.serve import Limits, bind, make_server
 from movierec.serve._server import _OncePerCause
 
@@ -31,13 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    rng = np.random.default_rng(3)
-    pairs = sorted({(int(u), int(i)) for u, i in zip(rng.integers(0, 40, 800), rng.integers(0, 50, 800))})
-    ratings = pd.DataFrame(pairs, columns=["userId", "movieId"]).assign(rating=1.0)
-    model = WeightedEnsemble([EASE(l2=5.0), Popularity()], metric="ndcg@10", random_state=0).fit(ratings)
-    path = tmp_path_factory.mktemp("hardening") / "model"
-    save_with_card(model, path, build_card(model, None, ratings))
-    return path
+    return kept_clicks_model(tmp_path_factory.mktemp("hardening") / "model", seed=3, movies=50, size=800)
 
 
 def half_open(base: str, count: int, partial: bytes) -> list[socket.socket]:
@@ -121,12 +111,6 @@ def serve_command(*args: str, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env, **kwargs)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_the_command_line_exits_1_with_one_line_for_a_busy_port_and_a_missing_model(folder, tmp_path):
     with socket.socket() as taken:
@@ -149,16 +133,9 @@ def test_the_command_line_exits_1_with_one_line_for_a_busy_port_and_a_missing_mo
 def test_the_command_line_serves_and_exits_143_on_sigterm(folder):
     port = free_port()
     process = serve_command("--model", str(folder), "--port", str(port))
-    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+    base = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                if call(base, "/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-2000:]
-            time.sleep(0.1)
+        wait_healthy(base, process)
         assert call(base, "/users/1/recommendations?n=2")[0] == 200
     finally:
         process.send_signal(signal.SIGTERM)

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,7 +14,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from _serve_http import call, serving
+from _serve_http import call, free_port, serving, wait_healthy
 
 from movierec import EASE, BiasedBaseline, Popularity, WeightedEnsemble
 from movierec.exceptions import ModelFileError
@@ -225,27 +221,14 @@ def test_load_model_refuses_a_changed_folder(saved, tmp_path):
         make_server(tmp_path / "absent")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_run_serves_from_a_separate_process(saved):
     port = free_port()
     code = f"from movierec.serve import run; run({str(saved[1])!r}, port={port}, log_level='warning')"
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
-        while True:
-            try:
-                if call(base, "/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()[-2000:]
-            time.sleep(0.1)
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, process)
         status, body = call(base, "/users/5/recommendations?n=4")
         assert status == 200 and body["recommendations"] == expected_rows(saved[0], 5, 4)
     finally:

@@ -108,7 +108,7 @@ class FittedFM(ArrayRecommender):
         return self._design(user_idx, item_idx), y
 
     def _negatives_seed(self) -> int | None:
-        """Return the seed of the negatives: from a child of ``random_state``'s SeedSequence.
+        """Return the random_state of the negatives: from a child of ``random_state``'s SeedSequence.
 
         A child stream, so the trainer's own stream (initialization, shuffling) is the same with
         negatives as without.
